@@ -1,0 +1,57 @@
+/**
+ * Public data types of the detection library. Plain data in, plain data out.
+ * Boxes are in original-image pixels (after EXIF orientation), continuous convention:
+ * pixel (i, j) covers [i, i+1) x [j, j+1). See docs/model-format.md.
+ */
+
+export interface Box {
+  xmin: number;
+  ymin: number;
+  xmax: number;
+  ymax: number;
+}
+
+/** One detection, Hugging Face object-detection shape plus `class_id` (index into model classes). */
+export interface Detection {
+  label: string;
+  class_id: number;
+  score: number;
+  box: Box;
+}
+
+export interface DetectOptions {
+  /** Keep detections with score >= this (default: the model's roi_heads.score_thresh). */
+  scoreThreshold?: number;
+  /** At most this many detections, highest score first (default: the model's detections_per_img). */
+  maxDetections?: number;
+  /** Only these classes, by label or class_id. */
+  classes?: ReadonlyArray<string | number>;
+  /** Aborts the request before the next stage starts (e.g. the HTTP client went away). */
+  signal?: AbortSignal;
+}
+
+/** Per-stage wall-clock durations of one `detect` call, in milliseconds. */
+export interface StageTimings {
+  decode: number;
+  transform: number;
+  backbone_rpn: number;
+  rpn_postprocess: number;
+  box_head: number;
+  postprocess: number;
+  total: number;
+}
+
+export interface DetectionResult {
+  /** Original image size after EXIF orientation. */
+  width: number;
+  height: number;
+  detections: Detection[];
+  timings_ms: StageTimings;
+}
+
+export interface DetectorOptions {
+  /** ONNX Runtime intra-op threads per session (default: chosen by measurement, see README). */
+  intraOpThreads?: number;
+  /** Refuse images with more pixels than this (decompression-bomb guard). */
+  maxPixels?: number;
+}
