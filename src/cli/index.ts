@@ -1,0 +1,43 @@
+/**
+ * `cpwc-detect <command> …` — each command lives in its own module under src/cli/
+ * and exports `run(argv: string[]): Promise<number>` (the process exit code).
+ */
+const COMMANDS: Record<string, { module: string; summary: string }> = {
+  detect: { module: './detect', summary: 'detect objects in images (prints detections, can render them)' },
+  eval: { module: './eval', summary: 'COCO bbox mAP: score a results file, or run a model over a dataset' },
+  serve: { module: './serve', summary: 'serve a model directory over HTTP' },
+};
+
+interface CommandModule {
+  run(argv: string[]): Promise<number>;
+}
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return `Usage: cpwc-detect <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'cpwc-detect <command> --help' for a command's options.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`cpwc-detect: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  const mod = (await import(command.module)) as CommandModule;
+  return mod.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`cpwc-detect: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
