@@ -1,0 +1,37 @@
+"""Shared setup for the model-side tests: import path, threads, seeds, and a built dist/ for decode-image.mjs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+
+# Debian's torch starts with one thread; CI has two cores.
+torch.set_num_threads(int(os.environ.get("CPWC_TORCH_THREADS", "2")))
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def built_dist() -> Path:
+    """dist/detection/image.js, which scripts/decode-image.mjs requires (`npm test` builds it first)."""
+    image_js = REPO_ROOT / "dist" / "detection" / "image.js"
+    if not image_js.exists():
+        subprocess.run(["npx", "tsc", "-p", "tsconfig.build.json"], cwd=REPO_ROOT, check=True)
+    return image_js
