@@ -1,0 +1,184 @@
+/**
+ * Reads an image upload from a request: either the raw body (any content type: the format is
+ * detected from the bytes later) or the multipart/form-data field `image` plus text fields.
+ * The body limit is enforced while streaming, on the bytes actually received, so a missing or
+ * lying Content-Length cannot get more than `maxBodyBytes` into memory.
+ */
+import type { IncomingMessage } from 'node:http';
+import busboy from 'busboy';
+import { HttpError } from './errors';
+
+export interface ImageUpload {
+  image: Buffer;
+  /** Multipart text fields (first value of each name); empty for a raw body. */
+  fields: Map<string, string>;
+}
+
+export interface ReadOptions {
+  maxBodyBytes: number;
+  signal: AbortSignal;
+}
+
+const MAX_FIELDS = 32;
+const MAX_PARTS = 64;
+const MAX_FILES = 4;
+/** The multipart field that carries the image. */
+export const IMAGE_FIELD = 'image';
+
+export function isMultipart(req: IncomingMessage): boolean {
+  return /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
+}
+
+function bodyTooLarge(maxBodyBytes: number): HttpError {
+  return new HttpError('BODY_TOO_LARGE', `the request body is larger than this server accepts (${maxBodyBytes} bytes)`, {
+    // the rest of the body is not read: the connection cannot be reused
+    headers: { Connection: 'close' },
+  });
+}
+
+function checkDeclaredLength(req: IncomingMessage, maxBodyBytes: number): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBodyBytes) throw bodyTooLarge(maxBodyBytes);
+}
+
+/**
+ * Feeds the request body to `onChunk` until it ends, failing with BODY_TOO_LARGE past the limit
+ * and with the signal's reason when it aborts.
+ */
+function streamBody(req: IncomingMessage, options: ReadOptions, onChunk: (chunk: Buffer) => void, onEnd: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let received = 0;
+    let settled = false;
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onReqEnd);
+      req.off('error', onError);
+      options.signal.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      req.pause();
+      reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received > options.maxBodyBytes) {
+        fail(bodyTooLarge(options.maxBodyBytes));
+        return;
+      }
+      try {
+        onChunk(chunk);
+      } catch (err) {
+        fail(err);
+      }
+    };
+    const onReqEnd = (): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      try {
+        onEnd();
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    };
+    const onError = (err: Error): void => fail(new HttpError('CLIENT_CLOSED', undefined, { cause: err }));
+    const onAbort = (): void => fail(options.signal.reason);
+    if (options.signal.aborted) {
+      onAbort();
+      return;
+    }
+    options.signal.addEventListener('abort', onAbort, { once: true });
+    req.on('data', onData);
+    req.on('end', onReqEnd);
+    req.on('error', onError);
+  });
+}
+
+async function readRaw(req: IncomingMessage, options: ReadOptions): Promise<ImageUpload> {
+  const chunks: Buffer[] = [];
+  await streamBody(req, options, (chunk) => chunks.push(chunk), () => undefined);
+  return { image: Buffer.concat(chunks), fields: new Map() };
+}
+
+async function readMultipart(req: IncomingMessage, options: ReadOptions): Promise<ImageUpload> {
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({
+      headers: req.headers,
+      // latin1 keeps every byte of a text part: an image sent as a text field survives intact
+      defCharset: 'latin1',
+      limits: { fields: MAX_FIELDS, parts: MAX_PARTS, files: MAX_FILES, fieldSize: options.maxBodyBytes, fieldNameSize: 200 },
+    });
+  } catch (cause) {
+    throw new HttpError('MULTIPART_INVALID', `the multipart/form-data body is malformed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+  const fields = new Map<string, string>();
+  const imageChunks: Buffer[] = [];
+  let sawImage = false;
+  let parseError: HttpError | undefined;
+  const failParse = (err: HttpError): void => {
+    parseError ??= err;
+  };
+  const parsed = new Promise<void>((resolve) => {
+    parser.on('close', () => resolve());
+    parser.on('error', (err: unknown) => {
+      failParse(new HttpError('MULTIPART_INVALID', `the multipart/form-data body is malformed: ${err instanceof Error ? err.message : String(err)}`));
+      resolve();
+    });
+  });
+  parser.on('file', (name, stream) => {
+    if (name !== IMAGE_FIELD || sawImage) {
+      stream.resume();
+      return;
+    }
+    sawImage = true;
+    stream.on('data', (chunk: Buffer) => imageChunks.push(chunk));
+  });
+  parser.on('field', (name, value) => {
+    if (name === IMAGE_FIELD) {
+      if (!sawImage) {
+        sawImage = true;
+        imageChunks.push(Buffer.from(value, 'latin1'));
+      }
+      return;
+    }
+    // text parts were decoded as latin1 (see above); recover their UTF-8 text
+    if (!fields.has(name)) fields.set(name, Buffer.from(value, 'latin1').toString('utf8'));
+  });
+  parser.on('fieldsLimit', () => failParse(new HttpError('MULTIPART_INVALID', `too many form fields (at most ${MAX_FIELDS})`)));
+  parser.on('partsLimit', () => failParse(new HttpError('MULTIPART_INVALID', `too many multipart parts (at most ${MAX_PARTS})`)));
+  parser.on('filesLimit', () => failParse(new HttpError('MULTIPART_INVALID', `too many file parts (at most ${MAX_FILES})`)));
+
+  try {
+    await streamBody(
+      req,
+      options,
+      (chunk) => {
+        if (parseError === undefined) parser.write(chunk);
+      },
+      () => {
+        if (parseError === undefined) parser.end();
+      },
+    );
+  } catch (err) {
+    parser.destroy();
+    throw err;
+  }
+  await parsed;
+  if (parseError !== undefined) throw parseError;
+  if (!sawImage) throw new HttpError('IMAGE_MISSING', `no image: the multipart body has no field '${IMAGE_FIELD}'`);
+  return { image: Buffer.concat(imageChunks), fields };
+}
+
+/**
+ * @example
+ * const { image, fields } = await readImageUpload(req, { maxBodyBytes: 20 << 20, signal });
+ */
+export async function readImageUpload(req: IncomingMessage, options: ReadOptions): Promise<ImageUpload> {
+  checkDeclaredLength(req, options.maxBodyBytes);
+  return isMultipart(req) ? readMultipart(req, options) : readRaw(req, options);
+}

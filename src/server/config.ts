@@ -1,0 +1,247 @@
+/**
+ * Every server setting in one table: its CLI flag, its environment variables, its default,
+ * how it is parsed and validated. A flag wins over an environment variable, which wins over
+ * the default. `cpwc-detect serve --help` is generated from the same table.
+ */
+import { parseArgs } from 'node:util';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface ServerConfig {
+  modelDir: string;
+  host: string;
+  port: number;
+  /** ONNX Runtime intra-op threads per session. */
+  intraOpThreads: number;
+  /** Inferences that run at the same time. */
+  concurrency: number;
+  /** Requests that may wait for an inference slot; past it, 503 + Retry-After. */
+  queueSize: number;
+  /** Whole-request deadline (upload, queue wait, inference); past it, 504. */
+  requestTimeoutMs: number;
+  /** Largest accepted request body (multipart overhead included). */
+  maxBodyBytes: number;
+  /** Largest accepted image, in decoded pixels (decompression-bomb guard). */
+  maxPixels: number;
+  /** Default score threshold of /v1/detect; undefined = the model's roi_heads.score_thresh. */
+  scoreThreshold: number | undefined;
+  /** Default cap on detections per image; undefined = the model's detections_per_img. */
+  maxDetections: number | undefined;
+  /** Accepted API keys; empty = no authentication. */
+  apiKeys: string[];
+  /** Whether /metrics requires an API key (only when keys are configured). */
+  metricsAuth: boolean;
+  logLevel: LogLevel;
+  /** How long SIGTERM/SIGINT waits for in-flight requests before closing connections. */
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+interface Setting<K extends keyof ServerConfig> {
+  key: K;
+  flag: string;
+  env: string[];
+  /** What --help shows as the value. */
+  placeholder: string;
+  defaultValue: ServerConfig[K];
+  description: string;
+  parse(raw: string, source: string): ServerConfig[K];
+}
+
+type AnySetting = { [K in keyof ServerConfig]: Setting<K> }[keyof ServerConfig];
+
+function integer(min: number, max: number): (raw: string, source: string) => number {
+  return (raw, source) => {
+    const value = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(`${source} must be an integer in [${min}, ${max}], got '${raw}'`);
+    }
+    return value;
+  };
+}
+
+function optionalNumber(min: number, max: number, integerOnly: boolean): (raw: string, source: string) => number | undefined {
+  return (raw, source) => {
+    const text = raw.trim();
+    if (text === '' || text === 'model') return undefined;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min || value > max || (integerOnly && !Number.isInteger(value))) {
+      const kind = integerOnly ? 'an integer' : 'a number';
+      throw new ConfigError(`${source} must be ${kind} in [${min}, ${max}] (or 'model' for the model's default), got '${raw}'`);
+    }
+    return value;
+  };
+}
+
+function boolean(raw: string, source: string): boolean {
+  const text = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+  if (['0', 'false', 'no', 'off'].includes(text)) return false;
+  throw new ConfigError(`${source} must be true or false, got '${raw}'`);
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevel(raw: string, source: string): LogLevel {
+  const text = raw.trim().toLowerCase();
+  const level = LOG_LEVELS.find((l) => l === text);
+  if (level === undefined) throw new ConfigError(`${source} must be one of ${LOG_LEVELS.join(', ')}, got '${raw}'`);
+  return level;
+}
+
+function nonEmpty(raw: string, source: string): string {
+  if (raw.trim() === '') throw new ConfigError(`${source} must not be empty`);
+  return raw.trim();
+}
+
+function apiKeys(raw: string, source: string): string[] {
+  const keys = raw
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+  for (const key of keys) {
+    if (key.length < 8) throw new ConfigError(`${source}: every API key must have at least 8 characters`);
+  }
+  return keys;
+}
+
+/** Defaults measured on the 2-core reference machine: see docs/server.md, "Choosing the defaults". */
+export const SETTINGS: readonly AnySetting[] = [
+  {
+    key: 'modelDir', flag: 'model', env: ['CPWC_MODEL_DIR'], placeholder: 'DIR',
+    defaultValue: 'models/shapes-cpwc-r50-fpn', description: 'model directory to serve (docs/model-format.md)', parse: nonEmpty,
+  },
+  {
+    key: 'host', flag: 'host', env: ['CPWC_HOST'], placeholder: 'ADDR',
+    defaultValue: '127.0.0.1', description: 'address to listen on (0.0.0.0 to expose beyond this machine)', parse: nonEmpty,
+  },
+  {
+    key: 'port', flag: 'port', env: ['CPWC_PORT', 'PORT'], placeholder: 'N',
+    defaultValue: 8080, description: 'TCP port (0 = any free port)', parse: integer(0, 65535),
+  },
+  {
+    key: 'intraOpThreads', flag: 'threads', env: ['CPWC_THREADS'], placeholder: 'N',
+    defaultValue: 2, description: 'ONNX Runtime intra-op threads per inference', parse: integer(1, 256),
+  },
+  {
+    key: 'concurrency', flag: 'concurrency', env: ['CPWC_CONCURRENCY'], placeholder: 'N',
+    defaultValue: 1, description: 'inferences running at the same time', parse: integer(1, 64),
+  },
+  {
+    key: 'queueSize', flag: 'queue-size', env: ['CPWC_QUEUE_SIZE'], placeholder: 'N',
+    defaultValue: 8, description: 'requests waiting for an inference slot; past it 503 + Retry-After', parse: integer(0, 10_000),
+  },
+  {
+    key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: ['CPWC_REQUEST_TIMEOUT_MS'], placeholder: 'MS',
+    defaultValue: 30_000, description: 'deadline per request (upload + queue + inference); past it 504', parse: integer(100, 3_600_000),
+  },
+  {
+    key: 'maxBodyBytes', flag: 'max-body-bytes', env: ['CPWC_MAX_BODY_BYTES'], placeholder: 'BYTES',
+    defaultValue: 20 * 1024 * 1024, description: 'largest request body; past it 413', parse: integer(1024, 1024 * 1024 * 1024),
+  },
+  {
+    key: 'maxPixels', flag: 'max-pixels', env: ['CPWC_MAX_PIXELS'], placeholder: 'N',
+    defaultValue: 40_000_000, description: 'largest image in pixels (width x height); past it 413', parse: integer(1, 1_000_000_000),
+  },
+  {
+    key: 'scoreThreshold', flag: 'score-threshold', env: ['CPWC_SCORE_THRESHOLD'], placeholder: 'X',
+    defaultValue: undefined, description: "default score threshold of /v1/detect in [0, 1] ('model' = the model's own)", parse: optionalNumber(0, 1, false),
+  },
+  {
+    key: 'maxDetections', flag: 'max-detections', env: ['CPWC_MAX_DETECTIONS'], placeholder: 'N',
+    defaultValue: undefined, description: "default cap on detections per image ('model' = the model's own)", parse: optionalNumber(1, 10_000, true),
+  },
+  {
+    key: 'apiKeys', flag: 'api-keys', env: ['CPWC_API_KEYS'], placeholder: 'K1,K2',
+    defaultValue: [], description: 'comma-separated API keys (Authorization: Bearer KEY); none = open. Prefer the env var: flags show in ps', parse: apiKeys,
+  },
+  {
+    key: 'metricsAuth', flag: 'metrics-auth', env: ['CPWC_METRICS_AUTH'], placeholder: 'BOOL',
+    defaultValue: true, description: 'whether /metrics needs an API key when keys are configured', parse: boolean,
+  },
+  {
+    key: 'logLevel', flag: 'log-level', env: ['CPWC_LOG_LEVEL'], placeholder: 'LEVEL',
+    defaultValue: 'info', description: `log level: ${LOG_LEVELS.join(', ')}`, parse: logLevel,
+  },
+  {
+    key: 'shutdownGraceMs', flag: 'shutdown-grace-ms', env: ['CPWC_SHUTDOWN_GRACE_MS'], placeholder: 'MS',
+    defaultValue: 10_000, description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish', parse: integer(0, 600_000),
+  },
+];
+
+export function defaultConfig(): ServerConfig {
+  const config: Partial<Record<keyof ServerConfig, unknown>> = {};
+  for (const setting of SETTINGS) config[setting.key] = setting.defaultValue;
+  return config as ServerConfig;
+}
+
+export interface ParsedArgs {
+  config: ServerConfig;
+  help: boolean;
+}
+
+/**
+ * Resolves the configuration from CLI arguments and the environment.
+ * Throws ConfigError naming the flag or variable for the first invalid or unknown value.
+ *
+ * @example
+ * const { config } = loadConfig(['--port', '0'], { CPWC_THREADS: '2' });
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const setting of SETTINGS) options[setting.flag] = { type: 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, allowPositionals: false, strict: true }));
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  const config: Partial<Record<keyof ServerConfig, unknown>> = {};
+  for (const setting of SETTINGS) {
+    const flagValue = values[setting.flag];
+    const envName = setting.env.find((name) => env[name] !== undefined);
+    if (typeof flagValue === 'string') {
+      config[setting.key] = setting.parse(flagValue, `--${setting.flag}`);
+    } else if (envName !== undefined) {
+      config[setting.key] = setting.parse(env[envName] ?? '', envName);
+    } else {
+      config[setting.key] = setting.defaultValue;
+    }
+  }
+  return { config: config as ServerConfig, help: values.help === true };
+}
+
+function formatDefault(value: unknown): string {
+  if (value === undefined) return 'model';
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : `${value.length} keys`;
+  return String(value);
+}
+
+export function usage(): string {
+  const rows = SETTINGS.map((s) => {
+    const flag = `--${s.flag} ${s.placeholder}`;
+    return `  ${flag.padEnd(26)} ${s.description}\n  ${''.padEnd(26)} env ${s.env.join(' or ')}; default ${formatDefault(s.defaultValue)}`;
+  });
+  return [
+    'Usage: cpwc-detect serve [options]',
+    '',
+    'Serves a model directory over HTTP (POST /v1/detect, DeepStack-compatible /v1/vision/detection,',
+    'demo page at /, /metrics, /openapi.json). Flags override environment variables.',
+    '',
+    'Options:',
+    ...rows,
+    `  ${'-h, --help'.padEnd(26)} show this help`,
+    '',
+  ].join('\n');
+}
+
+/** The configuration with secrets removed, for the startup log line. */
+export function describeConfig(config: ServerConfig): Record<string, unknown> {
+  return { ...config, apiKeys: `${config.apiKeys.length} configured` };
+}

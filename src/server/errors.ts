@@ -1,0 +1,103 @@
+/**
+ * The HTTP layer's coded errors: one table from code to status and default message.
+ * Handlers throw `HttpError(code)` or let a library `DetectError` through; `toHttpError`
+ * maps anything to a response. Nothing else in the server picks status codes.
+ */
+import { DetectError, type DetectErrorCode } from '../detection/errors';
+
+export type ServerErrorCode =
+  | 'BODY_TOO_LARGE'
+  | 'IMAGE_MISSING'
+  | 'MULTIPART_INVALID'
+  | 'INVALID_PARAMETER'
+  | 'UNAUTHORIZED'
+  | 'QUEUE_FULL'
+  | 'NOT_READY'
+  | 'SHUTTING_DOWN'
+  | 'DEADLINE_EXCEEDED'
+  | 'CLIENT_CLOSED'
+  | 'NOT_FOUND'
+  | 'MODEL_NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'BAD_REQUEST'
+  | 'INTERNAL';
+
+export type ErrorCode = ServerErrorCode | DetectErrorCode;
+
+interface ErrorSpec {
+  status: number;
+  message: string;
+}
+
+export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
+  IMAGE_EMPTY: { status: 400, message: 'the image is empty (0 bytes)' },
+  IMAGE_UNSUPPORTED_FORMAT: { status: 415, message: 'the body is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIF, BMP)' },
+  IMAGE_DECODE_FAILED: { status: 400, message: 'the image is corrupt or truncated' },
+  IMAGE_TOO_LARGE: { status: 413, message: 'the image has more pixels than this server accepts' },
+  INVALID_OPTION: { status: 400, message: 'a detection option is out of range' },
+  ABORTED: { status: 499, message: 'the client closed the request' },
+  MODEL_INVALID: { status: 500, message: 'the model could not be used' },
+  DETECTOR_CLOSED: { status: 503, message: 'the server is shutting down' },
+  BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than this server accepts' },
+  IMAGE_MISSING: { status: 400, message: "no image: send it as the raw body or as the multipart field 'image'" },
+  MULTIPART_INVALID: { status: 400, message: 'the multipart/form-data body is malformed' },
+  INVALID_PARAMETER: { status: 400, message: 'a request parameter is invalid' },
+  UNAUTHORIZED: { status: 401, message: 'a valid API key is required (Authorization: Bearer KEY)' },
+  QUEUE_FULL: { status: 503, message: 'the server is busy: every inference slot and queue place is taken; retry later' },
+  NOT_READY: { status: 503, message: 'the server is not ready' },
+  SHUTTING_DOWN: { status: 503, message: 'the server is shutting down' },
+  DEADLINE_EXCEEDED: { status: 504, message: 'the request did not complete within the server deadline' },
+  CLIENT_CLOSED: { status: 499, message: 'the client closed the request' },
+  NOT_FOUND: { status: 404, message: 'no such route' },
+  MODEL_NOT_FOUND: { status: 404, message: 'no such model' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
+  BAD_REQUEST: { status: 400, message: 'the request is malformed' },
+  INTERNAL: { status: 500, message: 'internal server error' },
+};
+
+export class HttpError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message?: string, options?: { headers?: Record<string, string>; cause?: unknown }) {
+    super(message ?? ERRORS[code].message, { cause: options?.cause });
+    this.name = 'HttpError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.headers = options?.headers ?? {};
+  }
+}
+
+function isDetectErrorCode(code: string): code is DetectErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERRORS, code);
+}
+
+/** Express's own errors (e.g. a malformed URL) carry a 4xx `status`. */
+function expressClientStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || !('status' in err)) return undefined;
+  const status = (err as { status: unknown }).status;
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+}
+
+/**
+ * Maps any thrown value to an HttpError. Library errors keep their message (they describe the
+ * input, never internals); anything unknown becomes INTERNAL with the generic message, so a 500
+ * never carries a stack or an internal message to the client.
+ */
+export function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof DetectError && isDetectErrorCode(err.code)) {
+    if (err.code === 'MODEL_INVALID') return new HttpError('MODEL_INVALID', undefined, { cause: err });
+    return new HttpError(err.code, err.message, { cause: err });
+  }
+  const clientStatus = expressClientStatus(err);
+  if (clientStatus === 413) return new HttpError('BODY_TOO_LARGE', undefined, { cause: err });
+  if (clientStatus !== undefined) return new HttpError('BAD_REQUEST', undefined, { cause: err });
+  return new HttpError('INTERNAL', undefined, { cause: err });
+}
+
+/** The JSON body of an error response on the native API. */
+export function errorBody(err: HttpError): { error: { code: ErrorCode; message: string } } {
+  return { error: { code: err.code, message: err.message } };
+}

@@ -1,0 +1,103 @@
+/**
+ * The one path from an HTTP handler to the detector: a bounded slot (limiter), the request's
+ * abort signal (client gone or deadline passed) and the metrics around every inference.
+ */
+import sharp from 'sharp';
+import type { DetectOptions, DetectionResult } from '../detection/types';
+import { DetectError } from '../detection/errors';
+import { HttpError } from './errors';
+import { ConcurrencyLimiter } from './limiter';
+import type { ServerMetrics } from './metrics';
+import type { ServedDetector } from './model';
+
+export interface InferenceOutcome {
+  result: DetectionResult;
+  /** Milliseconds spent waiting for a slot. */
+  queueMs: number;
+}
+
+/** A promise that rejects with the signal's reason once it aborts (never resolves). */
+function rejectOnAbort(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
+  let onAbort: () => void = () => undefined;
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+}
+
+export class InferenceService {
+  readonly limiter: ConcurrencyLimiter;
+
+  constructor(
+    private readonly detector: ServedDetector,
+    private readonly metrics: ServerMetrics,
+    limits: { concurrency: number; queueSize: number },
+  ) {
+    this.limiter = new ConcurrencyLimiter({
+      concurrency: limits.concurrency,
+      queueSize: limits.queueSize,
+      onChange: ({ running, queued }) => {
+        metrics.inferencesInFlight.set(running);
+        metrics.queueDepth.set(queued);
+      },
+      retryAfterSeconds: () => this.retryAfterSeconds(limits.concurrency),
+    });
+  }
+
+  private recentTotalMs = 0;
+
+  /** Seconds until a queue place is likely free: one average inference per slot, at least 1. */
+  private retryAfterSeconds(concurrency: number): number {
+    const perInference = this.recentTotalMs > 0 ? this.recentTotalMs / 1000 : 1;
+    return Math.max(1, Math.ceil(perInference / concurrency));
+  }
+
+  /**
+   * Runs one detection in a slot. Resolves with the result, or rejects with: QUEUE_FULL at once
+   * when the queue is full; the signal's reason (an HttpError) as soon as the signal aborts, even
+   * while the inference runs (that inference still finishes and frees its slot); a DetectError
+   * for bad input.
+   */
+  async detect(image: Uint8Array, options: Omit<DetectOptions, 'signal'>, signal: AbortSignal): Promise<InferenceOutcome> {
+    const queuedAt = performance.now();
+    let queueMs = 0;
+    const work = this.limiter.run(async () => {
+      queueMs = performance.now() - queuedAt;
+      this.metrics.queueWait.observe(queueMs / 1000);
+      signal.throwIfAborted();
+      return this.detector.detect(image, { ...options, signal });
+    }, signal);
+    const aborted = rejectOnAbort(signal);
+    // whichever loses the race must not become an unhandled rejection
+    work.catch(() => undefined);
+    aborted.promise.catch(() => undefined);
+    try {
+      const result = await Promise.race([work, aborted.promise]);
+      this.metrics.observeResult(result);
+      this.recentTotalMs = this.recentTotalMs === 0 ? result.timings_ms.total : 0.8 * this.recentTotalMs + 0.2 * result.timings_ms.total;
+      return { result, queueMs };
+    } catch (err) {
+      // the library reports an abort as ABORTED; the signal's reason says which abort it was
+      const reason: unknown = signal.aborted && (!(err instanceof HttpError) || err.code !== 'QUEUE_FULL') ? signal.reason : err;
+      const code = reason instanceof HttpError || reason instanceof DetectError ? reason.code : 'INTERNAL';
+      this.metrics.images.inc({ outcome: code });
+      if (reason instanceof HttpError && ['QUEUE_FULL', 'CLIENT_CLOSED', 'DEADLINE_EXCEEDED'].includes(reason.code)) {
+        this.metrics.rejectedRequests.inc({ reason: reason.code });
+      }
+      throw reason;
+    } finally {
+      aborted.dispose();
+    }
+  }
+
+  /**
+   * One inference on a generated 640x480 image, so the first real request does not pay for
+   * ONNX Runtime's lazy initialisation. Goes through the limiter like any request.
+   */
+  async warmUp(): Promise<DetectionResult> {
+    const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    return this.limiter.run(() => this.detector.detect(png, {}));
+  }
+}

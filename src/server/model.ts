@@ -1,0 +1,46 @@
+/**
+ * What the server needs from a loaded detector: `detect` and the parsed model.json
+ * (docs/model-format.md). `Detector` from src/detection satisfies it; the server reads only
+ * the model.json fields named here.
+ */
+import type { DetectOptions, DetectionResult } from '../detection/types';
+
+export interface ServedModel {
+  name: string;
+  architecture: string;
+  format_version: number;
+  width?: number;
+  context?: string;
+  parameters?: number;
+  classes: readonly string[];
+  transform: { min_size: number; max_size: number; size_divisible: number };
+  roi_heads: { score_thresh: number; detections_per_img: number };
+  provenance?: unknown;
+}
+
+export interface ServedDetector {
+  readonly model: ServedModel;
+  detect(image: Uint8Array, options?: DetectOptions): Promise<DetectionResult>;
+}
+
+/** The model description of GET /v1/models. */
+export function describeModel(model: ServedModel): Record<string, unknown> {
+  return {
+    name: model.name,
+    architecture: model.architecture,
+    width: model.width ?? null,
+    context: model.context ?? null,
+    parameters: model.parameters ?? null,
+    classes: model.classes.map((label, class_id) => ({ class_id, label })).filter(({ class_id, label }) => class_id > 0 && label !== 'N/A'),
+    input: {
+      min_size: model.transform.min_size,
+      max_size: model.transform.max_size,
+      size_divisible: model.transform.size_divisible,
+    },
+    defaults: {
+      score_threshold: model.roi_heads.score_thresh,
+      max_detections: model.roi_heads.detections_per_img,
+    },
+    provenance: model.provenance ?? null,
+  };
+}
