@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# End-to-end container check on a machine without a Docker engine or a registry:
+#   1. installs and configures buildah + podman (scripts/container-setup.sh)
+#   2. lints the Dockerfile and the deploy/ manifests (scripts/container-lint.sh)
+#   3. builds the base image if missing, then the app image (scripts/container-build.sh)
+#   4. for each case, runs the image hardened (read-only root, no capabilities, uid 1000)
+#      with --network host on a free loopback port and checks: /readyz within
+#      READY_TIMEOUT_S, the image's HEALTHCHECK, tini as PID 1, POST /v1/detect of a real
+#      image returns detections from the expected model, /metrics counts it, and SIGTERM
+#      gives a clean exit (status 0, the server's drain log line) within STOP_TIMEOUT_S.
+# Cases: default  the model baked into the image (models/shapes-cpwc-r50-fpn)
+#        mounted  test/fixtures/models/tiny-fpn mounted read-only at /models/tiny-fpn,
+#                 selected with CPWC_MODEL_DIR
+# Exits non-zero with a message naming the failed check. Containers are removed on exit.
+#
+#   scripts/container-smoke.sh [--cases default,mounted] [--skip-build] [--help]
+#
+# Environment: IMAGE (default localhost/cpwc-detect:latest), READY_TIMEOUT_S (default 180),
+#   STOP_TIMEOUT_S (default 30), plus those of scripts/container-build.sh.
+set -euo pipefail
+
+log() { printf '[container-smoke] %s\n' "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+readonly repo
+export IMAGE=${IMAGE:-localhost/cpwc-detect:latest}
+readonly READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
+readonly STOP_TIMEOUT_S=${STOP_TIMEOUT_S:-30}
+readonly DEFAULT_MODEL=models/shapes-cpwc-r50-fpn
+readonly DEFAULT_IMAGE=datasets/shapes-test/images/test_000000.jpg
+readonly TEST_MODEL=test/fixtures/models/tiny-fpn
+readonly TEST_IMAGE=datasets/shapes-test/images/test_000000.jpg
+
+cases=default,mounted
+build=1
+while (($# > 0)); do
+  case "$1" in
+    --cases) cases=${2:?--cases needs a list}; shift 2 ;;
+    --skip-build) build=0; shift ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (rootful podman)"
+for tool in curl node; do
+  command -v "$tool" >/dev/null || die "$tool is needed on the host"
+done
+
+work=$(mktemp -d /var/tmp/cpwc-smoke.XXXXXX)
+containers=()
+cleanup() {
+  local name
+  for name in "${containers[@]}"; do
+    podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+timings=()
+started_all=$SECONDS
+timed() {
+  local label=$1 started=$SECONDS
+  shift
+  "$@"
+  timings+=("$(printf '%-34s %4d s' "$label" $((SECONDS - started)))")
+}
+
+free_port() {
+  node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+show_logs() {
+  log "last container log lines of $1:"
+  podman logs --tail 30 "$1" 2>&1 | sed 's/^/    /' >&2 || true
+}
+
+# podman prints systemd-timer errors for HEALTHCHECK images on hosts without systemd; its
+# stderr goes to a file that is shown only when the command fails.
+podman_quiet() {
+  podman "$@" 2>"$work/podman.err" || { cat "$work/podman.err" >&2; return 1; }
+}
+
+wait_ready() {
+  local name=$1 url=$2 deadline=$((SECONDS + READY_TIMEOUT_S)) status
+  while ((SECONDS < deadline)); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/readyz" || true)
+    [[ "$status" == 200 ]] && return 0
+    if [[ "$(podman inspect --format '{{.State.Running}}' "$name")" != true ]]; then
+      show_logs "$name"
+      die "$name exited before becoming ready (exit code $(podman inspect --format '{{.State.ExitCode}}' "$name"))"
+    fi
+    sleep 0.5
+  done
+  show_logs "$name"
+  die "$name: /readyz not 200 within ${READY_TIMEOUT_S} s (last status '$status')"
+}
+
+# check_detections FILE MODEL_NAME: the /v1/detect response is from that model and holds
+# at least one well-formed detection inside the image.
+check_detections() {
+  node - "$1" "$2" <<'EOF'
+const fs = require('node:fs');
+const [file, expectedModel] = process.argv.slice(2);
+const body = JSON.parse(fs.readFileSync(file, 'utf8'));
+const fail = (why) => { console.error(`bad /v1/detect response: ${why}\n${JSON.stringify(body).slice(0, 600)}`); process.exit(1); };
+if (body.model !== expectedModel) fail(`model is '${body.model}', expected '${expectedModel}'`);
+if (!Array.isArray(body.detections) || body.detections.length === 0) fail('no detections');
+for (const d of body.detections) {
+  const b = d.box ?? {};
+  const ok = typeof d.label === 'string' && Number.isInteger(d.class_id) && d.score >= 0 && d.score <= 1
+    && b.xmin >= 0 && b.ymin >= 0 && b.xmin < b.xmax && b.ymin < b.ymax && b.xmax <= body.width && b.ymax <= body.height;
+  if (!ok) fail(`malformed detection ${JSON.stringify(d)}`);
+}
+const top = body.detections[0];
+console.log(`${body.detections.length} detections, top ${top.label} ${top.score.toFixed(3)}, ${Math.round(body.timings_ms.total)} ms in the pipeline`);
+EOF
+}
+
+# run_case NAME EXPECTED_MODEL_NAME IMAGE_FILE [podman run args...]
+run_case() {
+  local case_name=$1 expected_model=$2 image_file=$3
+  shift 3
+  local name="cpwc-smoke-$$-$case_name" port url status started
+  port=$(free_port)
+  url="http://127.0.0.1:$port"
+  containers+=("$name")
+  log "[$case_name] starting $name on $url"
+  started=$SECONDS
+  podman_quiet run -d --name "$name" --network host \
+    --read-only --cap-drop ALL --security-opt no-new-privileges \
+    --health-interval disable \
+    -e CPWC_HOST=127.0.0.1 -e "CPWC_PORT=$port" \
+    "$@" "$IMAGE" >/dev/null || die "[$case_name] podman run failed"
+  wait_ready "$name" "$url"
+  timings+=("$(printf '%-34s %4d s' "[$case_name] start to ready" $((SECONDS - started)))")
+
+  podman_quiet healthcheck run "$name" >/dev/null \
+    || die "[$case_name] the image's HEALTHCHECK reports unhealthy"
+  [[ "$(podman exec "$name" id -u)" == 1000 ]] || die "[$case_name] server does not run as uid 1000"
+  [[ "$(podman exec "$name" cat /proc/1/comm)" == tini ]] || die "[$case_name] PID 1 is not tini"
+  status=$(curl -s -o /dev/null -w '%{http_code}' "$url/healthz")
+  [[ "$status" == 200 ]] || die "[$case_name] /healthz returned $status"
+
+  status=$(curl -sS -o "$work/detect.json" -w '%{http_code}' --max-time 60 \
+    -H 'Content-Type: image/jpeg' --data-binary "@$repo/$image_file" "$url/v1/detect") \
+    || die "[$case_name] POST /v1/detect failed"
+  [[ "$status" == 200 ]] || { cat "$work/detect.json" >&2; die "[$case_name] POST /v1/detect returned $status"; }
+  local summary
+  summary=$(check_detections "$work/detect.json" "$expected_model") || die "[$case_name] /v1/detect response check failed"
+  log "[$case_name] /v1/detect $(basename "$image_file"): $summary"
+
+  curl -sS -f -o "$work/metrics.txt" "$url/metrics" || die "[$case_name] GET /metrics failed"
+  grep -qE '^cpwc_images_total\{outcome="ok"\} 1$' "$work/metrics.txt" \
+    || die "[$case_name] /metrics lacks cpwc_images_total{outcome=\"ok\"} 1"
+  grep -qE '^cpwc_http_request_duration_seconds_count\{.*route="/v1/detect".*\} 1$' "$work/metrics.txt" \
+    || die "[$case_name] /metrics lacks the /v1/detect request count"
+  local rss
+  rss=$(awk '/^cpwc_process_resident_memory_bytes /{printf "%.0f", $2 / 1048576}' "$work/metrics.txt")
+  log "[$case_name] /metrics ok; resident memory after one inference: ${rss:-?} MiB"
+
+  log "[$case_name] SIGTERM"
+  started=$SECONDS
+  podman kill --signal TERM "$name" >/dev/null || die "[$case_name] podman kill failed"
+  local exit_code
+  exit_code=$(timeout "$STOP_TIMEOUT_S" podman wait "$name" 2>/dev/null) \
+    || { show_logs "$name"; die "[$case_name] still running ${STOP_TIMEOUT_S} s after SIGTERM"; }
+  timings+=("$(printf '%-34s %4d s' "[$case_name] SIGTERM to exit" $((SECONDS - started)))")
+  [[ "$exit_code" == 0 ]] || { show_logs "$name"; die "[$case_name] exit code $exit_code after SIGTERM, expected 0"; }
+  podman logs "$name" 2>&1 | grep -q 'draining' \
+    || { show_logs "$name"; die "[$case_name] no 'draining' log line: the server did not see SIGTERM"; }
+  podman rm "$name" >/dev/null 2>&1 || true
+  log "[$case_name] ok: clean exit 0 after SIGTERM"
+}
+
+# model_name DIR: the "name" in DIR/model.json
+model_name() {
+  node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).name)" "$1/model.json"
+}
+
+timed "setup (apt, containers.conf)" "$repo/scripts/container-setup.sh"
+timed "lint (Dockerfile, deploy/)" "$repo/scripts/container-lint.sh"
+if ((build == 1)); then
+  timed "build (base image if missing, app)" "$repo/scripts/container-build.sh" >/dev/null
+fi
+podman image exists "$IMAGE" || die "$IMAGE does not exist (drop --skip-build)"
+size_mb=$(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f", $1 / 1e6}')
+log "$IMAGE: ${size_mb} MB"
+
+IFS=',' read -r -a case_list <<<"$cases"
+for case_name in "${case_list[@]}"; do
+  case "$case_name" in
+    default)
+      [[ -f "$repo/$DEFAULT_MODEL/model.json" ]] || die "[default] $DEFAULT_MODEL/model.json is not in the checkout, so not in the image"
+      timed "[default] case" run_case default "$(model_name "$repo/$DEFAULT_MODEL")" "$DEFAULT_IMAGE"
+      ;;
+    mounted)
+      [[ -f "$repo/$TEST_MODEL/model.json" ]] || die "[mounted] $TEST_MODEL/model.json is missing"
+      timed "[mounted] case" run_case mounted "$(model_name "$repo/$TEST_MODEL")" "$TEST_IMAGE" \
+        -v "$repo/$TEST_MODEL:/models/tiny-fpn:ro" -e CPWC_MODEL_DIR=/models/tiny-fpn
+      ;;
+    *) die "unknown case '$case_name' (default, mounted)" ;;
+  esac
+done
+
+log "timings:"
+printf '    %s\n' "${timings[@]}" >&2
+log "PASSED in $((SECONDS - started_all)) s (image $IMAGE, ${size_mb} MB)"
