@@ -1,0 +1,63 @@
+/**
+ * torchvision `BoxCoder.decode_single` (models/detection/_utils.py), float32 step by step.
+ */
+import { expf } from './float32';
+
+// Math's functions bound once: inside a vm context (jest) every global lookup is slow.
+const { fround, log, min } = Math;
+
+export type BoxCoderWeights = readonly [number, number, number, number];
+
+/** torchvision's default clip on dw/dh: log(1000 / 16). */
+export const DEFAULT_BBOX_XFORM_CLIP = log(1000 / 16);
+
+export class BoxCoder {
+  private readonly wx: number;
+  private readonly wy: number;
+  private readonly ww: number;
+  private readonly wh: number;
+  /** torch.clamp casts its bound to the tensor's dtype. */
+  private readonly clip: number;
+
+  constructor(weights: BoxCoderWeights, bboxXformClip: number = DEFAULT_BBOX_XFORM_CLIP) {
+    [this.wx, this.wy, this.ww, this.wh] = weights.map((w) => fround(w));
+    this.clip = fround(bboxXformClip);
+  }
+
+  /**
+   * Applies deltas to reference boxes. `relCodes` is `[N, 4 * perBox]` (deltas `(dx, dy, dw, dh)` for each
+   * of `perBox` predictions of a box, e.g. one per class), `boxes` is `[N, 4]`.
+   * Returns `[N, 4 * perBox]` decoded `(x1, y1, x2, y2)`.
+   */
+  decode(relCodes: Float32Array, boxes: Float32Array): Float32Array {
+    const count = boxes.length / 4;
+    const perBox = count === 0 ? 0 : relCodes.length / boxes.length;
+    if (!Number.isInteger(perBox)) throw new RangeError(`relCodes length ${relCodes.length} is not a multiple of 4 * ${count} boxes`);
+    const out = new Float32Array(relCodes.length);
+    const { wx, wy, ww, wh, clip } = this;
+    for (let i = 0; i < count; i++) {
+      const bx1 = boxes[i * 4];
+      const by1 = boxes[i * 4 + 1];
+      const width = fround(boxes[i * 4 + 2] - bx1);
+      const height = fround(boxes[i * 4 + 3] - by1);
+      const ctrX = fround(bx1 + fround(0.5 * width));
+      const ctrY = fround(by1 + fround(0.5 * height));
+      for (let k = 0; k < perBox; k++) {
+        const o = (i * perBox + k) * 4;
+        const dx = fround(relCodes[o] / wx);
+        const dy = fround(relCodes[o + 1] / wy);
+        const dw = min(fround(relCodes[o + 2] / ww), clip);
+        const dh = min(fround(relCodes[o + 3] / wh), clip);
+        const predCtrX = fround(fround(dx * width) + ctrX);
+        const predCtrY = fround(fround(dy * height) + ctrY);
+        const halfW = fround(0.5 * fround(expf(dw) * width));
+        const halfH = fround(0.5 * fround(expf(dh) * height));
+        out[o] = predCtrX - halfW;
+        out[o + 1] = predCtrY - halfH;
+        out[o + 2] = predCtrX + halfW;
+        out[o + 3] = predCtrY + halfH;
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * torchvision `GeneralizedRCNNTransform` at inference (models/detection/transform.py), for one image:
+ * pixels / 255, normalize with mean/std, THEN resize (that is torchvision's order) with
+ * `interpolate(scale_factor, mode="bilinear", align_corners=False, recompute_scale_factor=True)`,
+ * then zero-pad bottom/right to a multiple of `size_divisible`. Reproduces the float32 results of
+ * ATen's CPU bilinear kernel on a contiguous NCHW tensor (checked bit for bit in test/detection/transform.test.ts).
+ */
+import type { RgbImage } from './image';
+
+// Math's functions bound once: inside a vm context (jest) every global lookup is slow.
+const { ceil, floor, fround, max, min, trunc } = Math;
+
+export interface TransformConfig {
+  minSize: number;
+  maxSize: number;
+  /** Per-channel RGB mean and std on [0, 1] pixels. */
+  imageMean: readonly [number, number, number];
+  imageStd: readonly [number, number, number];
+  sizeDivisible: number;
+}
+
+export interface Size {
+  width: number;
+  height: number;
+}
+
+/** The three sizes of one image on its way through the model; boxes move between them with `resizeBoxes`. */
+export interface ImageGeometry {
+  /** The decoded image. */
+  original: Size;
+  /** After resizing: the region of the graph input that holds the image (torchvision's `image_sizes`). */
+  resized: Size;
+  /** The graph input: `resized` zero-padded to multiples of `size_divisible`. */
+  padded: Size;
+}
+
+export interface TransformedImage {
+  /** `[1, 3, padded.height, padded.width]` float32, NCHW. */
+  tensor: Float32Array;
+  geometry: ImageGeometry;
+}
+
+/**
+ * Resized size, as torchvision computes it: `scale = min(min_size / short, max_size / long)` in float32,
+ * then `floor(side * scale)` in double. torch would fail on a side that rounds to 0 (an extreme aspect ratio);
+ * it is kept at 1 pixel here.
+ *
+ * @example
+ * resizedSize({ width: 333, height: 500 }, 800, 1333); // { width: 799, height: 1201 }
+ */
+export function resizedSize(original: Size, minSize: number, maxSize: number): Size {
+  const short = min(original.width, original.height);
+  const long = max(original.width, original.height);
+  // torch evaluates `python_float / tensor` as `reciprocal(tensor) * python_float`, in float32.
+  const scale = min(fround(fround(1 / short) * minSize), fround(fround(1 / long) * maxSize));
+  return {
+    width: max(1, floor(original.width * scale)),
+    height: max(1, floor(original.height * scale)),
+  };
+}
+
+/** `size` rounded up to multiples of `divisible` (torchvision `batch_images`). */
+export function paddedSize(size: Size, divisible: number): Size {
+  return {
+    width: ceil(size.width / divisible) * divisible,
+    height: ceil(size.height / divisible) * divisible,
+  };
+}
+
+export function imageGeometry(original: Size, config: TransformConfig): ImageGeometry {
+  const resized = resizedSize(original, config.minSize, config.maxSize);
+  return { original: { ...original }, resized, padded: paddedSize(resized, config.sizeDivisible) };
+}
+
+/** Source indices and weights of linear interpolation along one axis. */
+export interface AxisSampling {
+  index0: Int32Array;
+  index1: Int32Array;
+  lambda0: Float32Array;
+  lambda1: Float32Array;
+}
+
+/**
+ * ATen's `compute_source_index_and_lambda` with align_corners=False and the scale recomputed as
+ * `input / output` in float32; an axis that keeps its size is copied.
+ */
+export function axisSampling(inputSize: number, outputSize: number): AxisSampling {
+  const sampling: AxisSampling = {
+    index0: new Int32Array(outputSize),
+    index1: new Int32Array(outputSize),
+    lambda0: new Float32Array(outputSize),
+    lambda1: new Float32Array(outputSize),
+  };
+  const ratio = fround(inputSize / outputSize);
+  for (let i = 0; i < outputSize; i++) {
+    if (inputSize === outputSize) {
+      sampling.index0[i] = i;
+      sampling.index1[i] = i;
+      sampling.lambda0[i] = 1;
+      sampling.lambda1[i] = 0;
+      continue;
+    }
+    // ATen's compiled kernel keeps `ratio * (i + 0.5) - 0.5 - index0` unrounded until lambda is stored
+    // (fused multiply-adds); a double holds it exactly. Measured against torch on one-hot inputs.
+    let source = ratio * (i + 0.5) - 0.5;
+    if (source < 0) source = 0;
+    const index0 = min(trunc(source), inputSize - 1);
+    const lambda1 = fround(min(max(source - index0, 0), 1));
+    sampling.index0[i] = index0;
+    sampling.index1[i] = index0 < inputSize - 1 ? index0 + 1 : index0;
+    sampling.lambda1[i] = lambda1;
+    sampling.lambda0[i] = fround(1 - lambda1);
+  }
+  return sampling;
+}
+
+/** `(pixel / 255 - mean) / std` for every byte value, per channel (float32 as torch computes it). */
+function normalizationTables(config: TransformConfig): Float32Array[] {
+  return [0, 1, 2].map((c) => {
+    const mean = fround(config.imageMean[c]);
+    const std = fround(config.imageStd[c]);
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) table[v] = fround(fround(fround(v / 255) - mean) / std);
+    return table;
+  });
+}
+
+/**
+ * Normalizes, resizes and pads an RGB image into graph A's input tensor.
+ *
+ * @example
+ * const { tensor, geometry } = transformImage(await decodeImage(bytes), config);
+ * // tensor: Float32Array of 3 * geometry.padded.height * geometry.padded.width
+ */
+export function transformImage(image: RgbImage, config: TransformConfig): TransformedImage {
+  const geometry = imageGeometry({ width: image.width, height: image.height }, config);
+  const { resized, padded } = geometry;
+  const tables = normalizationTables(config);
+  const rows = axisSampling(image.height, resized.height);
+  const cols = axisSampling(image.width, resized.width);
+  const tensor = new Float32Array(3 * padded.height * padded.width);
+  const inWidth = image.width;
+  const pixels = image.data;
+  // One input row pair at a time, normalized once per row: the bilinear taps then read plain floats.
+  const rowA = new Float32Array(inWidth);
+  const rowB = new Float32Array(inWidth);
+  for (let c = 0; c < 3; c++) {
+    const table = tables[c];
+    const plane = c * padded.height * padded.width;
+    let loadedA = -1;
+    let loadedB = -1;
+    for (let y = 0; y < resized.height; y++) {
+      const y0 = rows.index0[y];
+      const y1 = rows.index1[y];
+      if (loadedA !== y0) {
+        normalizeRow(pixels, y0, inWidth, c, table, rowA);
+        loadedA = y0;
+      }
+      if (loadedB !== y1) {
+        normalizeRow(pixels, y1, inWidth, c, table, rowB);
+        loadedB = y1;
+      }
+      const wy0 = rows.lambda0[y];
+      const wy1 = rows.lambda1[y];
+      const out = plane + y * padded.width;
+      // Measured against torch 1.13 (AVX2 build) on NCHW float input: x is interpolated first, then y,
+      // each as fma(first, w0, round(second * w1)); a double evaluates the fused step exactly.
+      for (let x = 0; x < resized.width; x++) {
+        const x0 = cols.index0[x];
+        const x1 = cols.index1[x];
+        const wx0 = cols.lambda0[x];
+        const wx1 = cols.lambda1[x];
+        const top = fround(rowA[x0] * wx0 + fround(rowA[x1] * wx1));
+        const bottom = fround(rowB[x0] * wx0 + fround(rowB[x1] * wx1));
+        tensor[out + x] = top * wy0 + fround(bottom * wy1);
+      }
+    }
+  }
+  return { tensor, geometry };
+}
+
+function normalizeRow(pixels: Uint8Array, y: number, width: number, channel: number, table: Float32Array, out: Float32Array): void {
+  let p = y * width * 3 + channel;
+  for (let x = 0; x < width; x++, p += 3) out[x] = table[pixels[p]];
+}
+
+/**
+ * Scales boxes from an image of size `from` to one of size `to`, in place (torchvision `resize_boxes`:
+ * per-axis ratio `to / from` in float32).
+ */
+export function resizeBoxes(boxes: Float32Array, from: Size, to: Size): Float32Array {
+  const ratioWidth = fround(to.width / from.width);
+  const ratioHeight = fround(to.height / from.height);
+  for (let i = 0; i < boxes.length; i += 4) {
+    boxes[i] *= ratioWidth;
+    boxes[i + 1] *= ratioHeight;
+    boxes[i + 2] *= ratioWidth;
+    boxes[i + 3] *= ratioHeight;
+  }
+  return boxes;
+}
