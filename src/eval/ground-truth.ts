@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { EvalError } from './errors';
+import { findJsonError } from './json-error';
 import {
   optionalCrowdFlag,
   readBbox,
@@ -69,27 +70,15 @@ export function loadGroundTruthFile(file: string): GroundTruth {
 
 /** JSON.parse with a message that says where (line, column) the text stops being JSON. */
 export function parseJsonText(text: string, file: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   try {
-    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    return JSON.parse(body);
   } catch (err) {
-    const message = (err as Error).message;
-    const position = /position (\d+)/.exec(message);
-    let location = 'invalid JSON';
-    let truncated = text.trim().length === 0;
-    if (position !== null) {
-      const offset = Number(position[1]);
-      truncated = offset >= text.length;
-      const before = text.slice(0, offset);
-      const line = before.split('\n').length;
-      const column = offset - before.lastIndexOf('\n');
-      location = `line ${line}, column ${column}`;
-    } else if (/Unexpected end of JSON input/.test(message)) {
-      truncated = true;
-      location = 'end of file';
-    }
-    const code = truncated ? 'JSON_TRUNCATED' : 'JSON_MALFORMED';
-    const what = truncated ? 'file ends before the JSON value is complete' : 'not valid JSON';
-    throw new EvalError(code, `${file}: ${location}: ${what} (${message})`, { file, location }, { cause: err });
+    const position = findJsonError(body);
+    const truncated = position?.truncated ?? false;
+    const location = position === undefined ? 'invalid JSON' : `line ${position.line}, column ${position.column}`;
+    const what = truncated ? 'the file ends before the JSON value is complete' : 'not valid JSON';
+    throw new EvalError(truncated ? 'JSON_TRUNCATED' : 'JSON_MALFORMED', `${file}: ${location}: ${what} (${(err as Error).message})`, { file, location }, { cause: err });
   }
 }
 

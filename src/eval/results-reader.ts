@@ -17,7 +17,12 @@ export function recordLocation(format: ResultsFormat, index: number, line: numbe
   return format === 'json-array' ? `element ${index} (line ${line})` : `line ${line}`;
 }
 
-const CHUNK_BYTES = 1 << 22;
+const DEFAULT_CHUNK_BYTES = 1 << 22;
+
+export interface ReadOptions {
+  /** Bytes read per system call (default 4 MiB); the window grows only for a record larger than half of it. */
+  chunkBytes?: number;
+}
 
 const enum ArrayState {
   BeforeArray,
@@ -54,8 +59,9 @@ class FileWindow {
   constructor(
     private readonly fd: number,
     private readonly file: string,
+    chunkBytes: number,
   ) {
-    this.bytes = Buffer.allocUnsafe(CHUNK_BYTES);
+    this.bytes = Buffer.allocUnsafe(Math.max(2, chunkBytes));
   }
 
   /** Drops bytes before `keepFrom`, reads more after the rest; returns how far the window shifted. */
@@ -83,7 +89,7 @@ class FileWindow {
 }
 
 /** Streams the records of a results file to `onRecord`; returns the detected format and record count. */
-export function readResultsFile(file: string, onRecord: RecordHandler): { format: ResultsFormat; records: number } {
+export function readResultsFile(file: string, onRecord: RecordHandler, options: ReadOptions = {}): { format: ResultsFormat; records: number } {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -91,12 +97,16 @@ export function readResultsFile(file: string, onRecord: RecordHandler): { format
     throw new EvalError('FILE_UNREADABLE', `${file}: cannot open results file: ${(err as Error).message}`, { file }, { cause: err });
   }
   try {
-    const window = new FileWindow(fd, file);
+    const window = new FileWindow(fd, file, options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
     window.refill(0);
     let start = 0;
+    let newlines = 0;
     if (window.length >= 3 && window.bytes[0] === 0xef && window.bytes[1] === 0xbb && window.bytes[2] === 0xbf) start = 3;
     for (;;) {
-      while (start < window.length && isWhitespace(window.bytes[start]!)) start++;
+      while (start < window.length && isWhitespace(window.bytes[start]!)) {
+        if (window.bytes[start] === LF) newlines++;
+        start++;
+      }
       if (start < window.length || window.eof) break;
       start -= window.refill(start);
     }
@@ -106,8 +116,8 @@ export function readResultsFile(file: string, onRecord: RecordHandler): { format
       });
     }
     const first = window.bytes[start]!;
-    if (first === OPEN_BRACKET) return { format: 'json-array', records: readArray(window, file, onRecord) };
-    if (first === OPEN_BRACE) return { format: 'json-lines', records: readLines(window, file, onRecord) };
+    if (first === OPEN_BRACKET) return { format: 'json-array', records: readArray(window, file, onRecord, start, newlines + 1) };
+    if (first === OPEN_BRACE) return { format: 'json-lines', records: readLines(window, file, onRecord, start, newlines) };
     throw new EvalError(
       'JSON_MALFORMED',
       `${file}: expected a JSON array of detections ('[') or JSON Lines (one '{...}' per line), found ${JSON.stringify(String.fromCharCode(first))}`,
@@ -130,10 +140,11 @@ function parseRecord(text: string, file: string, location: string, truncatedIfIn
   }
 }
 
-function readLines(window: FileWindow, file: string, onRecord: RecordHandler): number {
+/** Reads JSON Lines from `pos`, the start of line `linesBefore + 1`. */
+function readLines(window: FileWindow, file: string, onRecord: RecordHandler, start: number, linesBefore: number): number {
   let records = 0;
-  let line = 0;
-  let pos = 0;
+  let line = linesBefore;
+  let pos = start;
   for (;;) {
     const view = window.bytes.subarray(0, window.length);
     let newline = view.indexOf(LF, pos);
@@ -165,11 +176,12 @@ function readLines(window: FileWindow, file: string, onRecord: RecordHandler): n
   }
 }
 
-function readArray(window: FileWindow, file: string, onRecord: RecordHandler): number {
+/** Reads a JSON array whose '[' is at `start`, on line `startLine`. */
+function readArray(window: FileWindow, file: string, onRecord: RecordHandler, start: number, startLine: number): number {
   let state = ArrayState.BeforeArray;
   let records = 0;
-  let line = 1;
-  let pos = 0;
+  let line = startLine;
+  let pos = start;
   let objectStart = 0;
   let objectLine = 0;
   let depth = 0;

@@ -1,0 +1,88 @@
+/** Builders for small hand-made COCO datasets used by the evaluator tests. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DetectionTable, type Detections } from '../../src/eval/detections';
+import { evaluateLoaded, type EvaluationRun } from '../../src/eval/evaluate';
+import { parseGroundTruth, type GroundTruth } from '../../src/eval/ground-truth';
+
+export type Box = [number, number, number, number];
+
+export interface GtAnnotation {
+  id?: number;
+  image_id: number;
+  category_id: number;
+  bbox: Box;
+  /** Defaults to w*h. */
+  area?: number;
+  iscrowd?: number;
+}
+
+export interface ResultRecord {
+  image_id: number;
+  category_id: number;
+  bbox: Box;
+  score: number;
+}
+
+export interface DatasetSpec {
+  images?: number[];
+  categories?: number[];
+  annotations: GtAnnotation[];
+}
+
+/** A COCO instances object; images default to [1], categories to [1]; annotation ids to index+1. */
+export function cocoDataset(spec: DatasetSpec): Record<string, unknown> {
+  const images = spec.images ?? [1];
+  const categories = spec.categories ?? [1];
+  return {
+    images: images.map((id) => ({ id, width: 640, height: 480, file_name: `${id}.jpg` })),
+    categories: categories.map((id) => ({ id, name: `category-${id}` })),
+    annotations: spec.annotations.map((a, i) => ({
+      id: a.id ?? i + 1,
+      image_id: a.image_id,
+      category_id: a.category_id,
+      bbox: a.bbox,
+      area: a.area ?? a.bbox[2] * a.bbox[3],
+      iscrowd: a.iscrowd ?? 0,
+    })),
+  };
+}
+
+export function groundTruth(spec: DatasetSpec): GroundTruth {
+  return parseGroundTruth(cocoDataset(spec), 'test-gt.json');
+}
+
+/** Detections in the given order (the order breaks score ties). Unknown categories are counted, like the file loader. */
+export function detections(gt: GroundTruth, records: readonly ResultRecord[]): Detections {
+  const table = new DetectionTable();
+  for (const r of records) {
+    const imageIndex = gt.imageIndexById.get(r.image_id);
+    if (imageIndex === undefined) throw new Error(`test setup: unknown image ${r.image_id}`);
+    const categoryIndex = gt.categoryIndexById.get(r.category_id);
+    if (categoryIndex === undefined) {
+      table.unknownCategory++;
+      continue;
+    }
+    table.add(imageIndex, categoryIndex, r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3], r.score);
+  }
+  return table.finish();
+}
+
+export function evaluate(spec: DatasetSpec, records: readonly ResultRecord[]): EvaluationRun {
+  const gt = groundTruth(spec);
+  return evaluateLoaded(gt, detections(gt, records));
+}
+
+export function tempDir(prefix = 'cpwc-eval-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function writeTemp(dir: string, name: string, content: string | Buffer): string {
+  const file = join(dir, name);
+  writeFileSync(file, content);
+  return file;
+}
+
+/** Shared fixtures live beside the repository (CI has them at ../shared too). */
+export const FIXTURES = join(__dirname, '../../../shared/fixtures/coco-eval');
