@@ -109,8 +109,9 @@ def save_atomic(payload: Dict[str, Any], path: str) -> None:
 
 def strip_for_inference(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
     """The parts the export needs: weights, builder config, class names, provenance; no optimizer/RNG."""
-    return {key: checkpoint[key] for key in ("model", "config", "classes", "category_ids", "iteration",
-                                             "elapsed_s", "args", "metrics") if key in checkpoint}
+    return {key: checkpoint[key] for key in ("model", "config", "classes", "category_ids", "iteration", "elapsed_s",
+                                             "seed", "training_data", "args", "metrics", "parameters")
+            if key in checkpoint}
 
 
 # ---------------------------------------------------------------- logging
