@@ -284,3 +284,35 @@ def test_run_with_val_split_logs_our_evaluators_metrics(tiny_split: Path, tmp_pa
     subset = json.loads((tmp_path / "eval" / "val-annotations-subset.json").read_text())
     assert [image["id"] for image in subset["images"]] == [1, 2, 3]
     assert torch.load(tmp_path / "model-final.pt")["metrics"] == evals[-1]["metrics"]
+
+
+# ---------------------------------------------------------------- inference checkpoints
+
+def test_strip_checkpoint_keeps_what_the_export_needs_and_halves_weights(tiny_split: Path, tmp_path: Path) -> None:
+    import strip_checkpoint
+
+    assert train.main(tiny_args(tiny_split, tmp_path, "--iterations", "2")) == 0
+    assert strip_checkpoint.main([str(tmp_path / "last.pt"), str(tmp_path / "checkpoint.pt"), "--half-weights"]) == 0
+    full = torch.load(tmp_path / "last.pt")
+    stripped = torch.load(tmp_path / "checkpoint.pt")
+    assert set(stripped) == {"model", "config", "classes", "category_ids", "iteration", "elapsed_s", "seed",
+                             "training_data", "args", "metrics", "parameters", "weights_dtype"}
+    for key, value in stripped["model"].items():
+        original = full["model"][key]
+        if original.is_floating_point() and original.ndim >= 2:
+            assert value.dtype == torch.float16 and torch.equal(value, original.half()), key
+        else:
+            assert torch.equal(value, original), key
+    model = build_detector(**stripped["config"])
+    model.load_state_dict(stripped["model"])  # float16 values load into the float32 parameters exactly
+    assert torch.equal(model.backbone.body.conv1.weight, full["model"]["backbone.body.conv1.weight"].half().float())
+    assert os.path.getsize(tmp_path / "checkpoint.pt") < 0.6 * os.path.getsize(tmp_path / "model-final.pt")
+
+
+def test_strip_checkpoint_rejects_something_else(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import strip_checkpoint
+
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    assert strip_checkpoint.main([str(tmp_path / "other.pt"), str(tmp_path / "out.pt")]) == 2
+    assert "expected a training checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "out.pt").exists()
