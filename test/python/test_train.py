@@ -316,3 +316,34 @@ def test_strip_checkpoint_rejects_something_else(tmp_path: Path, capsys: pytest.
     assert strip_checkpoint.main([str(tmp_path / "other.pt"), str(tmp_path / "out.pt")]) == 2
     assert "expected a training checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
+
+
+# ---------------------------------------------------------------- fine-tuning from plain weights
+
+def test_init_from_plain_copies_torchvision_weights_with_stage1_at_zero(tiny_split: Path, tmp_path: Path) -> None:
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+    torch.manual_seed(0)
+    plain = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91).state_dict()
+    torch.save(plain, tmp_path / "plain.pth")
+    args = train.parse_args(["--train-annotations", str(tiny_split / "annotations.json"),
+                             "--train-images", str(tiny_split / "images"), "--iterations", "1",
+                             "--output-dir", str(tmp_path / "out"), "--arch", "cpwc_r50_fpn", "--width", "1",
+                             "--norm", "frozen_bn", "--init-from-plain", str(tmp_path / "plain.pth")])
+    model = train.build_model(args, num_classes=6)
+    state = model.state_dict()
+    assert torch.equal(state["backbone.body.layer1.0.conv1.pwc.weight"], plain["backbone.body.layer1.0.conv1.weight"])
+    assert torch.equal(state["rpn.head.conv.0.0.weight"], plain["rpn.head.conv.0.0.weight"])
+    assert torch.equal(state["roi_heads.box_head.fc6.weight"], plain["roi_heads.box_head.fc6.weight"])
+    stage1 = [key for key in state if ".stage1." in key]
+    assert stage1 and all(not state[key].any() for key in stage1)
+    assert state["roi_heads.box_predictor.cls_score.weight"].shape == (6, 1024)  # fresh 6-way predictor
+
+
+def test_init_from_missing_file_fails_clearly(tiny_split: Path, tmp_path: Path) -> None:
+    args = train.parse_args(["--train-annotations", str(tiny_split / "annotations.json"),
+                             "--train-images", str(tiny_split / "images"), "--iterations", "1",
+                             "--output-dir", str(tmp_path / "out"), *TINY_MODEL,
+                             "--init-from-plain", str(tmp_path / "missing.pth")])
+    with pytest.raises(FileNotFoundError, match="--init-from-plain"):
+        train.build_model(args, num_classes=6)
