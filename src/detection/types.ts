@@ -3,6 +3,7 @@
  * Boxes are in original-image pixels (after EXIF orientation), continuous convention:
  * pixel (i, j) covers [i, i+1) x [j, j+1). See docs/model-format.md.
  */
+import type { SessionOptions } from './session';
 
 export interface Box {
   xmin: number;
@@ -50,8 +51,12 @@ export interface DetectionResult {
 }
 
 export interface DetectorOptions {
-  /** ONNX Runtime intra-op threads per session (default: chosen by measurement, see README). */
+  /** ONNX Runtime intra-op threads per session (default: the cores available, at most 4). */
   intraOpThreads?: number;
-  /** Refuse images with more pixels than this (decompression-bomb guard). */
+  /** Refuse images with more pixels than this (decompression-bomb guard; default 40 megapixels). */
   maxPixels?: number;
+  /** Check the graphs' sha256 against model.json at load (default true). */
+  verifyChecksums?: boolean;
+  /** Other ONNX Runtime session options; the defaults were chosen by measurement (see src/detection/session.ts). */
+  session?: Omit<SessionOptions, 'intraOpThreads'>;
 }

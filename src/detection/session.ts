@@ -1,0 +1,279 @@
+/**
+ * The two ONNX Runtime sessions of a model, hosted in one worker thread.
+ *
+ * onnxruntime-node runs a graph synchronously on the calling thread; on the main thread that would
+ * freeze the event loop (HTTP, health checks, abort signals) for the length of every inference.
+ * The worker owns both sessions, created once; graph A's feature maps stay in the worker until the
+ * same request's graph B consumes them, so only the small RPN outputs and RoIs cross threads.
+ * Calls are served one at a time in arrival order (ORT already uses every core for one graph).
+ */
+import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { InferenceSession } from 'onnxruntime-node';
+import { DetectError } from './errors';
+
+/** ONNX Runtime session options used for both graphs; defaults chosen by measurement (see README, `npm run bench`). */
+export interface SessionOptions {
+  /** Threads for one operator (default: all cores, at most 4). */
+  intraOpThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  executionMode?: 'sequential' | 'parallel';
+  /** ORT's CPU arena allocator: with input shapes that change per image it keeps its peak and grows, so it is off by default. */
+  enableCpuMemArena?: boolean;
+  /** Memory-pattern planning: only pays off for repeated identical shapes, so it is off by default. */
+  enableMemPattern?: boolean;
+}
+
+export const DEFAULT_SESSION_OPTIONS: Required<Omit<SessionOptions, 'intraOpThreads'>> = {
+  graphOptimizationLevel: 'all',
+  executionMode: 'sequential',
+  enableCpuMemArena: false,
+  enableMemPattern: false,
+};
+
+/** A float32 tensor crossing the thread boundary. */
+export interface TensorData {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+export interface GraphSignature {
+  inputNames: string[];
+  outputNames: string[];
+}
+
+/** One graph run's outputs and how long the worker spent computing them. */
+export interface GraphRun {
+  outputs: Record<string, TensorData>;
+  /** Time inside session.run. */
+  runMs: number;
+  /** Time the call waited in the worker behind other calls. */
+  queuedMs: number;
+}
+
+interface LoadMessage {
+  type: 'load';
+  backboneRpnPath: string;
+  boxHeadPath: string;
+  options: InferenceSession.SessionOptions;
+}
+interface RunBackboneMessage {
+  type: 'backbone';
+  request: number;
+  image: TensorData;
+  /** Outputs to send back; the rest (feature maps) stay in the worker for `boxHead`. */
+  fetch: string[];
+}
+interface RunBoxHeadMessage {
+  type: 'boxHead';
+  request: number;
+  rois: Record<string, TensorData>;
+}
+interface ReleaseMessage {
+  type: 'release';
+  request: number;
+}
+interface CloseMessage {
+  type: 'close';
+}
+type WorkerCall = LoadMessage | RunBackboneMessage | RunBoxHeadMessage | ReleaseMessage | CloseMessage;
+type WorkerRequest = WorkerCall & { call: number; sentAt: number };
+
+type WorkerReply =
+  | { call: number; ok: true; graphs?: Record<string, GraphSignature>; outputs?: Record<string, TensorData>; runMs?: number; queuedMs?: number }
+  | { call: number; ok: false; message: string };
+
+/**
+ * The worker's program. It is sent as source text (`Function.prototype.toString`), so it must be
+ * self-contained: everything it needs comes from `require` and `workerData`. (Coverage tools must not
+ * instrument it: their counters live outside it.)
+ */
+/* istanbul ignore next */
+function sessionWorkerMain(): void {
+  /* eslint-disable @typescript-eslint/no-var-requires */
+  const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const ort = require((workerData as { ortPath: string }).ortPath) as typeof import('onnxruntime-node');
+  type Session = import('onnxruntime-node').InferenceSession;
+  type OrtTensor = import('onnxruntime-node').Tensor;
+  const sessions: { backbone?: Session; boxHead?: Session } = {};
+  const features = new Map<number, Record<string, OrtTensor>>();
+  const port = parentPort as import('node:worker_threads').MessagePort;
+  const toData = (tensor: OrtTensor): TensorData => ({ data: tensor.data as Float32Array, dims: tensor.dims });
+
+  async function handle(message: WorkerRequest): Promise<Omit<Extract<WorkerReply, { ok: true }>, 'call' | 'ok'>> {
+    switch (message.type) {
+      case 'load': {
+        sessions.backbone = await ort.InferenceSession.create(message.backboneRpnPath, message.options);
+        sessions.boxHead = await ort.InferenceSession.create(message.boxHeadPath, message.options);
+        const signature = (s: Session): GraphSignature => ({ inputNames: [...s.inputNames], outputNames: [...s.outputNames] });
+        return { graphs: { backbone_rpn: signature(sessions.backbone), box_head: signature(sessions.boxHead) } };
+      }
+      case 'backbone': {
+        const session = sessions.backbone as Session;
+        const image = new ort.Tensor('float32', message.image.data, message.image.dims);
+        const started = performance.now();
+        const results = await session.run({ [session.inputNames[0]]: image });
+        const runMs = performance.now() - started;
+        const outputs: Record<string, TensorData> = {};
+        const kept: Record<string, OrtTensor> = {};
+        for (const name of session.outputNames) {
+          if (message.fetch.includes(name)) outputs[name] = toData(results[name]);
+          else kept[name] = results[name];
+        }
+        features.set(message.request, kept);
+        return { outputs, runMs };
+      }
+      case 'boxHead': {
+        const session = sessions.boxHead as Session;
+        const kept = features.get(message.request);
+        if (kept === undefined) throw new Error(`no feature maps for request ${message.request}`);
+        features.delete(message.request);
+        const feeds: Record<string, OrtTensor> = {};
+        for (const name of session.inputNames) {
+          const roi = message.rois[name];
+          if (roi !== undefined) feeds[name] = new ort.Tensor('float32', roi.data, roi.dims);
+          else if (kept[name] !== undefined) feeds[name] = kept[name];
+          else throw new Error(`box head input ${name} is neither a RoI input nor a graph A output`);
+        }
+        const started = performance.now();
+        const results = await session.run(feeds);
+        const runMs = performance.now() - started;
+        const outputs: Record<string, TensorData> = {};
+        for (const name of session.outputNames) outputs[name] = toData(results[name]);
+        return { outputs, runMs };
+      }
+      case 'release':
+        features.delete(message.request);
+        return {};
+      case 'close':
+        features.clear();
+        await sessions.backbone?.release();
+        await sessions.boxHead?.release();
+        sessions.backbone = undefined;
+        sessions.boxHead = undefined;
+        return {};
+    }
+  }
+
+  // One call at a time, in arrival order: the chain is the queue.
+  let chain: Promise<void> = Promise.resolve();
+  port.on('message', (message: WorkerRequest) => {
+    const receivedAt = Date.now();
+    chain = chain.then(async () => {
+      const queuedMs = Date.now() - receivedAt;
+      try {
+        const reply = await handle(message);
+        port.postMessage({ call: message.call, ok: true, queuedMs, ...reply });
+      } catch (error) {
+        port.postMessage({ call: message.call, ok: false, message: error instanceof Error ? error.message : String(error) });
+      }
+    });
+  });
+}
+
+/** Owns the worker; every method resolves when the worker has answered. */
+export class GraphSessions {
+  private nextCall = 1;
+  private readonly pending = new Map<number, { resolve: (reply: Extract<WorkerReply, { ok: true }>) => void; reject: (error: Error) => void }>();
+  private failure: Error | null = null;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly graphs: Record<'backbone_rpn' | 'box_head', GraphSignature>,
+  ) {}
+
+  /**
+   * Starts the worker and creates both sessions in it.
+   *
+   * @example
+   * const sessions = await GraphSessions.create('m/backbone_rpn.onnx', 'm/box_head.onnx', { intraOpThreads: 2 });
+   */
+  static async create(backboneRpnPath: string, boxHeadPath: string, options: SessionOptions = {}): Promise<GraphSessions> {
+    const worker = new Worker(`(${sessionWorkerMain.toString()})()`, {
+      eval: true,
+      workerData: { ortPath: require.resolve('onnxruntime-node') },
+    });
+    const host = new GraphSessions(worker, { backbone_rpn: { inputNames: [], outputNames: [] }, box_head: { inputNames: [], outputNames: [] } });
+    worker.on('message', (reply: WorkerReply) => host.settle(reply));
+    worker.on('error', (error) => host.fail(new Error(`the ONNX Runtime worker failed: ${error.message}`)));
+    worker.on('exit', (code) => host.fail(new Error(`the ONNX Runtime worker exited (code ${code})`)));
+    try {
+      const loaded = await host.call({ type: 'load', backboneRpnPath, boxHeadPath, options: ortSessionOptions(options) });
+      Object.assign(host.graphs, loaded.graphs);
+    } catch (cause) {
+      await worker.terminate();
+      throw new DetectError('MODEL_INVALID', `ONNX Runtime cannot load the model graphs: ${(cause as Error).message}`, { cause });
+    }
+    return host;
+  }
+
+  /** Runs graph A; returns the `fetch` outputs, keeps the others for `runBoxHead(request, …)`. */
+  async runBackboneRpn(request: number, image: TensorData, fetch: string[]): Promise<GraphRun> {
+    const reply = await this.call({ type: 'backbone', request, image, fetch }, [image.data.buffer as ArrayBuffer]);
+    return { outputs: reply.outputs ?? {}, runMs: reply.runMs ?? 0, queuedMs: reply.queuedMs ?? 0 };
+  }
+
+  /** Runs graph B on the request's kept feature maps and these RoIs, then drops the feature maps. */
+  async runBoxHead(request: number, rois: Record<string, TensorData>): Promise<GraphRun> {
+    const reply = await this.call({ type: 'boxHead', request, rois });
+    return { outputs: reply.outputs ?? {}, runMs: reply.runMs ?? 0, queuedMs: reply.queuedMs ?? 0 };
+  }
+
+  /** Drops a request's kept feature maps (a request that stops between the graphs). */
+  async release(request: number): Promise<void> {
+    await this.call({ type: 'release', request });
+  }
+
+  /** Releases both sessions and stops the worker. */
+  async close(): Promise<void> {
+    if (this.failure === null) {
+      try {
+        await this.call({ type: 'close' });
+      } finally {
+        this.failure = new Error('the sessions are closed');
+        await this.worker.terminate();
+      }
+    }
+  }
+
+  private call(message: WorkerCall, transfer: ArrayBuffer[] = []): Promise<Extract<WorkerReply, { ok: true }>> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const call = this.nextCall++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(call, { resolve, reject });
+      this.worker.postMessage({ ...message, call, sentAt: Date.now() } satisfies WorkerRequest, transfer);
+    });
+  }
+
+  private settle(reply: WorkerReply): void {
+    const waiter = this.pending.get(reply.call);
+    if (waiter === undefined) return;
+    this.pending.delete(reply.call);
+    if (reply.ok) waiter.resolve(reply);
+    else waiter.reject(new Error(reply.message));
+  }
+
+  private fail(error: Error): void {
+    if (this.failure === null) this.failure = error;
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+  }
+}
+
+/** Cores available to this process, for the default thread count. */
+export function defaultIntraOpThreads(): number {
+  return Math.max(1, Math.min(4, os.availableParallelism()));
+}
+
+function ortSessionOptions(options: SessionOptions): InferenceSession.SessionOptions {
+  return {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: options.intraOpThreads ?? defaultIntraOpThreads(),
+    interOpNumThreads: 1,
+    graphOptimizationLevel: options.graphOptimizationLevel ?? DEFAULT_SESSION_OPTIONS.graphOptimizationLevel,
+    executionMode: options.executionMode ?? DEFAULT_SESSION_OPTIONS.executionMode,
+    enableCpuMemArena: options.enableCpuMemArena ?? DEFAULT_SESSION_OPTIONS.enableCpuMemArena,
+    enableMemPattern: options.enableMemPattern ?? DEFAULT_SESSION_OPTIONS.enableMemPattern,
+    logSeverityLevel: 3,
+  };
+}
