@@ -15,7 +15,27 @@ export interface DecodeOptions {
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
-const SUPPORTED_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif', 'bmp']);
+/** Formats decodeImage accepts, as named in errors. */
+export const SUPPORTED_FORMATS_TEXT = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
+
+export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'heif';
+
+/**
+ * The image format from the first bytes (magic numbers), or undefined for anything else.
+ * Deciding the format before decoding lets a damaged image of a known format be reported as
+ * IMAGE_DECODE_FAILED rather than as an unsupported format.
+ */
+export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
+  const ascii = (start: number, text: string): boolean =>
+    bytes.length >= start + text.length && [...text].every((ch, i) => bytes[start + i] === ch.charCodeAt(0));
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (ascii(0, '\x89PNG\r\n\x1a\n')) return 'png';
+  if (ascii(0, 'GIF87a') || ascii(0, 'GIF89a')) return 'gif';
+  if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return 'webp';
+  if (ascii(0, 'II*\x00') || ascii(0, 'MM\x00*')) return 'tiff';
+  if (ascii(4, 'ftyp') && ['avif', 'avis', 'mif1', 'msf1', 'heic', 'heix', 'heim', 'heis', 'hevc', 'hevx'].some((brand) => ascii(8, brand))) return 'heif';
+  return undefined;
+}
 
 /**
  * Decodes an encoded image to 8-bit RGB the way every part of cpwc-detect sees it
@@ -24,25 +44,31 @@ const SUPPORTED_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif',
  * alpha dropped (not composited), as PIL's `convert("RGB")` does; GIF: first frame.
  * The format is detected from the bytes, never from a file name or content type.
  *
+ * Errors (DetectError): IMAGE_EMPTY (0 bytes), IMAGE_UNSUPPORTED_FORMAT (not a format listed above),
+ * IMAGE_DECODE_FAILED (a supported format, but corrupt or truncated), IMAGE_TOO_LARGE (over `maxPixels`,
+ * checked from the header before any pixel is decoded).
+ *
  * @example
  * const { data, width, height } = await decodeImage(await fs.promises.readFile('dog.jpg'));
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY', 'the image is empty (0 bytes)');
-  let format: string | undefined;
+  const format = sniffImageFormat(bytes);
+  if (format === undefined) {
+    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `the bytes are not an image in a supported format (${SUPPORTED_FORMATS_TEXT})`);
+  }
   let width = 0;
   let height = 0;
   try {
     const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-    format = meta.format;
     width = meta.width ?? 0;
     height = meta.height ?? 0;
   } catch (cause) {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', 'the bytes are not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIF, BMP)', { cause });
-  }
-  if (format === undefined || !SUPPORTED_FORMATS.has(format)) {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `unsupported image format '${format ?? 'unknown'}'`);
+    if (format === 'heif') {
+      throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', 'this HEIF image cannot be read: only AVIF-coded HEIF is supported', { cause });
+    }
+    throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
   }
   if (!(width > 0 && height > 0)) throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image has no valid dimensions`);
   if (width * height > maxPixels) {
@@ -58,7 +84,10 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (cause) {
-    const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-    throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${detail}`, { cause });
+    throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
   }
+}
+
+function firstLine(cause: unknown): string {
+  return cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
 }
