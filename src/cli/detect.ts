@@ -1,0 +1,160 @@
+/**
+ * `cpwc-detect detect IMAGE… [options]`: runs a model over image files and prints the detections
+ * (a table, or one JSON array), optionally writing each image with its boxes drawn.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Detector } from '../detection/detector';
+import { DetectError } from '../detection/errors';
+import { DEFAULT_MODEL_DIR } from '../detection/model';
+import { renderDetections } from '../detection/render';
+import type { Detection, DetectOptions } from '../detection/types';
+
+const USAGE = `Usage: cpwc-detect detect IMAGE... [options]
+
+Detects objects in each image and prints them, highest score first.
+
+Options:
+  --model DIR             model directory (default: ${path.relative(process.cwd(), DEFAULT_MODEL_DIR) || DEFAULT_MODEL_DIR})
+  --json                  print one JSON array, one object per image in argument order:
+                          {"file","width","height","detections":[{"label","class_id","score","box":{"xmin","ymin","xmax","ymax"}}]}
+                          (an image that fails is {"file","error":{"code","message"}})
+  --render OUTDIR         also write each image with its boxes drawn to OUTDIR/<name>.png
+  --score-threshold X     keep detections with score >= X, 0..1 (default: the model's)
+  --max-detections N      at most N detections per image (default: the model's)
+  --classes A,B           only these classes (labels or class ids)
+  --threads N             ONNX Runtime threads (default: the cores available, at most 4)
+  -h, --help              show this help
+
+Exit status: 0 when every image was processed, 1 when some image or the model failed, 2 for bad usage.
+`;
+
+interface ImageOutcome {
+  file: string;
+  width?: number;
+  height?: number;
+  detections?: Detection[];
+  error?: { code: string; message: string };
+}
+
+class UsageError extends Error {}
+
+function parseNumber(value: string | undefined, flag: string, check: (n: number) => boolean, expected: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`${flag} must be ${expected}, got '${value}'`);
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        model: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        render: { type: 'string' },
+        'score-threshold': { type: 'string' },
+        'max-detections': { type: 'string' },
+        classes: { type: 'string' },
+        threads: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`cpwc-detect detect: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let options: Omit<DetectOptions, 'signal'>;
+  let threads: number | undefined;
+  try {
+    if (positionals.length === 0) throw new UsageError('no images given');
+    options = {
+      scoreThreshold: parseNumber(values['score-threshold'], '--score-threshold', (n) => n >= 0 && n <= 1, 'a number in [0, 1]'),
+      maxDetections: parseNumber(values['max-detections'], '--max-detections', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1'),
+      classes: values.classes?.split(',').map((c) => c.trim()).filter((c) => c.length > 0).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
+    };
+    threads = parseNumber(values.threads, '--threads', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`cpwc-detect detect: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  let detector: Detector;
+  try {
+    detector = await Detector.load(values.model ?? DEFAULT_MODEL_DIR, { intraOpThreads: threads });
+  } catch (error) {
+    process.stderr.write(`cpwc-detect detect: cannot load the model: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const outcomes: ImageOutcome[] = [];
+  const renderedNames = new Set<string>();
+  try {
+    if (values.render !== undefined) await fs.mkdir(values.render, { recursive: true });
+    for (const file of positionals) {
+      const outcome = await detectFile(detector, file, options);
+      outcomes.push(outcome);
+      if (outcome.error !== undefined) {
+        process.stderr.write(`cpwc-detect detect: ${file}: ${outcome.error.code}: ${outcome.error.message}\n`);
+      } else {
+        if (!values.json) process.stdout.write(formatTable(outcome));
+        if (values.render !== undefined) {
+          const out = uniqueOutputPath(values.render, file, renderedNames);
+          await fs.writeFile(out, await renderDetections(await fs.readFile(file), outcome.detections ?? []));
+          if (!values.json) process.stdout.write(`  rendered: ${out}\n`);
+        }
+      }
+    }
+  } finally {
+    await detector.close();
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(outcomes, null, 2)}\n`);
+  return outcomes.some((o) => o.error !== undefined) ? 1 : 0;
+}
+
+async function detectFile(detector: Detector, file: string, options: Omit<DetectOptions, 'signal'>): Promise<ImageOutcome> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (error) {
+    return { file, error: { code: 'FILE_UNREADABLE', message: (error as Error).message } };
+  }
+  try {
+    const result = await detector.detect(bytes, options);
+    return { file, width: result.width, height: result.height, detections: result.detections };
+  } catch (error) {
+    if (error instanceof DetectError) return { file, error: { code: error.code, message: error.message } };
+    throw error;
+  }
+}
+
+function uniqueOutputPath(dir: string, file: string, taken: Set<string>): string {
+  const stem = path.basename(file, path.extname(file)) || 'image';
+  let name = `${stem}.png`;
+  for (let n = 1; taken.has(name); n++) name = `${stem}-${n}.png`;
+  taken.add(name);
+  return path.join(dir, name);
+}
+
+function formatTable(outcome: ImageOutcome): string {
+  const detections = outcome.detections ?? [];
+  const lines = [`${outcome.file}  ${outcome.width}x${outcome.height}  ${detections.length} detection${detections.length === 1 ? '' : 's'}`];
+  if (detections.length > 0) {
+    const labelWidth = Math.max(5, ...detections.map((d) => d.label.length));
+    const num = (v: number): string => v.toFixed(1).padStart(8);
+    lines.push(`  ${'label'.padEnd(labelWidth)}  score      xmin    ymin    xmax    ymax`);
+    for (const d of detections) {
+      lines.push(`  ${d.label.padEnd(labelWidth)}  ${d.score.toFixed(3)}${num(d.box.xmin)}${num(d.box.ymin)}${num(d.box.xmax)}${num(d.box.ymax)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
