@@ -111,6 +111,55 @@ async function runResultsFile(values: EvalCliOptions, annotations: string, detec
   return 0;
 }
 
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}
+
+function parseScoreThreshold(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) throw usageError(`--score-threshold must be a number in [0, 1], got '${text}'`);
+  return value;
+}
+
+/** Batch mode: run the model over the dataset (resumable), score, report; Ctrl-C stops after the current image. */
+async function runBatchMode(values: EvalCliOptions, annotations: string, imagesDir: string, outDir: string): Promise<number> {
+  const scoreThreshold = parseScoreThreshold(values['score-threshold']);
+  const [{ runBatch }, { DEFAULT_MODEL_DIR }] = await Promise.all([import('../eval/batch/runner'), import('../detection/model')]);
+  const controller = new AbortController();
+  const onSignal = (): void => {
+    if (controller.signal.aborted) {
+      process.stderr.write('\neval: stopping now; the run directory is consistent, rerun the same command to resume\n');
+      process.exit(130);
+    }
+    controller.abort();
+    process.stderr.write('\neval: finishing the current image, then stopping (press Ctrl-C again to stop at once)\n');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const result = await runBatch({
+      annotations,
+      imagesDir,
+      modelDir: values.model ?? DEFAULT_MODEL_DIR,
+      outDir,
+      ...(scoreThreshold === undefined ? {} : { scoreThreshold }),
+      signal: controller.signal,
+    });
+    printResult(result.evaluation, values.json, { run: result.batch });
+    printNotes(result.evaluation);
+    if (result.batch.images_skipped > 0) {
+      process.stderr.write(`note: ${result.batch.images_skipped} image(s) were skipped (missing or unreadable) and left out of scoring; see ${outDir}/images.jsonl\n`);
+    }
+    if (result.report.pngError !== undefined) process.stderr.write(`warning: pr_curves.png not rendered (${result.report.pngError})\n`);
+    process.stderr.write(`report written to ${result.report.dir}/ (${result.report.files.join(', ')})\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   let values: EvalCliOptions;
   try {
@@ -132,12 +181,20 @@ export async function run(argv: string[]): Promise<number> {
       }
       return await runResultsFile(values, annotations, values.detections);
     }
+    if (values.images !== undefined) {
+      if (values.out === undefined) throw usageError('--images needs --out DIR: the run directory (rerunning the same command resumes)');
+      if (values.report !== undefined) throw usageError('batch mode writes its report to OUT/report; --report is for --detections');
+      return await runBatchMode(values, annotations, values.images, values.out);
+    }
     throw usageError('give --detections RESULTS.json, or --images DIR --out DIR to run a model first');
   } catch (err) {
     if (err instanceof EvalError) {
       process.stderr.write(`cpwc-detect eval: ${err.message}\n`);
       if (err.code === 'INVALID_ARGUMENT') return 2;
-      if (err.code === 'INTERRUPTED') return 130;
+      if (err.code === 'INTERRUPTED') {
+        process.stderr.write(`to resume: cpwc-detect eval ${argv.map(shellQuote).join(' ')}\n`);
+        return 130;
+      }
       return 1;
     }
     throw err;

@@ -211,3 +211,40 @@ function optionalSize(record: JsonObject, field: string, ctx: { file: string; lo
   }
   return value;
 }
+
+/**
+ * The same ground truth without some images and their annotations (pycocotools' `params.imgIds`
+ * set to the rest). Batch runs use it to leave out images that could not be read.
+ */
+export function withoutImages(gt: GroundTruth, excludedImageIds: ReadonlySet<number>): GroundTruth {
+  if (excludedImageIds.size === 0) return gt;
+  const images = gt.images.filter((image) => !excludedImageIds.has(image.id));
+  const newIndexByOld = new Int32Array(gt.images.length).fill(-1);
+  const imageIndexById = new Map<number, number>();
+  images.forEach((image, index) => {
+    newIndexByOld[gt.imageIndexById.get(image.id)!] = index;
+    imageIndexById.set(image.id, index);
+  });
+  const a = gt.annotations;
+  const keep: number[] = [];
+  for (let i = 0; i < a.count; i++) if (newIndexByOld[a.imageIndex[i]!]! >= 0) keep.push(i);
+  const n = keep.length;
+  const annotations: GroundTruthAnnotations = {
+    count: n,
+    imageIndex: new Int32Array(n),
+    categoryIndex: new Int32Array(n),
+    bbox: new Float64Array(4 * n),
+    area: new Float64Array(n),
+    crowd: new Uint8Array(n),
+    idIsZero: new Uint8Array(n),
+  };
+  keep.forEach((i, j) => {
+    annotations.imageIndex[j] = newIndexByOld[a.imageIndex[i]!]!;
+    annotations.categoryIndex[j] = a.categoryIndex[i]!;
+    annotations.bbox.set(a.bbox.subarray(4 * i, 4 * i + 4), 4 * j);
+    annotations.area[j] = a.area[i]!;
+    annotations.crowd[j] = a.crowd[i]!;
+    annotations.idIsZero[j] = a.idIsZero[i]!;
+  });
+  return { ...gt, images, imageIndexById, annotations };
+}
