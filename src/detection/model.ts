@@ -188,8 +188,9 @@ class Fields {
     if (!ok) {
       const parts = [check.integer ? 'an integer' : 'a number'];
       if (check.positive) parts.push('> 0');
-      if (check.min !== undefined) parts.push(`>= ${check.min}`);
-      if (check.max !== undefined) parts.push(`<= ${check.max}`);
+      if (check.min !== undefined && check.max !== undefined) parts.push(`in [${check.min}, ${check.max}]`);
+      else if (check.min !== undefined) parts.push(`>= ${check.min}`);
+      else if (check.max !== undefined) parts.push(`<= ${check.max}`);
       throw invalid(this.file, field, parts.join(' '), value);
     }
     return value as number;
