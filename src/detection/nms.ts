@@ -17,12 +17,13 @@ export function argsortDescending(scores: Float32Array, indices?: Int32Array): I
 
 /**
  * Greedy NMS over the boxes listed in `candidates` (all boxes when omitted).
- * Returns the kept box indices in descending score order (torchvision `nms`).
+ * Returns the kept box indices in descending score order (torchvision `nms`); with `maxKeep`, only
+ * the first `maxKeep` of them (the same prefix, found sooner: later boxes cannot change it).
  *
  * @example
  * const keep = nms(new Float32Array([0, 0, 10, 10, 1, 1, 10, 10]), new Float32Array([0.9, 0.8]), 0.5); // [0]
  */
-export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number, candidates?: Int32Array): Int32Array {
+export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number, candidates?: Int32Array, maxKeep = Infinity): Int32Array {
   const order = argsortDescending(scores, candidates);
   const n = order.length;
   if (n === 0) return new Int32Array(0);
@@ -40,10 +41,12 @@ export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: num
     y2[k] = boxes[o + 3];
     area[k] = fround(x2[k] - x1[k]) * fround(y2[k] - y1[k]);
   }
+  // Disjoint boxes have IoU 0 (0/0 = NaN for two empty ones), which only a negative threshold exceeds.
+  const skipDisjoint = iouThreshold >= 0;
   const suppressed = new Uint8Array(n);
   const keep = new Int32Array(n);
   let kept = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && kept < maxKeep; i++) {
     if (suppressed[i] === 1) continue;
     keep[kept++] = order[i];
     const ix1 = x1[i];
@@ -53,8 +56,13 @@ export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: num
     const iarea = area[i];
     for (let j = i + 1; j < n; j++) {
       if (suppressed[j] === 1) continue;
-      const w = max(fround(min(ix2, x2[j]) - max(ix1, x1[j])), 0);
-      const h = max(fround(min(iy2, y2[j]) - max(iy1, y1[j])), 0);
+      // std::max(0, d) in torchvision's kernel: a NaN difference counts as 0.
+      const dw = fround(min(ix2, x2[j]) - max(ix1, x1[j]));
+      const w = dw > 0 ? dw : 0;
+      if (w === 0 && skipDisjoint) continue;
+      const dh = fround(min(iy2, y2[j]) - max(iy1, y1[j]));
+      const h = dh > 0 ? dh : 0;
+      if (h === 0 && skipDisjoint) continue;
       const inter = fround(w * h);
       const iou = fround(inter / fround(fround(iarea + area[j]) - inter));
       if (iou > iouThreshold) suppressed[j] = 1;
@@ -68,12 +76,12 @@ export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: num
  * algorithm, because the two differ in float32 rounding: up to 1000 boxes it offsets each group's
  * boxes by `group * (max coordinate + 1)` and runs one NMS (the "coordinate trick"); above that it
  * runs NMS per group and merges by descending score.
- * Returns kept indices in descending score order.
+ * Returns kept indices in descending score order (the first `maxKeep` of them).
  */
-export function batchedNms(boxes: Float32Array, scores: Float32Array, groups: Int32Array, iouThreshold: number): Int32Array {
+export function batchedNms(boxes: Float32Array, scores: Float32Array, groups: Int32Array, iouThreshold: number, maxKeep = Infinity): Int32Array {
   const count = scores.length;
   if (count === 0) return new Int32Array(0);
-  if (count * 4 > 4000) return batchedNmsPerGroup(boxes, scores, groups, iouThreshold);
+  if (count * 4 > 4000) return batchedNmsPerGroup(boxes, scores, groups, iouThreshold, maxKeep);
   let maxCoordinate = -Infinity;
   for (let i = 0; i < boxes.length; i++) if (boxes[i] > maxCoordinate) maxCoordinate = boxes[i];
   const groupSpan = fround(maxCoordinate + 1);
@@ -82,10 +90,10 @@ export function batchedNms(boxes: Float32Array, scores: Float32Array, groups: In
     const offset = fround(groups[i] * groupSpan);
     for (let k = 0; k < 4; k++) shifted[i * 4 + k] = boxes[i * 4 + k] + offset;
   }
-  return nms(shifted, scores, iouThreshold);
+  return nms(shifted, scores, iouThreshold, undefined, maxKeep);
 }
 
-function batchedNmsPerGroup(boxes: Float32Array, scores: Float32Array, groups: Int32Array, iouThreshold: number): Int32Array {
+function batchedNmsPerGroup(boxes: Float32Array, scores: Float32Array, groups: Int32Array, iouThreshold: number, maxKeep: number): Int32Array {
   const members = new Map<number, number[]>();
   for (let i = 0; i < groups.length; i++) {
     const list = members.get(groups[i]);
@@ -94,9 +102,11 @@ function batchedNmsPerGroup(boxes: Float32Array, scores: Float32Array, groups: I
   }
   const keepMask = new Uint8Array(scores.length);
   for (const indices of members.values()) {
-    for (const i of nms(boxes, scores, iouThreshold, Int32Array.from(indices))) keepMask[i] = 1;
+    // A group's boxes after its first maxKeep kept ones rank below maxKeep others: they cannot make the cut.
+    for (const i of nms(boxes, scores, iouThreshold, Int32Array.from(indices), maxKeep)) keepMask[i] = 1;
   }
   const kept: number[] = [];
   for (let i = 0; i < keepMask.length; i++) if (keepMask[i] === 1) kept.push(i);
-  return argsortDescending(scores, Int32Array.from(kept));
+  const ordered = argsortDescending(scores, Int32Array.from(kept));
+  return ordered.length > maxKeep ? ordered.slice(0, maxKeep) : ordered;
 }

@@ -166,8 +166,9 @@ export class RoiHeadsPostprocessor {
       candidateLabels[k] = flat % numClasses;
     });
 
-    const keep = batchedNms(candidateBoxes, candidateScores, candidateLabels, this.config.nmsThresh);
     const limit = options.maxDetections ?? this.config.detectionsPerImg;
+    // Candidates below a user threshold come last in the kept order, so the first `limit` kept suffice.
+    const keep = batchedNms(candidateBoxes, candidateScores, candidateLabels, this.config.nmsThresh, limit);
     const selected: number[] = [];
     for (const k of keep) {
       if (selected.length >= limit) break;

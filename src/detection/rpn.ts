@@ -141,7 +141,7 @@ export class RegionProposalFilter {
       candidateLevels[k] = levelIds[i];
     });
 
-    const keep = batchedNms(candidateBoxes, candidateScores, candidateLevels, this.config.nmsThresh);
+    const keep = batchedNms(candidateBoxes, candidateScores, candidateLevels, this.config.nmsThresh, this.config.postNmsTopN);
     const kept = min(keep.length, this.config.postNmsTopN);
     const result: Proposals = { boxes: new Float32Array(kept * 4), scores: new Float32Array(kept) };
     for (let k = 0; k < kept; k++) {

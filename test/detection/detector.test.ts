@@ -1,0 +1,155 @@
+/** End to end through the public entry point: real image files in, detections out. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Detector } from '../../src/detection/detector';
+import { DetectError } from '../../src/detection/errors';
+import type { DetectionResult } from '../../src/detection/types';
+import { fixtureModel } from './fixture-models';
+import { badInputs, readImage } from './images';
+
+const IMAGES = ['portrait.jpg', 'landscape.jpg', 'tiny.png', 'grayscale.png', 'alpha.png', 'exif-rotated.jpg', 'rocket.webp', 'hubble.gif'];
+
+async function detectError(promise: Promise<unknown>): Promise<DetectError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DetectError);
+  return error as DetectError;
+}
+
+describe('Detector (tiny-fpn fixture model)', () => {
+  let detector: Detector;
+  const baseline = new Map<string, DetectionResult>();
+
+  beforeAll(async () => {
+    detector = await Detector.load(fixtureModel('tiny-fpn'), { intraOpThreads: 1 });
+    for (const name of IMAGES) baseline.set(name, await detector.detect(readImage(name)));
+  });
+
+  afterAll(async () => {
+    await detector?.close();
+  });
+
+  it('exposes the parsed model.json', () => {
+    const json = JSON.parse(fs.readFileSync(path.join(fixtureModel('tiny-fpn'), 'model.json'), 'utf8')) as { name: string; classes: string[] };
+    expect(detector.model.name).toBe(json.name);
+    expect(detector.model.classes).toEqual(json.classes);
+    expect(detector.modelDir).toBe(fixtureModel('tiny-fpn'));
+  });
+
+  it.each(IMAGES)('%s: detections in original pixels, best first, labelled from the model, timed per stage', (name) => {
+    const result = baseline.get(name) as DetectionResult;
+    expect(result.detections.length).toBeGreaterThan(0);
+    expect(result.detections.length).toBeLessThanOrEqual(detector.model.roi_heads.detections_per_img);
+    result.detections.forEach((d, i) => {
+      if (i > 0) expect(d.score).toBeLessThanOrEqual(result.detections[i - 1].score);
+      expect(d.score).toBeGreaterThan(detector.model.roi_heads.score_thresh);
+      expect(d.label).toBe(detector.model.classes[d.class_id]);
+      expect(d.class_id).toBeGreaterThan(0);
+      expect(0 <= d.box.xmin && d.box.xmin <= d.box.xmax && d.box.xmax <= result.width).toBe(true);
+      expect(0 <= d.box.ymin && d.box.ymin <= d.box.ymax && d.box.ymax <= result.height).toBe(true);
+    });
+    const t = result.timings_ms;
+    const stages = [t.decode, t.transform, t.backbone_rpn, t.rpn_postprocess, t.box_head, t.postprocess];
+    stages.forEach((ms) => expect(ms).toBeGreaterThanOrEqual(0));
+    expect(t.total).toBeGreaterThanOrEqual(Math.max(...stages));
+  });
+
+  it('is deterministic', async () => {
+    expect(await detector.detect(readImage('portrait.jpg'))).toMatchObject({ detections: baseline.get('portrait.jpg')?.detections });
+  });
+
+  it('scoreThreshold, maxDetections and classes select from the default result', async () => {
+    const all = (baseline.get('landscape.jpg') as DetectionResult).detections;
+    const threshold = all[Math.floor(all.length / 2)].score;
+    const high = await detector.detect(readImage('landscape.jpg'), { scoreThreshold: threshold });
+    expect(high.detections).toEqual(all.filter((d) => d.score >= Math.fround(threshold)));
+    const top2 = await detector.detect(readImage('landscape.jpg'), { maxDetections: 2 });
+    expect(top2.detections).toEqual(all.slice(0, 2));
+    const label = all[0].label;
+    const byLabel = await detector.detect(readImage('landscape.jpg'), { classes: [label] });
+    expect(byLabel.detections).toEqual(all.filter((d) => d.label === label));
+    const byId = await detector.detect(readImage('landscape.jpg'), { classes: [all[0].class_id] });
+    expect(byId.detections).toEqual(byLabel.detections);
+  });
+
+  it.each([
+    ['scoreThreshold 1.5', { scoreThreshold: 1.5 }],
+    ['scoreThreshold NaN', { scoreThreshold: NaN }],
+    ['maxDetections 0', { maxDetections: 0 }],
+    ['maxDetections 2.5', { maxDetections: 2.5 }],
+    ['an unknown class', { classes: ['no-such-class'] }],
+    ['the background class', { classes: [0] }],
+  ])('rejects %s with INVALID_OPTION', async (_, options) => {
+    expect((await detectError(detector.detect(readImage('tiny.png'), options))).code).toBe('INVALID_OPTION');
+  });
+
+  it('rejects every kind of bad image with its typed error and keeps working', async () => {
+    for (const bad of badInputs()) {
+      expect((await detectError(detector.detect(bad.bytes))).code).toBe(bad.code);
+    }
+    expect((await detectError(Detector.load(fixtureModel('tiny-fpn'), { maxPixels: 100 }).then((d) => d.detect(readImage('tiny.png')).finally(() => d.close())))).code).toBe('IMAGE_TOO_LARGE');
+    expect((await detector.detect(readImage('portrait.jpg'))).detections).toEqual(baseline.get('portrait.jpg')?.detections);
+  });
+
+  it('gives every concurrent caller its own, correct result', async () => {
+    const names = ['portrait.jpg', 'tiny.png', 'landscape.jpg', 'hubble.gif', 'portrait.jpg'];
+    const results = await Promise.all(names.map((name) => detector.detect(readImage(name))));
+    results.forEach((result, i) => expect(result.detections).toEqual(baseline.get(names[i])?.detections));
+  });
+
+  it('stops with ABORTED when the signal is aborted, before or during the request, and keeps working', async () => {
+    const aborted = new AbortController();
+    aborted.abort(new Error('client went away'));
+    expect((await detectError(detector.detect(readImage('tiny.png'), { signal: aborted.signal }))).code).toBe('ABORTED');
+    const during = new AbortController();
+    const pending = detector.detect(readImage('landscape.jpg'), { signal: during.signal });
+    setImmediate(() => during.abort());
+    expect((await detectError(pending)).code).toBe('ABORTED');
+    expect((await detector.detect(readImage('tiny.png'))).detections).toEqual(baseline.get('tiny.png')?.detections);
+  });
+
+  it('keeps the event loop free while the graphs run (they run in a worker thread)', async () => {
+    let longestGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+    }, 1);
+    try {
+      const result = await detector.detect(readImage('landscape.jpg'));
+      const graphMs = result.timings_ms.backbone_rpn;
+      // On the main thread, graph A alone would stall the timer for its whole duration.
+      expect(longestGap).toBeLessThan(Math.max(graphMs * 0.8, result.timings_ms.transform + result.timings_ms.rpn_postprocess + 20));
+    } finally {
+      clearInterval(timer);
+    }
+  });
+});
+
+describe('Detector lifecycle', () => {
+  it('close() lets calls in flight finish, then refuses new ones with DETECTOR_CLOSED', async () => {
+    const detector = await Detector.load(fixtureModel('tiny-fpn'), { intraOpThreads: 1 });
+    const inFlight = detector.detect(readImage('tiny.png'));
+    await detector.close();
+    expect((await inFlight).detections.length).toBeGreaterThan(0);
+    expect((await detectError(detector.detect(readImage('tiny.png')))).code).toBe('DETECTOR_CLOSED');
+    await detector.close();
+  });
+});
+
+describe('Detector (tiny-c4 fixture model: one feature map, no FPN)', () => {
+  it('detects on a real photograph', async () => {
+    const detector = await Detector.load(fixtureModel('tiny-c4'), { intraOpThreads: 1 });
+    try {
+      expect(detector.model.roi_heads.featmap_names).toHaveLength(1);
+      const result = await detector.detect(readImage('portrait.jpg'));
+      expect([result.width, result.height]).toEqual([384, 512]);
+      expect(result.detections.length).toBeGreaterThan(0);
+    } finally {
+      await detector.close();
+    }
+  });
+});
