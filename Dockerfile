@@ -42,7 +42,10 @@ RUN test -f dist/cli/index.js && test -f dist/server/public/index.html \
 
 FROM ${BASE_IMAGE} AS runtime
 WORKDIR /app
+# ORT_DISABLE_TELEMETRY: onnxruntime 1.30 on Linux otherwise starts a telemetry client that
+# tries HTTPS uploads and writes a device ID.
 ENV NODE_ENV=production \
+    ORT_DISABLE_TELEMETRY=1 \
     CPWC_HOST=0.0.0.0 \
     CPWC_PORT=8080 \
     CPWC_MODEL_DIR=/app/models/shapes-cpwc-r50-fpn

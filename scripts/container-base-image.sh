@@ -75,7 +75,7 @@ if ((force == 1)) || ! podman image exists "$DEBIAN_IMAGE"; then
   printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$SUITE" "$mirror" "$SUITE" \
     >"$rootfs/etc/apt/sources.list"
   tar -C "$rootfs" --numeric-owner -c . \
-    | podman import --change 'CMD ["bash"]' - "$DEBIAN_IMAGE" >/dev/null
+    | podman import --quiet --change 'CMD ["bash"]' - "$DEBIAN_IMAGE" >/dev/null
   rm -rf "$rootfs"
   log "imported $DEBIAN_IMAGE"
 fi

@@ -10,7 +10,7 @@
 #
 # Environment: IMAGE (default localhost/cpwc-detect:latest),
 #   BASE_IMAGE (default localhost/node:20-bookworm-slim),
-#   CPWC_CONTAINER_CACHE (default /var/cache/cpwc-detect-container: npm cache for builds),
+#   CPWC_CONTAINER_CACHE (default /var/cache/cpwc-detect-container: npm cache, last-build.log),
 #   CONTEXT (default: the repository root; the build context, holding the Dockerfile).
 # Prints the image's name on stdout.
 set -euo pipefail
@@ -59,7 +59,7 @@ buildah bud --isolation chroot --format docker --pull-never --layers \
   "${mounts[@]}" \
   --build-arg "BASE_IMAGE=$BASE_IMAGE" \
   --tag "$IMAGE" \
-  --file "$CONTEXT/Dockerfile" "$CONTEXT" >"$work/build.log" 2>&1 \
-  || { tail -40 "$work/build.log" >&2; die "buildah bud failed (log above)"; }
+  --file "$CONTEXT/Dockerfile" "$CONTEXT" >"$CACHE_DIR/last-build.log" 2>&1 \
+  || { tail -40 "$CACHE_DIR/last-build.log" >&2; die "buildah bud failed (log above; all of it in $CACHE_DIR/last-build.log)"; }
 log "built $IMAGE in $((SECONDS - started)) s, $(podman image inspect --format '{{.Size}}' "$IMAGE") bytes"
 echo "$IMAGE"

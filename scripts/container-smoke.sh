@@ -7,7 +7,9 @@
 #      with --network host on a free loopback port and checks: /readyz within
 #      READY_TIMEOUT_S, the image's HEALTHCHECK, tini as PID 1, POST /v1/detect of a real
 #      image returns detections from the expected model, /metrics counts it, and SIGTERM
-#      gives a clean exit (status 0, the server's drain log line) within STOP_TIMEOUT_S.
+#      sent while 6 requests are in flight or queued gives a clean exit within STOP_TIMEOUT_S:
+#      every request answered 200, status 0, the server's 'stopped' log line with drained
+#      true; onnxruntime's telemetry stays off.
 # Cases: default  the model baked into the image (models/shapes-cpwc-r50-fpn)
 #        mounted  test/fixtures/models/tiny-fpn mounted read-only at /models/tiny-fpn,
 #                 selected with CPWC_MODEL_DIR
@@ -27,6 +29,7 @@ readonly repo
 export IMAGE=${IMAGE:-localhost/cpwc-detect:latest}
 readonly READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
 readonly STOP_TIMEOUT_S=${STOP_TIMEOUT_S:-30}
+readonly BURST=6
 readonly DEFAULT_MODEL=models/shapes-cpwc-r50-fpn
 readonly DEFAULT_IMAGE=datasets/shapes-test/images/test_000000.jpg
 readonly TEST_MODEL=test/fixtures/models/tiny-fpn
@@ -38,7 +41,7 @@ while (($# > 0)); do
   case "$1" in
     --cases) cases=${2:?--cases needs a list}; shift 2 ;;
     --skip-build) build=0; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -161,16 +164,41 @@ run_case() {
   rss=$(awk '/^cpwc_process_resident_memory_bytes /{printf "%.0f", $2 / 1048576}' "$work/metrics.txt")
   log "[$case_name] /metrics ok; resident memory after one inference: ${rss:-?} MiB"
 
-  log "[$case_name] SIGTERM"
+  # SIGTERM while requests are in flight: every one must still get its answer.
+  local i burst_pids=() deadline
+  for ((i = 0; i < BURST; i++)); do
+    curl -s -o /dev/null -w '%{http_code}' --max-time 60 -H 'Content-Type: image/jpeg' \
+      --data-binary "@$repo/$image_file" "$url/v1/detect" >"$work/burst-$i.status" 2>/dev/null &
+    burst_pids+=($!)
+  done
+  deadline=$((SECONDS + 20))
+  until curl -s --max-time 2 "$url/metrics" | grep -q '^cpwc_inferences_in_flight 1$'; do
+    ((SECONDS < deadline)) || die "[$case_name] no inference in flight within 20 s of sending $BURST requests"
+    sleep 0.02
+  done
+  log "[$case_name] SIGTERM with $BURST requests sent"
   started=$SECONDS
   podman kill --signal TERM "$name" >/dev/null || die "[$case_name] podman kill failed"
   local exit_code
   exit_code=$(timeout "$STOP_TIMEOUT_S" podman wait "$name" 2>/dev/null) \
     || { show_logs "$name"; die "[$case_name] still running ${STOP_TIMEOUT_S} s after SIGTERM"; }
   timings+=("$(printf '%-34s %4d s' "[$case_name] SIGTERM to exit" $((SECONDS - started)))")
+  wait "${burst_pids[@]}" || true
   [[ "$exit_code" == 0 ]] || { show_logs "$name"; die "[$case_name] exit code $exit_code after SIGTERM, expected 0"; }
-  podman logs "$name" 2>&1 | grep -q 'draining' \
-    || { show_logs "$name"; die "[$case_name] no 'draining' log line: the server did not see SIGTERM"; }
+  local draining answered=0
+  draining=$(podman logs "$name" 2>&1 | grep '"msg":"draining' | head -1)
+  [[ -n "$draining" ]] || { show_logs "$name"; die "[$case_name] no 'draining' log line: the server did not see SIGTERM"; }
+  for ((i = 0; i < BURST; i++)); do
+    [[ "$(cat "$work/burst-$i.status")" == 200 ]] && answered=$((answered + 1))
+  done
+  ((answered == BURST)) || die "[$case_name] only $answered of $BURST in-flight requests got 200 across SIGTERM"
+  podman logs "$name" 2>&1 | grep '"msg":"stopped"' | grep -q '"drained":true' \
+    || { show_logs "$name"; die "[$case_name] no 'stopped' log line with drained:true after SIGTERM"; }
+  log "[$case_name] drained: $(node -e 'const l=JSON.parse(process.argv[1]);console.log(`${l.inferencesRunning} running + ${l.queued} queued at SIGTERM`)' "$draining"), all $BURST answered 200"
+  if podman logs "$name" 2>&1 | grep -qi 'telemetry'; then
+    show_logs "$name"
+    die "[$case_name] onnxruntime's telemetry is on (the image sets ORT_DISABLE_TELEMETRY=1)"
+  fi
   podman rm "$name" >/dev/null 2>&1 || true
   log "[$case_name] ok: clean exit 0 after SIGTERM"
 }
