@@ -3,11 +3,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import sharp from 'sharp';
-import { FIXTURES, tempDir, writeTemp } from './helpers';
+import { ensureDistBuilt, FIXTURES, ROOT, tempDir, writeTemp } from './helpers';
 
-const ROOT = resolve(__dirname, '../..');
 const CLI = join(ROOT, 'dist/cli/index.js');
 
 interface Expected {
@@ -32,8 +31,7 @@ function fixture(name: string): { gt: string; dt: string; expected: Expected } {
 }
 
 beforeAll(() => {
-  // Build dist/ (tsc emits even if another part of the tree has type errors; we need our files).
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
+  ensureDistBuilt();
   expect(existsSync(join(ROOT, 'dist/cli/eval.js'))).toBe(true);
 });
 

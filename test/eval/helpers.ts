@@ -1,7 +1,8 @@
 /** Builders for small hand-made COCO datasets used by the evaluator tests. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { DetectionTable, type Detections } from '../../src/eval/detections';
 import { evaluateLoaded, type EvaluationRun } from '../../src/eval/evaluate';
 import { parseGroundTruth, type GroundTruth } from '../../src/eval/ground-truth';
@@ -86,3 +87,44 @@ export function writeTemp(dir: string, name: string, content: string | Buffer): 
 
 /** Shared fixtures live beside the repository (CI has them at ../shared too). */
 export const FIXTURES = join(__dirname, '../../../shared/fixtures/coco-eval');
+
+export const ROOT = join(__dirname, '../..');
+
+function distIsFresh(): boolean {
+  const stale = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((entry) => {
+      const file = join(dir, entry.name);
+      if (entry.isDirectory()) return stale(file);
+      if (!entry.name.endsWith('.ts') || entry.name.endsWith('.d.ts')) return false;
+      const built = join(ROOT, 'dist', relative(join(ROOT, 'src'), file)).replace(/\.ts$/, '.js');
+      return !existsSync(built) || statSync(built).mtimeMs < statSync(file).mtimeMs;
+    });
+  return !stale(join(ROOT, 'src'));
+}
+
+/**
+ * Builds dist/ (npx tsc -p tsconfig.build.json) unless it is newer than every source file, which is
+ * the case under `npm test`. A lock directory keeps two jest workers from building at once, and
+ * the freshness check keeps a build from rewriting files another worker's CLI is reading.
+ */
+export function ensureDistBuilt(): void {
+  const lock = join(tmpdir(), `cpwc-detect-build-${Buffer.from(ROOT).toString('hex').slice(-32)}.lock`);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      const held = statSync(lock, { throwIfNoEntry: false });
+      if (held !== undefined && Date.now() - held.mtimeMs > 300_000) rmdirSync(lock); // left by a killed run
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
+  try {
+    // tsc emits even when another part of the tree has type errors; we only need our files.
+    if (!distIsFresh()) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
+  } finally {
+    rmdirSync(lock);
+  }
+}
