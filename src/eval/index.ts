@@ -8,3 +8,6 @@ export { DEFAULT_PARAMS, type EvalParams } from './params';
 export { readResultsFile, type ResultsFormat } from './results-reader';
 export { writeReport, type ReportCounts } from './report/report';
 export { STAT_LABELS, summarize, type CategoryMetrics, type EvalSummary } from './summarize';
+export { withoutImages } from './ground-truth';
+export { runBatch, type BatchOptions, type BatchResult, type BatchSummary } from './batch/runner';
+export { mapClassesToCategories, type CategoryMapping } from './batch/class-map';
