@@ -278,7 +278,7 @@ export function createApp(options: AppOptions): DetectionApp {
   });
 
   // Express recognises an error handler by its four parameters
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const httpError = toHttpError(err);
     locals(res).errorCode = httpError.code;
     if (httpError.status >= 500 && httpError.code === 'INTERNAL') {
@@ -290,6 +290,8 @@ export function createApp(options: AppOptions): DetectionApp {
       return;
     }
     for (const [name, value] of Object.entries(httpError.headers)) res.setHeader(name, value);
+    // an unread upload would have to be drained before the connection could be reused: close it
+    if (!req.complete) res.setHeader('Connection', 'close');
     if (httpError.code === 'UNAUTHORIZED' && !res.hasHeader('WWW-Authenticate')) res.setHeader('WWW-Authenticate', 'Bearer');
     const body = locals(res).deepstack === true ? { success: false, error: httpError.message, code: httpError.status } : errorBody(httpError);
     res.status(httpError.status).json(body);

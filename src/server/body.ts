@@ -131,6 +131,8 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
     });
   });
   parser.on('file', (name, stream) => {
+    // a part cut short (limit, malformed body) errors its stream; the parser reports it once
+    stream.on('error', () => undefined);
     if (name !== IMAGE_FIELD || sawImage) {
       stream.resume();
       return;

@@ -1,0 +1,90 @@
+/**
+ * `cpwc-detect serve`: loads a model directory, serves it over HTTP, and on SIGTERM/SIGINT
+ * drains (readiness false, in-flight requests finish) and exits 0. A second signal exits at once.
+ */
+import path from 'node:path';
+import { Detector } from '../detection/detector';
+import { ConfigError, describeConfig, loadConfig, usage } from '../server/config';
+import { createLogger } from '../server/logging';
+import { createRenderer } from '../server/render';
+import { startServer } from '../server/server';
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = loadConfig(argv, process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`cpwc-detect serve: ${err.message}\nRun 'cpwc-detect serve --help' for the options.\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  const { config } = parsed;
+  const logger = createLogger(config.logLevel);
+  logger.info({ config: describeConfig(config) }, 'starting');
+
+  let detector: Detector;
+  try {
+    detector = await Detector.load(config.modelDir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    logger.fatal({ modelDir: config.modelDir }, `cannot load the model: ${message}`);
+    process.stderr.write(`cpwc-detect serve: cannot load the model in '${config.modelDir}': ${message}\n`);
+    return 1;
+  }
+
+  const running = await startServer({
+    detector,
+    config,
+    logger,
+    render: createRenderer(config.maxPixels),
+    modelAliases: [path.basename(path.resolve(config.modelDir))],
+  });
+  logger.info({ url: running.url, model: detector.model.name }, 'listening; warming up');
+
+  let resolveStopped: (drained: boolean) => void = () => undefined;
+  const stopped = new Promise<boolean>((resolve) => {
+    resolveStopped = resolve;
+  });
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    running.shutdown().then(resolveStopped, () => resolveStopped(false));
+  };
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  let exitCode = 0;
+  try {
+    await running.detection.warmUp();
+    if (running.detection.lifecycle.phase === 'ready') logger.info({ url: running.url }, 'ready');
+  } catch (err) {
+    logger.fatal({ err }, 'warm-up inference failed');
+    exitCode = 1;
+    stop();
+  }
+
+  const drained = await stopped;
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  await detector.close();
+  logger.info({ drained }, 'stopped');
+  logger.flush();
+  // ONNX Runtime or a stray handle must not keep a stopped server alive
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2_000).unref();
+  return exitCode !== 0 ? exitCode : drained ? 0 : 1;
+}

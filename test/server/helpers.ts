@@ -1,0 +1,136 @@
+/** Shared set-up for the server tests: the tiny fixture model behind a real listening server. */
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import type { DestinationStream } from 'pino';
+import { Detector } from '../../src/detection/detector';
+import { defaultConfig, type ServerConfig } from '../../src/server/config';
+import { createLogger } from '../../src/server/logging';
+import { createRenderer } from '../../src/server/render';
+import { startServer, type RunningServer } from '../../src/server/server';
+
+/** The tiny fixture model; CPWC_TEST_MODEL_DIR runs the server tests against another model directory. */
+export const FIXTURE_MODEL = process.env.CPWC_TEST_MODEL_DIR ?? path.join(__dirname, '..', 'fixtures', 'models', 'tiny-fpn');
+export const IMAGES = path.join(__dirname, '..', 'fixtures', 'images');
+export const REPO_ROOT = path.join(__dirname, '..', '..');
+
+export function loadFixtureDetector(): Promise<Detector> {
+  if (!existsSync(path.join(FIXTURE_MODEL, 'model.json'))) {
+    throw new Error(`the fixture model is missing: ${FIXTURE_MODEL} (made by npm run export; see test/fixtures/models)`);
+  }
+  return Detector.load(FIXTURE_MODEL, { intraOpThreads: 1 });
+}
+
+export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return { ...defaultConfig(), modelDir: FIXTURE_MODEL, host: '127.0.0.1', port: 0, intraOpThreads: 1, logLevel: 'info', ...overrides };
+}
+
+export interface TestServer extends RunningServer {
+  /** Every log line the server wrote, parsed. */
+  logs: Array<Record<string, unknown>>;
+  rawLogs: string[];
+}
+
+/** A listening server on 127.0.0.1:0, warmed up (ready) unless `warm` is false. */
+export async function startTestServer(detector: Detector, overrides: Partial<ServerConfig> = {}, warm = true): Promise<TestServer> {
+  const config = testConfig(overrides);
+  const rawLogs: string[] = [];
+  const logs: Array<Record<string, unknown>> = [];
+  const destination: DestinationStream = {
+    write(line: string): void {
+      rawLogs.push(line);
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  };
+  const running = await startServer({
+    detector,
+    config,
+    logger: createLogger(config.logLevel, destination),
+    render: createRenderer(config.maxPixels),
+    modelAliases: [path.basename(FIXTURE_MODEL)],
+    processMetrics: true,
+  });
+  if (warm) await running.detection.warmUp();
+  return Object.assign(running, { logs, rawLogs });
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+export function multipart(parts: Array<{ name: string; value: Uint8Array | string; filename?: string; contentType?: string }>): {
+  body: Buffer;
+  contentType: string;
+} {
+  const boundary = `----cpwc-test-${Math.random().toString(16).slice(2)}`;
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    let header = `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"`;
+    if (part.filename !== undefined) header += `; filename="${part.filename}"`;
+    header += '\r\n';
+    if (part.contentType !== undefined) header += `Content-Type: ${part.contentType}\r\n`;
+    chunks.push(Buffer.from(`${header}\r\n`, 'latin1'), Buffer.from(part.value), Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** Polls `condition` every 5 ms until it holds (or fails the test after `timeoutMs`). */
+export async function waitFor(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** The value of one Prometheus sample line (`name{labels} value`), or undefined. */
+export function metricValue(text: string, sample: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+  }
+  return undefined;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: import('node:http').IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * A request over node:http that writes `chunks` one by one (`pauseMs` apart), so tests control
+ * exactly what the server has received when. Without `contentLength` the body is chunked.
+ * Resolves with the response even if the server answered before the body was fully sent.
+ */
+export function rawRequest(
+  url: string,
+  options: { method?: string; path: string; headers?: Record<string, string>; chunks?: Buffer[]; pauseMs?: number; finish?: boolean },
+): { response: Promise<RawResponse>; request: import('node:http').ClientRequest } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const http = require('node:http') as typeof import('node:http');
+  const request = http.request(`${url}${options.path}`, { method: options.method ?? 'POST', headers: options.headers, agent: false });
+  const response = new Promise<RawResponse>((resolve, reject) => {
+    let answered = false;
+    request.on('response', (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    request.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+  });
+  // send the headers now, even before any body byte
+  request.flushHeaders();
+  void (async () => {
+    for (const chunk of options.chunks ?? []) {
+      if (request.destroyed) return;
+      request.write(chunk);
+      if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+    }
+    if (options.finish ?? true) request.end();
+  })();
+  return { response, request };
+}
