@@ -1,0 +1,270 @@
+#!/usr/bin/env node
+// Benchmark of the TypeScript pipeline against PyTorch eager (torchvision FasterRCNN, same weights, same
+// pixels, same thread count), runs interleaved so both see the same machine load. Not a test.
+//
+//   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE]
+//   npm run bench -- --memory 200 [--model DIR] [--arena on|off] [--mem-pattern on|off]
+//   npm run bench -- --session-options [--model DIR] [--memory 60]
+//
+// Default models: /tmp/full-fpn and /tmp/full-fpn-480, the full-size cpwc_r50_fpn exported with
+//   npm run export -- --arch cpwc_r50_fpn --seed 0 --out /tmp/full-fpn
+//   npm run export -- --arch cpwc_r50_fpn --seed 0 --min-size 480 --max-size 800 --out /tmp/full-fpn-480
+// (graph inputs 1216x800 and 736x480 for the default image). PyTorch rebuilds the same weights from
+// model.json's provenance (scripts/bench_torch.py). Needs `npm run build` (the bench script does it).
+import { spawn, fork } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
+const sharp = require('sharp');
+
+const USAGE = `usage: node scripts/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE]
+       node scripts/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--threads T]
+       node scripts/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
+`;
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', multiple: true },
+    runs: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '2' },
+    image: { type: 'string' },
+    memory: { type: 'string' },
+    arena: { type: 'string' },
+    'mem-pattern': { type: 'string' },
+    'optimization': { type: 'string' },
+    'execution-mode': { type: 'string' },
+    'session-options': { type: 'boolean', default: false },
+    'child-json': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+const threads = Number(values.threads);
+const runs = Number(values.runs);
+const warmup = Number(values.warmup);
+const models = values.model ?? ['/tmp/full-fpn', '/tmp/full-fpn-480'];
+for (const dir of models) {
+  if (!existsSync(path.join(dir, 'model.json'))) {
+    process.stderr.write(`bench: ${dir}/model.json not found; export it first (see the header of scripts/bench-pipeline.mjs)\n`);
+    process.exit(1);
+  }
+}
+
+const STAGES = ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total'];
+const TORCH_STAGES = ['transform', 'backbone', 'rpn', 'roi_heads', 'postprocess'];
+
+function quantile(values, q) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const position = (sorted.length - 1) * q;
+  const lo = Math.floor(position);
+  const hi = Math.ceil(position);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo);
+}
+const median = (v) => quantile(v, 0.5);
+const p95 = (v) => quantile(v, 0.95);
+const ms = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1)).padStart(8);
+
+function sessionOptions() {
+  const flag = (name) => (values[name] === undefined ? undefined : values[name] === 'on');
+  const session = {};
+  if (flag('arena') !== undefined) session.enableCpuMemArena = flag('arena');
+  if (flag('mem-pattern') !== undefined) session.enableMemPattern = flag('mem-pattern');
+  if (values.optimization !== undefined) session.graphOptimizationLevel = values.optimization;
+  if (values['execution-mode'] !== undefined) session.executionMode = values['execution-mode'];
+  return session;
+}
+
+/** A real photograph, upscaled so that the full model resizes it down to a 1216x800-class input. */
+async function benchImage(dir) {
+  if (values.image) return values.image;
+  const file = path.join(dir, 'landscape-1824x1216.jpg');
+  await sharp(path.join(ROOT, 'test', 'fixtures', 'images', 'landscape.jpg')).resize(1824, 1216).jpeg({ quality: 90 }).toFile(file);
+  return file;
+}
+
+/** Images of many sizes and shapes (crops and rescales of the test photographs), for the memory runs. */
+async function varyingImages(dir, count) {
+  const sources = ['landscape.jpg', 'portrait.jpg', 'rocket.webp', 'hubble.gif', 'grayscale.png'].map((f) => path.join(ROOT, 'test', 'fixtures', 'images', f));
+  const files = [];
+  for (let i = 0; i < Math.min(count, 24); i++) {
+    const width = 160 + ((i * 397) % 1700);
+    const height = 120 + ((i * 263) % 1300);
+    const file = path.join(dir, `varying-${i}.jpg`);
+    await sharp(sources[i % sources.length]).resize(width, height, { fit: 'fill' }).jpeg({ quality: 85 }).toFile(file);
+    files.push(file);
+  }
+  return Array.from({ length: count }, (_, i) => files[i % files.length]);
+}
+
+function startTorch(modelDir) {
+  const child = spawn('/usr/bin/python3', [path.join(ROOT, 'scripts', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), '--serve'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const waiting = [];
+  lines.on('line', (line) => waiting.shift()?.(JSON.parse(line)));
+  const next = () => new Promise((resolve) => waiting.push(resolve));
+  return {
+    ready: next(),
+    run: (image) => {
+      const reply = next();
+      child.stdin.write(`${JSON.stringify({ image })}\n`);
+      return reply;
+    },
+    stop: () => child.stdin.end(),
+  };
+}
+
+async function latency() {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'cpwc-bench-'));
+  try {
+    const image = await benchImage(scratch);
+    const bytes = readFileSync(image);
+    const rows = [];
+    for (const modelDir of models) {
+      const detector = await Detector.load(modelDir, { intraOpThreads: threads, session: sessionOptions() });
+      const torch = startTorch(modelDir);
+      await torch.ready;
+      for (let i = 0; i < warmup; i++) {
+        await detector.detect(bytes);
+        await torch.run(image);
+      }
+      const ts = [];
+      const pt = [];
+      for (let i = 0; i < runs; i++) {
+        ts.push((await detector.detect(bytes)).timings_ms);
+        pt.push(await torch.run(image));
+      }
+      const run = await detector.run(await decodeFor(bytes));
+      torch.stop();
+      await detector.close();
+      rows.push({ modelDir, ts, pt, input: run.geometry.padded, resized: run.geometry.resized });
+    }
+    printLatency(image, rows);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+async function decodeFor(bytes) {
+  const { decodeImage } = require(path.join(ROOT, 'dist', 'detection', 'image.js'));
+  return decodeImage(bytes);
+}
+
+function printLatency(image, rows) {
+  const out = [];
+  out.push(`TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via /usr/bin/python3), ${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`);
+  out.push(`image: ${path.basename(image)}; times in ms (median / p95)`);
+  for (const row of rows) {
+    const m = (stage) => median(row.ts.map((t) => t[stage]));
+    const q = (stage) => p95(row.ts.map((t) => t[stage]));
+    const tm = (stage) => median(row.pt.map((t) => t.stages[stage]));
+    const tq = (stage) => p95(row.pt.map((t) => t.stages[stage]));
+    const torchTotal = row.pt.map((t) => t.total_ms);
+    const outside = row.ts.map((t) => t.total - t.backbone_rpn - t.box_head);
+    const outsideShare = row.ts.map((t) => (t.total - t.backbone_rpn - t.box_head) / t.total);
+    out.push('');
+    out.push(`${path.basename(row.modelDir)}: graph input ${row.input.width}x${row.input.height} (resized ${row.resized.width}x${row.resized.height})`);
+    out.push(`  ${'stage'.padEnd(28)}${'TS med'.padStart(8)}${'TS p95'.padStart(8)}   ${'torch stage'.padEnd(18)}${'med'.padStart(8)}${'p95'.padStart(8)}`);
+    const pairs = [
+      ['decode', null],
+      ['transform', 'transform'],
+      ['backbone_rpn (graph A)', 'backbone'],
+      ['rpn_postprocess', 'rpn'],
+      ['box_head (graph B)', 'roi_heads'],
+      ['postprocess', 'postprocess'],
+    ];
+    for (const [label, torchStage] of pairs) {
+      const stage = label.split(' ')[0];
+      const torchPart = torchStage ? `${torchStage.padEnd(18)}${ms(tm(torchStage))}${ms(tq(torchStage))}` : `${'(pixels given)'.padEnd(18)}`;
+      out.push(`  ${label.padEnd(28)}${ms(m(stage))}${ms(q(stage))}   ${torchPart}`);
+    }
+    out.push(`  ${'end to end'.padEnd(28)}${ms(m('total'))}${ms(q('total'))}   ${'end to end'.padEnd(18)}${ms(median(torchTotal))}${ms(p95(torchTotal))}`);
+    out.push(`  speed-up, torch / TS end to end: median ${(median(torchTotal) / m('total')).toFixed(2)}x, p95 ${(p95(torchTotal) / q('total')).toFixed(2)}x`);
+    out.push(`  outside the two graphs: median ${median(outside).toFixed(1)} ms = ${(100 * median(outsideShare)).toFixed(1)}% of a request (p95 ${(100 * p95(outsideShare)).toFixed(1)}%)`);
+    out.push(`  torch rpn+roi_heads include their graph parts; TS graph stages include the transfer to the worker thread`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** Runs `count` images of varying sizes through one detector; RSS after each, in MiB. */
+async function memory(modelDir, count) {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'cpwc-bench-mem-'));
+  try {
+    const files = await varyingImages(scratch, count);
+    const rssAtStart = process.memoryUsage().rss;
+    const detector = await Detector.load(modelDir, { intraOpThreads: threads, session: sessionOptions() });
+    const rssLoaded = process.memoryUsage().rss;
+    const rss = [];
+    const totals = [];
+    for (const file of files) {
+      const result = await detector.detect(readFileSync(file));
+      totals.push(result.timings_ms.total);
+      rss.push(process.memoryUsage().rss);
+    }
+    await detector.close();
+    const mib = (b) => b / 2 ** 20;
+    return {
+      session: sessionOptions(),
+      images: count,
+      rss_start_mib: mib(rssAtStart),
+      rss_loaded_mib: mib(rssLoaded),
+      rss_after_mib: Object.fromEntries([10, 25, 50, 100, 200, 400].filter((n) => n <= count).map((n) => [n, mib(rss[n - 1])])),
+      rss_max_mib: mib(Math.max(...rss)),
+      rss_last_mib: mib(rss[rss.length - 1]),
+      median_total_ms: median(totals),
+    };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function runChild(args) {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), [...args, '--child-json'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(output)) : reject(new Error(`child exited ${code}`))));
+  });
+}
+
+async function compareSessionOptions() {
+  const modelDir = models[0];
+  const count = String(values.memory ?? 60);
+  const variants = [
+    ['--arena', 'on', '--mem-pattern', 'on'],
+    ['--arena', 'on', '--mem-pattern', 'off'],
+    ['--arena', 'off', '--mem-pattern', 'on'],
+    ['--arena', 'off', '--mem-pattern', 'off'],
+    ['--arena', 'off', '--mem-pattern', 'off', '--optimization', 'extended'],
+    ['--arena', 'off', '--mem-pattern', 'off', '--execution-mode', 'parallel'],
+  ];
+  process.stdout.write(`session options on ${path.basename(modelDir)}, ${count} images of varying size, ${threads} threads, one fresh process each\n`);
+  for (const variant of variants) {
+    const result = await runChild(['--model', modelDir, '--memory', count, '--threads', String(threads), ...variant]);
+    const after = Object.entries(result.rss_after_mib).map(([n, v]) => `@${n} ${v.toFixed(0)}`).join(' ');
+    process.stdout.write(`  ${variant.join(' ').padEnd(70)} median ${result.median_total_ms.toFixed(0)} ms  RSS MiB loaded ${result.rss_loaded_mib.toFixed(0)} ${after} max ${result.rss_max_mib.toFixed(0)}\n`);
+  }
+}
+
+if (values['session-options']) {
+  await compareSessionOptions();
+} else if (values.memory !== undefined) {
+  const result = await memory(models[0], Number(values.memory));
+  process.stdout.write(values['child-json'] ? JSON.stringify(result) : `${JSON.stringify(result, null, 2)}\n`);
+} else {
+  await latency();
+}
