@@ -1,6 +1,7 @@
 /** End to end through the public entry point: real image files in, detections out. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import sharp from 'sharp';
 import { Detector } from '../../src/detection/detector';
 import { DetectError } from '../../src/detection/errors';
 import type { DetectionResult } from '../../src/detection/types';
@@ -56,6 +57,19 @@ describe('Detector (tiny-fpn fixture model)', () => {
     expect(t.total).toBeGreaterThanOrEqual(Math.max(...stages));
   });
 
+  it.each([
+    ['a 1x1 image', { width: 1, height: 1 }],
+    ['a uniform grey image', { width: 320, height: 240 }],
+    ['an extreme aspect ratio (1x3000)', { width: 1, height: 3000 }],
+  ])('handles %s: a valid result, boxes inside the image', async (_, size) => {
+    const bytes = await sharp({ create: { ...size, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    const result = await detector.detect(bytes);
+    expect([result.width, result.height]).toEqual([size.width, size.height]);
+    for (const d of result.detections) {
+      expect(d.box.xmin >= 0 && d.box.xmax <= size.width && d.box.ymin >= 0 && d.box.ymax <= size.height).toBe(true);
+    }
+  });
+
   it('is deterministic', async () => {
     expect(await detector.detect(readImage('portrait.jpg'))).toMatchObject({ detections: baseline.get('portrait.jpg')?.detections });
   });
@@ -108,24 +122,6 @@ describe('Detector (tiny-fpn fixture model)', () => {
     setImmediate(() => during.abort());
     expect((await detectError(pending)).code).toBe('ABORTED');
     expect((await detector.detect(readImage('tiny.png'))).detections).toEqual(baseline.get('tiny.png')?.detections);
-  });
-
-  it('keeps the event loop free while the graphs run (they run in a worker thread)', async () => {
-    let longestGap = 0;
-    let last = performance.now();
-    const timer = setInterval(() => {
-      const now = performance.now();
-      longestGap = Math.max(longestGap, now - last);
-      last = now;
-    }, 1);
-    try {
-      const result = await detector.detect(readImage('landscape.jpg'));
-      const graphMs = result.timings_ms.backbone_rpn;
-      // On the main thread, graph A alone would stall the timer for its whole duration.
-      expect(longestGap).toBeLessThan(Math.max(graphMs * 0.8, result.timings_ms.transform + result.timings_ms.rpn_postprocess + 20));
-    } finally {
-      clearInterval(timer);
-    }
   });
 });
 

@@ -1,0 +1,69 @@
+import * as path from 'node:path';
+import { loadModelDirectory } from '../../src/detection/model';
+import { GraphSessions } from '../../src/detection/session';
+import { fixtureModel } from './fixture-models';
+
+describe('GraphSessions (ONNX Runtime in a worker thread), tiny-fpn', () => {
+  let sessions: GraphSessions;
+  const rpnOutputs = ['0', '1', '2', '3', 'pool'].flatMap((l) => [`objectness_${l}`, `bbox_deltas_${l}`]);
+
+  beforeAll(async () => {
+    const model = await loadModelDirectory(fixtureModel('tiny-fpn'));
+    sessions = await GraphSessions.create(model.backboneRpnPath, model.boxHeadPath, { intraOpThreads: 1 });
+  });
+
+  afterAll(async () => {
+    await sessions?.close();
+  });
+
+  it('reports both graphs\' inputs and outputs', () => {
+    expect(sessions.graphs.backbone_rpn.inputNames).toEqual(['image']);
+    expect(sessions.graphs.backbone_rpn.outputNames).toEqual(expect.arrayContaining(['feature_0', ...rpnOutputs]));
+    expect(sessions.graphs.box_head.inputNames).toEqual(expect.arrayContaining(['feature_0', 'rois_0', 'rois_3']));
+    expect(sessions.graphs.box_head.outputNames).toEqual(expect.arrayContaining(['class_logits', 'box_regression']));
+  });
+
+  it('returns only the fetched outputs of graph A and keeps the feature maps for graph B, which then drops them', async () => {
+    const image = { data: new Float32Array(3 * 64 * 96), dims: [1, 3, 64, 96] };
+    const a = await sessions.runBackboneRpn(1, image, rpnOutputs);
+    expect(Object.keys(a.outputs).sort()).toEqual([...rpnOutputs].sort());
+    expect(a.outputs.objectness_0.dims).toEqual([1, 3, 16, 24]);
+    const rois = Object.fromEntries(['0', '1', '2', '3'].map((l) => [`rois_${l}`, { data: new Float32Array(l === '0' ? [0, 0, 10, 10] : []), dims: [l === '0' ? 1 : 0, 4] }]));
+    const b = await sessions.runBoxHead(1, rois);
+    expect(b.outputs.class_logits.dims[0]).toBe(1);
+    expect(b.outputs.box_regression.dims[1]).toBe(4 * b.outputs.class_logits.dims[1]);
+    await expect(sessions.runBoxHead(1, rois)).rejects.toThrow(/no feature maps for request 1/);
+  });
+
+  it('release() drops a request\'s feature maps', async () => {
+    await sessions.runBackboneRpn(2, { data: new Float32Array(3 * 32 * 32), dims: [1, 3, 32, 32] }, rpnOutputs);
+    await sessions.release(2);
+    await expect(sessions.runBoxHead(2, {})).rejects.toThrow(/no feature maps for request 2/);
+  });
+
+  it('keeps the main thread free while a graph runs', async () => {
+    let longestGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+    }, 2);
+    try {
+      const run = await sessions.runBackboneRpn(3, { data: new Float32Array(3 * 1024 * 1024), dims: [1, 3, 1024, 1024] }, rpnOutputs);
+      await sessions.release(3);
+      // Run on the main thread, the graph would stall the timer for all of run.runMs.
+      expect(run.runMs).toBeGreaterThan(50);
+      expect(longestGap).toBeLessThan(run.runMs / 2);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  it('fails later calls once closed', async () => {
+    const model = await loadModelDirectory(path.join(fixtureModel('tiny-fpn')));
+    const other = await GraphSessions.create(model.backboneRpnPath, model.boxHeadPath, { intraOpThreads: 1 });
+    await other.close();
+    await expect(other.release(1)).rejects.toThrow(/closed/);
+  });
+});
