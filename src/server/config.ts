@@ -4,6 +4,7 @@
  * the default. `cpwc-detect serve --help` is generated from the same table.
  */
 import { parseArgs } from 'node:util';
+import { defaultIntraOpThreads } from '../detection/session';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -127,7 +128,7 @@ export const SETTINGS: readonly AnySetting[] = [
   },
   {
     key: 'intraOpThreads', flag: 'threads', env: ['CPWC_THREADS'], placeholder: 'N',
-    defaultValue: 2, description: 'ONNX Runtime intra-op threads per inference', parse: integer(1, 256),
+    defaultValue: defaultIntraOpThreads(), description: 'ONNX Runtime intra-op threads per inference (default: CPUs, at most 4)', parse: integer(1, 256),
   },
   {
     key: 'concurrency', flag: 'concurrency', env: ['CPWC_CONCURRENCY'], placeholder: 'N',

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ConfigError, defaultConfig, describeConfig, loadConfig, usage, SETTINGS } from '../../src/server/config';
 
 describe('server configuration', () => {
@@ -59,5 +61,13 @@ describe('server configuration', () => {
   it('never shows API keys in the logged configuration', () => {
     const { config } = loadConfig([], { CPWC_API_KEYS: 'super-secret-key' });
     expect(JSON.stringify(describeConfig(config))).not.toContain('super-secret-key');
+  });
+
+  it('docs/server.md documents every flag and variable', () => {
+    const doc = readFileSync(path.join(__dirname, '..', '..', 'docs', 'server.md'), 'utf8');
+    for (const setting of SETTINGS) {
+      expect(doc).toContain(`\`--${setting.flag}\``);
+      for (const name of setting.env) expect(doc).toContain(`\`${name}\``);
+    }
   });
 });
