@@ -138,6 +138,8 @@ describe('demo page in chromium', () => {
     const inPhoto = await colourCount(readFileSync(imagePath).toString('base64'));
     expect(withBoxes).toBeGreaterThan(inPhoto + 100);
 
+    await page.locator('#threshold').fill('0.1');
+    expect(await shownDetections()).toEqual(all.filter((d) => d.score >= 0.1));
     const screenshotDir = process.env.CPWC_SCREENSHOT_DIR ?? os.tmpdir();
     await page.screenshot({ path: path.join(screenshotDir, 'cpwc-demo-page.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
