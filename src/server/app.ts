@@ -67,6 +67,8 @@ export const ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }>
 ];
 
 const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
+/** Requests refused or dropped for load or lifecycle reasons, counted in cpwc_rejected_requests_total. */
+const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN']);
 const DEEPSTACK_DEFAULT_MIN_CONFIDENCE = 0.45;
 
 interface AppLocals {
@@ -177,7 +179,14 @@ export function createApp(options: AppOptions): DetectionApp {
 
   // ---- detection ----------------------------------------------------------------------------
 
+  /** Admission before the body is read; the place is given back when the response is over. */
+  const admit = (res: Response): void => {
+    const release = inference.admit();
+    res.once('close', release);
+  };
+
   app.post('/v1/detect', refuseWhileDraining, requireKey, async (req: Request, res: Response) => {
+    admit(res);
     const signal = requestSignal(res, config.requestTimeoutMs);
     const upload = await readImageUpload(req, { maxBodyBytes: config.maxBodyBytes, signal });
     const params = parseNativeParams(paramSource(req.query, upload.fields), model.classes, nativeDefaults);
@@ -204,6 +213,7 @@ export function createApp(options: AppOptions): DetectionApp {
     const bearerAccepted = keys.open || keys.accepts(bearer);
     // a wrong Authorization header fails before the upload is read
     if (!bearerAccepted && bearer !== undefined) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
+    admit(res);
     const upload = await readImageUpload(req, { maxBodyBytes: config.maxBodyBytes, signal });
     const source = paramSource(req.query, upload.fields);
     if (!bearerAccepted && !keys.accepts(source('api_key'))) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
@@ -281,6 +291,7 @@ export function createApp(options: AppOptions): DetectionApp {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const httpError = toHttpError(err);
     locals(res).errorCode = httpError.code;
+    if (SHED_CODES.has(httpError.code)) metrics.rejectedRequests.inc({ reason: httpError.code });
     if (httpError.status >= 500 && httpError.code === 'INTERNAL') {
       // the stack goes to the log, never to the client
       res.err = err instanceof Error ? err : new Error(String(err));

@@ -29,12 +29,16 @@ function rejectOnAbort(signal: AbortSignal): { promise: Promise<never>; dispose:
 
 export class InferenceService {
   readonly limiter: ConcurrencyLimiter;
+  /** Requests between admission and response: uploading, queued or running. */
+  private admittedCount = 0;
+  private readonly capacity: number;
 
   constructor(
     private readonly detector: ServedDetector,
     private readonly metrics: ServerMetrics,
-    limits: { concurrency: number; queueSize: number },
+    private readonly limits: { concurrency: number; queueSize: number },
   ) {
+    this.capacity = limits.concurrency + limits.queueSize;
     this.limiter = new ConcurrencyLimiter({
       concurrency: limits.concurrency,
       queueSize: limits.queueSize,
@@ -47,6 +51,29 @@ export class InferenceService {
   }
 
   private recentTotalMs = 0;
+
+  get admitted(): number {
+    return this.admittedCount;
+  }
+
+  /**
+   * Admits a detection request before its body is read, or refuses it with QUEUE_FULL when
+   * `concurrency + queueSize` requests are already admitted. This bounds the memory held by
+   * uploads in progress as well as by the queue. Call the returned function once, when the
+   * request is over.
+   */
+  admit(): () => void {
+    if (this.admittedCount >= this.capacity) {
+      throw new HttpError('QUEUE_FULL', undefined, { headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) } });
+    }
+    this.admittedCount += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.admittedCount -= 1;
+    };
+  }
 
   /** Seconds until a queue place is likely free: one average inference per slot, at least 1. */
   private retryAfterSeconds(concurrency: number): number {
@@ -83,9 +110,6 @@ export class InferenceService {
       const reason: unknown = signal.aborted && (!(err instanceof HttpError) || err.code !== 'QUEUE_FULL') ? signal.reason : err;
       const code = reason instanceof HttpError || reason instanceof DetectError ? reason.code : 'INTERNAL';
       this.metrics.images.inc({ outcome: code });
-      if (reason instanceof HttpError && ['QUEUE_FULL', 'CLIENT_CLOSED', 'DEADLINE_EXCEEDED'].includes(reason.code)) {
-        this.metrics.rejectedRequests.inc({ reason: reason.code });
-      }
       throw reason;
     } finally {
       aborted.dispose();

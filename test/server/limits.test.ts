@@ -60,6 +60,24 @@ describe('bounded queue', () => {
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="503"}')).toBe(1);
   });
 
+  it('counts uploads in progress against the same bound, refusing before reading the body', async () => {
+    // concurrency 1 + queue 1: two slow uploads take both places while nothing runs yet
+    const uploads = [0, 1].map(() =>
+      rawRequest(server.url, { path: '/v1/detect', headers: { 'Content-Length': String(landscape.length) }, chunks: [landscape.subarray(0, 1000)], finish: false }),
+    );
+    await waitFor(() => server.detection.inference.admitted === 2, 5_000, 'both uploads to be admitted');
+    expect(server.detection.inference.limiter.state).toEqual({ running: 0, queued: 0 });
+    const refused = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape });
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as ErrorBody).error.code).toBe('QUEUE_FULL');
+    for (const upload of uploads) {
+      upload.request.destroy();
+      await upload.response.catch(() => undefined);
+    }
+    await waitFor(() => server.detection.inference.admitted === 0, 5_000, 'the abandoned uploads to be released');
+    expect((await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape })).status).toBe(200);
+  });
+
   it('drops a queued request whose client disconnected, without running the model for it', async () => {
     const before = metricValue(await metrics(server), 'cpwc_inference_stage_duration_seconds_count{stage="total"}') ?? 0;
     const slot = holdSlot(server);
@@ -73,8 +91,8 @@ describe('bounded queue', () => {
     await slot.done;
     const text = await metrics(server);
     expect(metricValue(text, 'cpwc_inference_stage_duration_seconds_count{stage="total"}') ?? 0).toBe(before);
-    expect(metricValue(text, 'cpwc_rejected_requests_total{reason="CLIENT_CLOSED"}')).toBe(1);
-    expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="499"}')).toBe(1);
+    expect(metricValue(text, 'cpwc_rejected_requests_total{reason="CLIENT_CLOSED"}')).toBe(3);
+    expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="499"}')).toBe(3);
     // and the server is fine afterwards
     expect((await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape })).status).toBe(200);
   });
