@@ -3,8 +3,10 @@
  * limits. The inference slot is held with the server's own limiter, so "the server is busy" is
  * exact rather than a race against the model's speed.
  */
+import { randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
 import { IMAGES, loadFixtureDetector, metricValue, multipart, rawRequest, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
 
@@ -138,6 +140,36 @@ describe('deadlines', () => {
     expect((JSON.parse(answer.body.toString()) as ErrorBody).error.code).toBe('DEADLINE_EXCEEDED');
     expect((await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape })).status).toBe(200);
   });
+});
+
+describe('a deadline that passes while the inference runs', () => {
+  let server: TestServer;
+  let bigImage: Buffer;
+  let inferenceMs: number;
+  beforeAll(async () => {
+    // a large noisy photo-sized JPEG: decoding and resizing it takes a while on any CPU
+    const noise = randomFillSync(Buffer.alloc(6000 * 4000 * 3));
+    bigImage = await sharp(noise, { raw: { width: 6000, height: 4000, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+    const started = performance.now();
+    await detector.detect(bigImage);
+    inferenceMs = performance.now() - started;
+    server = await startTestServer(detector, { concurrency: 1, queueSize: 1, requestTimeoutMs: Math.max(100, Math.floor(inferenceMs / 4)) });
+  }, 60_000);
+  afterAll(async () => {
+    await server.shutdown();
+  });
+
+  it('answers 504 at the deadline, and keeps the slot until the inference really stops', async () => {
+    expect(inferenceMs).toBeGreaterThan(200); // precondition: the deadline falls well inside the inference
+    const started = performance.now();
+    const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: bigImage });
+    const elapsed = performance.now() - started;
+    expect(response.status).toBe(504);
+    expect(elapsed).toBeLessThan(inferenceMs * 0.75);
+    expect(server.detection.inference.limiter.state.running).toBe(1);
+    await waitFor(() => server.detection.inference.limiter.state.running === 0, 30_000, 'the aborted inference to stop');
+    expect((await fetch(`${server.url}/v1/detect`, { method: 'POST', body: readFileSync(path.join(IMAGES, 'tiny.png')) })).status).toBe(200);
+  }, 60_000);
 });
 
 describe('body limits', () => {
