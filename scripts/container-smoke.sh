@@ -4,15 +4,17 @@
 #   2. lints the Dockerfile and the deploy/ manifests (scripts/container-lint.sh)
 #   3. builds the base image if missing, then the app image (scripts/container-build.sh)
 #   4. for each case, runs the image hardened (read-only root, no capabilities, uid 1000)
-#      with --network host on a free loopback port and checks: /readyz within
+#      on a free loopback port and checks: /readyz within
 #      READY_TIMEOUT_S, the image's HEALTHCHECK, tini as PID 1, POST /v1/detect of a real
 #      image returns detections from the expected model, /metrics counts it, and SIGTERM
 #      sent while 6 requests are in flight or queued gives a clean exit within STOP_TIMEOUT_S:
 #      every request answered 200, status 0, the server's 'stopped' log line with drained
 #      true; onnxruntime's telemetry stays off.
-# Cases: default  the model baked into the image (models/shapes-cpwc-r50-fpn)
+# Cases: default  the model baked into the image (models/shapes-cpwc-r50-fpn); --network host,
+#                 CPWC_HOST=127.0.0.1 and CPWC_PORT=<free port>
 #        mounted  test/fixtures/models/tiny-fpn mounted read-only at /models/tiny-fpn,
-#                 selected with CPWC_MODEL_DIR
+#                 selected with CPWC_MODEL_DIR; the image's own host/port (0.0.0.0:8080)
+#                 published with -p 127.0.0.1:<free port>:8080
 # Exits non-zero with a message naming the failed check. Containers are removed on exit.
 #
 #   scripts/container-smoke.sh [--cases default,mounted] [--skip-build] [--help]
@@ -41,7 +43,7 @@ while (($# > 0)); do
   case "$1" in
     --cases) cases=${2:?--cases needs a list}; shift 2 ;;
     --skip-build) build=0; shift ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -122,20 +124,26 @@ console.log(`${body.detections.length} detections, top ${top.label} ${top.score.
 EOF
 }
 
-# run_case NAME EXPECTED_MODEL_NAME IMAGE_FILE [podman run args...]
+# run_case NAME EXPECTED_MODEL_NAME IMAGE_FILE NETWORK [podman run args...]
+#   NETWORK host:    --network host, the server told to listen on 127.0.0.1:<free port>
+#   NETWORK publish: the image's own CPWC_HOST/CPWC_PORT (0.0.0.0:8080) published on 127.0.0.1:<free port>
 run_case() {
-  local case_name=$1 expected_model=$2 image_file=$3
-  shift 3
-  local name="cpwc-smoke-$$-$case_name" port url status started
+  local case_name=$1 expected_model=$2 image_file=$3 network=$4
+  shift 4
+  local name="cpwc-smoke-$$-$case_name" port url status started network_args
   port=$(free_port)
   url="http://127.0.0.1:$port"
+  case "$network" in
+    host) network_args=(--network host -e CPWC_HOST=127.0.0.1 -e "CPWC_PORT=$port") ;;
+    publish) network_args=(-p "127.0.0.1:$port:8080") ;;
+    *) die "run_case: unknown network '$network'" ;;
+  esac
   containers+=("$name")
-  log "[$case_name] starting $name on $url"
+  log "[$case_name] starting $name on $url (network: $network)"
   started=$SECONDS
-  podman_quiet run -d --name "$name" --network host \
+  podman_quiet run -d --name "$name" "${network_args[@]}" \
     --read-only --cap-drop ALL --security-opt no-new-privileges \
     --health-interval disable \
-    -e CPWC_HOST=127.0.0.1 -e "CPWC_PORT=$port" \
     "$@" "$IMAGE" >/dev/null || die "[$case_name] podman run failed"
   wait_ready "$name" "$url"
   timings+=("$(printf '%-34s %4d s' "[$case_name] start to ready" $((SECONDS - started)))")
@@ -203,9 +211,9 @@ run_case() {
   log "[$case_name] ok: clean exit 0 after SIGTERM"
 }
 
-# model_name DIR: the "name" in DIR/model.json
+# model_name FILE: the "name" in a model.json
 model_name() {
-  node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).name)" "$1/model.json"
+  node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).name)" "$1"
 }
 
 timed "setup (apt, containers.conf)" "$repo/scripts/container-setup.sh"
@@ -221,12 +229,13 @@ IFS=',' read -r -a case_list <<<"$cases"
 for case_name in "${case_list[@]}"; do
   case "$case_name" in
     default)
-      [[ -f "$repo/$DEFAULT_MODEL/model.json" ]] || die "[default] $DEFAULT_MODEL/model.json is not in the checkout, so not in the image"
-      timed "[default] case" run_case default "$(model_name "$repo/$DEFAULT_MODEL")" "$DEFAULT_IMAGE"
+      podman_quiet run --rm --health-interval disable --entrypoint cat "$IMAGE" "/app/$DEFAULT_MODEL/model.json" >"$work/default-model.json" \
+        || die "[default] the image has no /app/$DEFAULT_MODEL/model.json (was $DEFAULT_MODEL in the build context?)"
+      timed "[default] case" run_case default "$(model_name "$work/default-model.json")" "$DEFAULT_IMAGE" host
       ;;
     mounted)
       [[ -f "$repo/$TEST_MODEL/model.json" ]] || die "[mounted] $TEST_MODEL/model.json is missing"
-      timed "[mounted] case" run_case mounted "$(model_name "$repo/$TEST_MODEL")" "$TEST_IMAGE" \
+      timed "[mounted] case" run_case mounted "$(model_name "$repo/$TEST_MODEL/model.json")" "$TEST_IMAGE" publish \
         -v "$repo/$TEST_MODEL:/models/tiny-fpn:ro" -e CPWC_MODEL_DIR=/models/tiny-fpn
       ;;
     *) die "unknown case '$case_name' (default, mounted)" ;;
