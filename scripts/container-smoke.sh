@@ -2,11 +2,13 @@
 # End-to-end container check on a machine without a Docker engine or a registry:
 #   1. installs and configures buildah + podman (scripts/container-setup.sh)
 #   2. lints the Dockerfile and the deploy/ manifests (scripts/container-lint.sh)
-#   3. builds the base image if missing, then the app image (scripts/container-build.sh)
+#   3. builds the base image if missing, then the app image (scripts/container-build.sh);
+#      promtool checks deploy/prometheus.yml (scripts/container-prometheus.sh)
 #   4. for each case, runs the image hardened (read-only root, no capabilities, uid 1000)
 #      on a free loopback port and checks: /readyz within
 #      READY_TIMEOUT_S, the image's HEALTHCHECK, tini as PID 1, POST /v1/detect of a real
-#      image returns detections from the expected model, /metrics counts it, and SIGTERM
+#      image returns detections from the expected model, /metrics counts it (and, in the
+#      first case, a real Prometheus with deploy/prometheus.yml scrapes it), and SIGTERM
 #      sent while 6 requests are in flight or queued gives a clean exit within STOP_TIMEOUT_S:
 #      every request answered 200, status 0, the server's 'stopped' log line with drained
 #      true; onnxruntime's telemetry stays off.
@@ -171,6 +173,10 @@ run_case() {
   local rss
   rss=$(awk '/^cpwc_process_resident_memory_bytes /{printf "%.0f", $2 / 1048576}' "$work/metrics.txt")
   log "[$case_name] /metrics ok; resident memory after one inference: ${rss:-?} MiB"
+  if ((prometheus_scraped == 0)); then
+    "$repo/scripts/container-prometheus.sh" scrape "127.0.0.1:$port" || die "[$case_name] Prometheus scrape"
+    prometheus_scraped=1
+  fi
 
   # SIGTERM while requests are in flight: every one must still get its answer.
   local i burst_pids=() deadline
@@ -221,6 +227,8 @@ timed "lint (Dockerfile, deploy/)" "$repo/scripts/container-lint.sh"
 if ((build == 1)); then
   timed "build (base image if missing, app)" "$repo/scripts/container-build.sh" >/dev/null
 fi
+timed "promtool check config" "$repo/scripts/container-prometheus.sh" check-config
+prometheus_scraped=0
 podman image exists "$IMAGE" || die "$IMAGE does not exist (drop --skip-build)"
 size_mb=$(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f", $1 / 1e6}')
 log "$IMAGE: ${size_mb} MB"
