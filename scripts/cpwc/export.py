@@ -583,9 +583,18 @@ def model_description(model: FasterRCNN, name: str, classes: List[str]) -> Dict[
 # -------------------------------------------------------------------------------------------- reference.json
 
 
+def float32_values(tensor: Tensor) -> Any:
+    """Nested lists of the shortest decimals that parse back to exactly these float32 values."""
+    array = tensor.detach().numpy().astype(np.float32)
+    flat = [float(np.format_float_positional(v, unique=True, trim="-")) for v in array.reshape(-1)]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim > 1 else flat
+
+
 def detection_records(detections: Dict[str, Tensor], classes: List[str]) -> List[Dict[str, Any]]:
     records = []
-    for box, score, label in zip(detections["boxes"].tolist(), detections["scores"].tolist(), detections["labels"].tolist()):
+    boxes = float32_values(detections["boxes"])
+    scores = float32_values(detections["scores"])
+    for box, score, label in zip(boxes, scores, detections["labels"].tolist()):
         records.append({"label": classes[label], "class_id": int(label), "score": score,
                         "box": {"xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3]}})
     return records
@@ -602,7 +611,7 @@ def reference_entry(model: FasterRCNN, image: DecodedImage, classes: List[str], 
         "width": image.width,
         "height": image.height,
         "resized": {"width": int(run.resized[1]), "height": int(run.resized[0])},
-        "proposals": run.proposals.tolist(),
+        "proposals": float32_values(run.proposals),
         "detections": detection_records(run.detections, classes),
     }
 
