@@ -17,9 +17,7 @@ import hashlib
 import json
 import math
 import os
-import shlex
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
