@@ -34,30 +34,35 @@ export class BoxCoder {
     const perBox = count === 0 ? 0 : relCodes.length / boxes.length;
     if (!Number.isInteger(perBox)) throw new RangeError(`relCodes length ${relCodes.length} is not a multiple of 4 * ${count} boxes`);
     const out = new Float32Array(relCodes.length);
-    const { wx, wy, ww, wh, clip } = this;
     for (let i = 0; i < count; i++) {
-      const bx1 = boxes[i * 4];
-      const by1 = boxes[i * 4 + 1];
-      const width = fround(boxes[i * 4 + 2] - bx1);
-      const height = fround(boxes[i * 4 + 3] - by1);
-      const ctrX = fround(bx1 + fround(0.5 * width));
-      const ctrY = fround(by1 + fround(0.5 * height));
-      for (let k = 0; k < perBox; k++) {
-        const o = (i * perBox + k) * 4;
-        const dx = fround(relCodes[o] / wx);
-        const dy = fround(relCodes[o + 1] / wy);
-        const dw = min(fround(relCodes[o + 2] / ww), clip);
-        const dh = min(fround(relCodes[o + 3] / wh), clip);
-        const predCtrX = fround(fround(dx * width) + ctrX);
-        const predCtrY = fround(fround(dy * height) + ctrY);
-        const halfW = fround(0.5 * fround(expf(dw) * width));
-        const halfH = fround(0.5 * fround(expf(dh) * height));
-        out[o] = predCtrX - halfW;
-        out[o + 1] = predCtrY - halfH;
-        out[o + 2] = predCtrX + halfW;
-        out[o + 3] = predCtrY + halfH;
-      }
+      for (let k = 0; k < perBox; k++) this.decodeOne(relCodes, (i * perBox + k) * 4, boxes, i, out, (i * perBox + k) * 4);
     }
     return out;
+  }
+
+  /**
+   * Decodes the 4 deltas at `relCodes[codeOffset]` against box `boxIndex` of `boxes` into `out[outOffset]`
+   * (the same arithmetic as `decode`, for callers that need only some of the predictions).
+   */
+  decodeOne(relCodes: Float32Array, codeOffset: number, boxes: Float32Array, boxIndex: number, out: Float32Array, outOffset: number): void {
+    const { wx, wy, ww, wh, clip } = this;
+    const bx1 = boxes[boxIndex * 4];
+    const by1 = boxes[boxIndex * 4 + 1];
+    const width = fround(boxes[boxIndex * 4 + 2] - bx1);
+    const height = fround(boxes[boxIndex * 4 + 3] - by1);
+    const ctrX = fround(bx1 + fround(0.5 * width));
+    const ctrY = fround(by1 + fround(0.5 * height));
+    const dx = fround(relCodes[codeOffset] / wx);
+    const dy = fround(relCodes[codeOffset + 1] / wy);
+    const dw = min(fround(relCodes[codeOffset + 2] / ww), clip);
+    const dh = min(fround(relCodes[codeOffset + 3] / wh), clip);
+    const predCtrX = fround(fround(dx * width) + ctrX);
+    const predCtrY = fround(fround(dy * height) + ctrY);
+    const halfW = fround(0.5 * fround(expf(dw) * width));
+    const halfH = fround(0.5 * fround(expf(dh) * height));
+    out[outOffset] = predCtrX - halfW;
+    out[outOffset + 1] = predCtrY - halfH;
+    out[outOffset + 2] = predCtrX + halfW;
+    out[outOffset + 3] = predCtrY + halfH;
   }
 }

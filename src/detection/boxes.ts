@@ -17,13 +17,17 @@ export function boxCount(boxes: Float32Array): number {
  * Returns `boxes` for chaining.
  */
 export function clipBoxesToImage(boxes: Float32Array, height: number, width: number): Float32Array {
-  for (let i = 0; i < boxes.length; i += 4) {
-    boxes[i] = min(max(boxes[i], 0), width);
-    boxes[i + 1] = min(max(boxes[i + 1], 0), height);
-    boxes[i + 2] = min(max(boxes[i + 2], 0), width);
-    boxes[i + 3] = min(max(boxes[i + 3], 0), height);
-  }
+  for (let i = 0; i < boxes.length; i += 4) clipBoxToImage(boxes, i >> 2, height, width);
   return boxes;
+}
+
+/** `clipBoxesToImage` for box `index` only. */
+export function clipBoxToImage(boxes: Float32Array, index: number, height: number, width: number): void {
+  const o = index * 4;
+  boxes[o] = min(max(boxes[o], 0), width);
+  boxes[o + 1] = min(max(boxes[o + 1], 0), height);
+  boxes[o + 2] = min(max(boxes[o + 2], 0), width);
+  boxes[o + 3] = min(max(boxes[o + 3], 0), height);
 }
 
 /**

@@ -4,7 +4,7 @@
  * level), and `postprocess_detections` turns class logits and box regression into detections.
  */
 import { BoxCoder, type BoxCoderWeights } from './box-coder';
-import { boxCount, clipBoxesToImage } from './boxes';
+import { boxCount, clipBoxToImage } from './boxes';
 import { expf } from './float32';
 import { batchedNms } from './nms';
 import type { Size } from './transform';
@@ -133,46 +133,51 @@ export class RoiHeadsPostprocessor {
         `box head: expected ${count}x${numClasses} class logits and ${count}x${numClasses * 4} box regression values, got ${classLogits.length} and ${boxRegression.length}`,
       );
     }
-    const boxes = clipBoxesToImage(this.boxCoder.decode(boxRegression, proposals), resized.height, resized.width);
     const scores = softmaxRows(classLogits, numClasses);
 
     // Candidates in torchvision's order (proposal-major, class-minor, background dropped); a lower
     // user threshold admits more candidates, a higher one filters after NMS (same result: NMS never
-    // lets a lower score suppress a higher one).
-    // Thresholds rounded to float32, as torch does when it compares a float32 tensor with a Python float.
+    // lets a lower score suppress a higher one). Thresholds are rounded to float32, as torch does
+    // when it compares a float32 tensor with a Python float.
     const userThreshold = options.scoreThreshold === undefined ? undefined : fround(options.scoreThreshold);
     const modelThreshold = fround(this.config.scoreThresh);
-    const minSize = fround(this.config.minSize);
     const admitsBelowModel = userThreshold !== undefined && userThreshold < modelThreshold;
-    const candidates: number[] = [];
+    const passes = (flat: number): boolean => {
+      const s = scores[flat];
+      return (admitsBelowModel ? s >= (userThreshold as number) : s > modelThreshold) && (options.classIds === undefined || options.classIds.has(flat % numClasses));
+    };
+    let passing = 0;
+    for (let i = 0; i < count; i++) for (let c = 1; c < numClasses; c++) if (passes(i * numClasses + c)) passing++;
+
+    // Only passing predictions are decoded: decoding is per (proposal, class), so the others cannot matter.
+    const minSize = fround(this.config.minSize);
+    const candidateBoxes = new Float32Array(passing * 4);
+    const candidateScores = new Float32Array(passing);
+    const candidateLabels = new Int32Array(passing);
+    let n = 0;
     for (let i = 0; i < count; i++) {
       for (let c = 1; c < numClasses; c++) {
-        const s = scores[i * numClasses + c];
-        if (admitsBelowModel ? s >= userThreshold : s > modelThreshold) {
-          if (options.classIds && !options.classIds.has(c)) continue;
-          const o = (i * numClasses + c) * 4;
-          const w = fround(boxes[o + 2] - boxes[o]);
-          const h = fround(boxes[o + 3] - boxes[o + 1]);
-          if (w >= minSize && h >= minSize) candidates.push(i * numClasses + c);
+        const flat = i * numClasses + c;
+        if (!passes(flat)) continue;
+        const o = n * 4;
+        this.boxCoder.decodeOne(boxRegression, flat * 4, proposals, i, candidateBoxes, o);
+        clipBoxToImage(candidateBoxes, n, resized.height, resized.width);
+        if (fround(candidateBoxes[o + 2] - candidateBoxes[o]) >= minSize && fround(candidateBoxes[o + 3] - candidateBoxes[o + 1]) >= minSize) {
+          candidateScores[n] = scores[flat];
+          candidateLabels[n] = c;
+          n++;
         }
       }
     }
-    const candidateBoxes = new Float32Array(candidates.length * 4);
-    const candidateScores = new Float32Array(candidates.length);
-    const candidateLabels = new Int32Array(candidates.length);
-    candidates.forEach((flat, k) => {
-      candidateBoxes.set(boxes.subarray(flat * 4, flat * 4 + 4), k * 4);
-      candidateScores[k] = scores[flat];
-      candidateLabels[k] = flat % numClasses;
-    });
+    const kept = { boxes: candidateBoxes.subarray(0, n * 4), scores: candidateScores.subarray(0, n), labels: candidateLabels.subarray(0, n) };
 
     const limit = options.maxDetections ?? this.config.detectionsPerImg;
     // Candidates below a user threshold come last in the kept order, so the first `limit` kept suffice.
-    const keep = batchedNms(candidateBoxes, candidateScores, candidateLabels, this.config.nmsThresh, limit);
+    const keep = batchedNms(kept.boxes, kept.scores, kept.labels, this.config.nmsThresh, limit);
     const selected: number[] = [];
     for (const k of keep) {
       if (selected.length >= limit) break;
-      if (userThreshold !== undefined && !(candidateScores[k] >= userThreshold)) continue;
+      if (userThreshold !== undefined && !(kept.scores[k] >= userThreshold)) continue;
       selected.push(k);
     }
     const result: Detections = {
@@ -180,10 +185,10 @@ export class RoiHeadsPostprocessor {
       scores: new Float32Array(selected.length),
       labels: new Int32Array(selected.length),
     };
-    selected.forEach((k, n) => {
-      result.boxes.set(candidateBoxes.subarray(k * 4, k * 4 + 4), n * 4);
-      result.scores[n] = candidateScores[k];
-      result.labels[n] = candidateLabels[k];
+    selected.forEach((k, i) => {
+      result.boxes.set(kept.boxes.subarray(k * 4, k * 4 + 4), i * 4);
+      result.scores[i] = kept.scores[k];
+      result.labels[i] = kept.labels[k];
     });
     return result;
   }
