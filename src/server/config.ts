@@ -4,6 +4,7 @@
  * the default. `cpwc-detect serve --help` is generated from the same table.
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_MODEL_DIR } from '../detection/model';
 import { defaultIntraOpThreads } from '../detection/session';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -116,7 +117,7 @@ function apiKeys(raw: string, source: string): string[] {
 export const SETTINGS: readonly AnySetting[] = [
   {
     key: 'modelDir', flag: 'model', env: ['CPWC_MODEL_DIR'], placeholder: 'DIR',
-    defaultValue: 'models/shapes-cpwc-r50-fpn', description: 'model directory to serve (docs/model-format.md)', parse: nonEmpty,
+    defaultValue: DEFAULT_MODEL_DIR, description: "model directory to serve (docs/model-format.md); default: the package's models/shapes-cpwc-r50-fpn", parse: nonEmpty,
   },
   {
     key: 'host', flag: 'host', env: ['CPWC_HOST'], placeholder: 'ADDR',

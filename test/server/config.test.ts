@@ -7,7 +7,7 @@ describe('server configuration', () => {
     const { config, help } = loadConfig([], {});
     expect(help).toBe(false);
     expect(config).toEqual(defaultConfig());
-    expect(config).toMatchObject({ host: '127.0.0.1', port: 8080, modelDir: 'models/shapes-cpwc-r50-fpn', apiKeys: [], metricsAuth: true });
+    expect(config).toMatchObject({ host: '127.0.0.1', port: 8080, modelDir: path.join(__dirname, '..', '..', 'models', 'shapes-cpwc-r50-fpn'), apiKeys: [], metricsAuth: true });
   });
 
   it('reads environment variables, and a flag wins over its variable', () => {
