@@ -3,7 +3,7 @@
 // pixels, same thread count), runs interleaved so both see the same machine load. Not a test.
 //
 //   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE]
-//   npm run bench -- --memory 200 [--model DIR] [--arena on|off] [--mem-pattern on|off]
+//   npm run bench -- --memory 200 [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off]
 //   npm run bench -- --session-options [--model DIR] [--memory 60]
 //
 // Default models: /tmp/full-fpn and /tmp/full-fpn-480, the full-size cpwc_r50_fpn exported with
@@ -26,7 +26,7 @@ const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js')
 const sharp = require('sharp');
 
 const USAGE = `usage: node scripts/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE]
-       node scripts/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--threads T]
+       node scripts/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off] [--threads T]
        node scripts/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
 `;
 
@@ -42,6 +42,8 @@ const { values } = parseArgs({
     'mem-pattern': { type: 'string' },
     'optimization': { type: 'string' },
     'execution-mode': { type: 'string' },
+    spinning: { type: 'string' },
+    'arena-shrinkage': { type: 'string' },
     'session-options': { type: 'boolean', default: false },
     'child-json': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -84,6 +86,8 @@ function sessionOptions() {
   if (flag('mem-pattern') !== undefined) session.enableMemPattern = flag('mem-pattern');
   if (values.optimization !== undefined) session.graphOptimizationLevel = values.optimization;
   if (values['execution-mode'] !== undefined) session.executionMode = values['execution-mode'];
+  if (flag('spinning') !== undefined) session.intraOpSpinning = flag('spinning');
+  if (flag('arena-shrinkage') !== undefined) session.arenaShrinkage = flag('arena-shrinkage');
   return session;
 }
 
@@ -247,8 +251,10 @@ async function compareSessionOptions() {
   const variants = [
     ['--arena', 'on', '--mem-pattern', 'on'],
     ['--arena', 'on', '--mem-pattern', 'off'],
+    ['--arena', 'on', '--mem-pattern', 'off', '--arena-shrinkage', 'on'],
     ['--arena', 'off', '--mem-pattern', 'on'],
     ['--arena', 'off', '--mem-pattern', 'off'],
+    ['--arena', 'off', '--mem-pattern', 'off', '--spinning', 'on'],
     ['--arena', 'off', '--mem-pattern', 'off', '--optimization', 'extended'],
     ['--arena', 'off', '--mem-pattern', 'off', '--execution-mode', 'parallel'],
   ];

@@ -158,6 +158,7 @@ export class Detector {
   }
 
   private async runPipeline(image: RgbImage, postprocess: PostprocessOptions, signal: AbortSignal | undefined): Promise<PipelineRun> {
+    throwIfAborted(signal);
     const started = performance.now();
     const request = this.nextRequest++;
     const { tensor, geometry } = transformImage(image, this.transformConfig);

@@ -22,6 +22,10 @@ export interface SessionOptions {
   enableCpuMemArena?: boolean;
   /** Memory-pattern planning: only pays off for repeated identical shapes, so it is off by default. */
   enableMemPattern?: boolean;
+  /** Let idle intra-op threads spin (ORT `session.intra_op.allow_spinning`); spinning burns cores other work could use. */
+  intraOpSpinning?: boolean;
+  /** With the arena on: give its unused memory back after every run (ORT run option `memory.enable_memory_arena_shrinkage`). */
+  arenaShrinkage?: boolean;
 }
 
 export const DEFAULT_SESSION_OPTIONS: Required<Omit<SessionOptions, 'intraOpThreads'>> = {
@@ -29,6 +33,8 @@ export const DEFAULT_SESSION_OPTIONS: Required<Omit<SessionOptions, 'intraOpThre
   executionMode: 'sequential',
   enableCpuMemArena: false,
   enableMemPattern: false,
+  intraOpSpinning: false,
+  arenaShrinkage: false,
 };
 
 /** A float32 tensor crossing the thread boundary. */
@@ -56,6 +62,7 @@ interface LoadMessage {
   backboneRpnPath: string;
   boxHeadPath: string;
   options: InferenceSession.SessionOptions;
+  runOptions: InferenceSession.RunOptions;
 }
 interface RunBackboneMessage {
   type: 'backbone';
@@ -96,6 +103,7 @@ function sessionWorkerMain(): void {
   type Session = import('onnxruntime-node').InferenceSession;
   type OrtTensor = import('onnxruntime-node').Tensor;
   const sessions: { backbone?: Session; boxHead?: Session } = {};
+  let runOptions: import('onnxruntime-node').InferenceSession.RunOptions = {};
   const features = new Map<number, Record<string, OrtTensor>>();
   const port = parentPort as import('node:worker_threads').MessagePort;
   const toData = (tensor: OrtTensor): TensorData => ({ data: tensor.data as Float32Array, dims: tensor.dims });
@@ -103,6 +111,7 @@ function sessionWorkerMain(): void {
   async function handle(message: WorkerRequest): Promise<Omit<Extract<WorkerReply, { ok: true }>, 'call' | 'ok'>> {
     switch (message.type) {
       case 'load': {
+        runOptions = message.runOptions;
         sessions.backbone = await ort.InferenceSession.create(message.backboneRpnPath, message.options);
         sessions.boxHead = await ort.InferenceSession.create(message.boxHeadPath, message.options);
         const signature = (s: Session): GraphSignature => ({ inputNames: [...s.inputNames], outputNames: [...s.outputNames] });
@@ -112,7 +121,7 @@ function sessionWorkerMain(): void {
         const session = sessions.backbone as Session;
         const image = new ort.Tensor('float32', message.image.data, message.image.dims);
         const started = performance.now();
-        const results = await session.run({ [session.inputNames[0]]: image });
+        const results = await session.run({ [session.inputNames[0]]: image }, runOptions);
         const runMs = performance.now() - started;
         const outputs: Record<string, TensorData> = {};
         const kept: Record<string, OrtTensor> = {};
@@ -136,7 +145,7 @@ function sessionWorkerMain(): void {
           else throw new Error(`box head input ${name} is neither a RoI input nor a graph A output`);
         }
         const started = performance.now();
-        const results = await session.run(feeds);
+        const results = await session.run(feeds, runOptions);
         const runMs = performance.now() - started;
         const outputs: Record<string, TensorData> = {};
         for (const name of session.outputNames) outputs[name] = toData(results[name]);
@@ -198,7 +207,7 @@ export class GraphSessions {
     worker.on('error', (error) => host.fail(new Error(`the ONNX Runtime worker failed: ${error.message}`)));
     worker.on('exit', (code) => host.fail(new Error(`the ONNX Runtime worker exited (code ${code})`)));
     try {
-      const loaded = await host.call({ type: 'load', backboneRpnPath, boxHeadPath, options: ortSessionOptions(options) });
+      const loaded = await host.call({ type: 'load', backboneRpnPath, boxHeadPath, options: ortSessionOptions(options), runOptions: ortRunOptions(options) });
       Object.assign(host.graphs, loaded.graphs);
     } catch (cause) {
       await worker.terminate();
@@ -275,5 +284,11 @@ function ortSessionOptions(options: SessionOptions): InferenceSession.SessionOpt
     enableCpuMemArena: options.enableCpuMemArena ?? DEFAULT_SESSION_OPTIONS.enableCpuMemArena,
     enableMemPattern: options.enableMemPattern ?? DEFAULT_SESSION_OPTIONS.enableMemPattern,
     logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: (options.intraOpSpinning ?? DEFAULT_SESSION_OPTIONS.intraOpSpinning) ? '1' : '0' } } },
   };
+}
+
+function ortRunOptions(options: SessionOptions): InferenceSession.RunOptions {
+  const shrink = (options.enableCpuMemArena ?? DEFAULT_SESSION_OPTIONS.enableCpuMemArena) && (options.arenaShrinkage ?? DEFAULT_SESSION_OPTIONS.arenaShrinkage);
+  return shrink ? { extra: { memory: { enable_memory_arena_shrinkage: 'cpu:0' } } } : {};
 }
