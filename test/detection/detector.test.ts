@@ -125,6 +125,29 @@ describe('Detector (tiny-fpn fixture model)', () => {
   });
 });
 
+describe('Detector session options', () => {
+  it('change speed and memory, not results', async () => {
+    const reference = await Detector.load(fixtureModel('tiny-fpn'), { intraOpThreads: 1 });
+    const tuned = await Detector.load(fixtureModel('tiny-fpn'), {
+      intraOpThreads: 2,
+      session: { enableCpuMemArena: true, arenaShrinkage: true, enableMemPattern: true, intraOpSpinning: true, executionMode: 'parallel' },
+    });
+    try {
+      for (const name of ['portrait.jpg', 'hubble.gif']) {
+        const a = await reference.detect(readImage(name));
+        const b = await tuned.detect(readImage(name));
+        expect(b.detections.map((d) => d.label)).toEqual(a.detections.map((d) => d.label));
+        b.detections.forEach((d, i) => {
+          expect(Math.abs(d.score - a.detections[i].score)).toBeLessThan(1e-4);
+          expect(Math.abs(d.box.xmin - a.detections[i].box.xmin)).toBeLessThan(1e-2);
+        });
+      }
+    } finally {
+      await Promise.all([reference.close(), tuned.close()]);
+    }
+  });
+});
+
 describe('Detector lifecycle', () => {
   it('close() lets calls in flight finish, then refuses new ones with DETECTOR_CLOSED', async () => {
     const detector = await Detector.load(fixtureModel('tiny-fpn'), { intraOpThreads: 1 });
