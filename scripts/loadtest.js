@@ -239,7 +239,7 @@ async function main() {
     const quarter = Math.ceil(options.soakRequests / 4);
     let soakStatuses = {};
     for (let i = 0; i < 4; i++) {
-      const { statuses } = await load(url, image, 4, { amount: quarter });
+      const { statuses } = await load(url, image, Math.min(4, quarter), { amount: quarter });
       for (const [s, n] of Object.entries(statuses)) soakStatuses[s] = (soakStatuses[s] ?? 0) + n;
       samples.push(await metric(url, 'cpwc_process_resident_memory_bytes'));
     }

@@ -70,6 +70,12 @@ const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
 /** Requests refused or dropped for load or lifecycle reasons, counted in cpwc_rejected_requests_total. */
 const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN']);
 const DEEPSTACK_DEFAULT_MIN_CONFIDENCE = 0.45;
+/**
+ * An error answered before the body was read (401, 503 QUEUE_FULL…) keeps the connection when the
+ * rest of the body is at most this: draining a photo is cheaper than a client reconnecting after
+ * every refusal. Larger or chunked bodies close the connection.
+ */
+const DRAIN_UNREAD_BODY_BYTES = 1024 * 1024;
 
 interface AppLocals {
   /** Errors on this route use DeepStack's `{success: false, error}` shape. */
@@ -301,8 +307,9 @@ export function createApp(options: AppOptions): DetectionApp {
       return;
     }
     for (const [name, value] of Object.entries(httpError.headers)) res.setHeader(name, value);
-    // an unread upload would have to be drained before the connection could be reused: close it
-    if (!req.complete) res.setHeader('Connection', 'close');
+    // an unread upload must be drained before the connection can be reused: Node drains it after
+    // the response; a large or unknown-length one is cut instead (the connection closes)
+    if (!req.complete && !(Number(req.headers['content-length']) <= DRAIN_UNREAD_BODY_BYTES)) res.setHeader('Connection', 'close');
     if (httpError.code === 'UNAUTHORIZED' && !res.hasHeader('WWW-Authenticate')) res.setHeader('WWW-Authenticate', 'Bearer');
     const body = locals(res).deepstack === true ? { success: false, error: httpError.message, code: httpError.status } : errorBody(httpError);
     res.status(httpError.status).json(body);

@@ -51,6 +51,8 @@ describe('bounded queue', () => {
     expect(refused.status).toBe(503);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(((await refused.json()) as ErrorBody).error.code).toBe('QUEUE_FULL');
+    // a photo-sized unread body is drained, so the client can reuse its connection
+    expect(refused.headers.get('connection')).toBe('keep-alive');
     const deepstackRefused = await fetch(`${server.url}/v1/vision/detection`, { method: 'POST', body: landscape });
     expect(deepstackRefused.status).toBe(503);
     expect(((await deepstackRefused.json()) as { success: boolean }).success).toBe(false);
