@@ -18,6 +18,9 @@ function usage(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // onnxruntime-node 1.30 starts a telemetry client on Linux unless told not to; a detection
+  // server has no business phoning home. Set before the command module loads onnxruntime.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
