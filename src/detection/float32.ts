@@ -26,16 +26,21 @@ const C2 = fround(0.00833336077630519866943359);
 const C3 = fround(0.0416664853692054748535156);
 const C4 = fround(0.166666671633720397949219);
 
+/** Adding and subtracting 1.5 * 2^52 rounds a double to an integer, halves to even (valid for |v| < 2^51). */
+const RINT_SHIFT = 6755399441055744;
+
+/** 2^k for the exponents SLEEF's ldexp2 uses on this domain, k in [-80, 80]. */
+const POW2 = Float64Array.from({ length: 161 }, (_, i) => 2 ** (i - 80));
+
 /**
  * `exp` of a float32 as torch computes it on CPU (SLEEF `xexpf`, u10, FMA build). Each fused
  * multiply-add `fround(a * b + c)` is exact in double (a float32 product has <= 48 bits).
  */
 export function expf(value: number): number {
   const x = fround(value);
-  if (x !== x) return NaN;
-  if (x < -104) return 0;
+  if (!(x >= -104)) return x !== x ? NaN : 0;
   if (x > 100) return Infinity;
-  const q = roundHalfToEven(fround(x * R_LN2F));
+  const q = fround(x * R_LN2F) + RINT_SHIFT - RINT_SHIFT;
   let s = fround(q * -L2UF + x);
   s = fround(q * -L2LF + s);
   let u = C0;
@@ -47,5 +52,5 @@ export function expf(value: number): number {
   u = fround(1 + fround(fround(s * s) * u + s));
   // SLEEF's ldexp2: two power-of-two steps, so huge/tiny q scale without overflowing the exponent.
   const half = q >> 1;
-  return fround(fround(u * 2 ** half) * 2 ** (q - half));
+  return fround(fround(u * POW2[half + 80]) * POW2[q - half + 80]);
 }

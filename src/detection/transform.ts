@@ -139,56 +139,57 @@ export function transformImage(image: RgbImage, config: TransformConfig): Transf
   const rows = axisSampling(image.height, resized.height);
   const cols = axisSampling(image.width, resized.width);
   const tensor = new Float32Array(3 * padded.height * padded.width);
-  // The x pass (normalize, then interpolate along x) is done once per input row and channel and kept
-  // for the two rows the y pass needs: its cost follows the output width, not the input width.
-  const cache = [
-    { row: -1, values: new Float32Array(resized.width) },
-    { row: -1, values: new Float32Array(resized.width) },
-  ];
-  for (let c = 0; c < 3; c++) {
-    const table = tables[c];
-    const plane = c * padded.height * padded.width;
-    cache[0].row = -1;
-    cache[1].row = -1;
-    for (let y = 0; y < resized.height; y++) {
-      const top = interpolatedRow(image, rows.index0[y], c, table, cols, cache, rows.index1[y]);
-      const bottom = interpolatedRow(image, rows.index1[y], c, table, cols, cache, rows.index0[y]);
-      const wy0 = rows.lambda0[y];
-      const wy1 = rows.lambda1[y];
-      const out = plane + y * padded.width;
+  const planeSize = padded.height * padded.width;
+  // The x pass (normalize, then interpolate along x; all three channels at once) is done once per
+  // input row and kept for the two rows the y pass needs: its cost follows the output width.
+  const cache: CachedRow[] = [0, 1].map(() => ({ row: -1, values: [0, 1, 2].map(() => new Float32Array(resized.width)) }));
+  for (let y = 0; y < resized.height; y++) {
+    const top = interpolatedRow(image, rows.index0[y], tables, cols, cache, rows.index1[y]);
+    const bottom = interpolatedRow(image, rows.index1[y], tables, cols, cache, rows.index0[y]);
+    const wy0 = rows.lambda0[y];
+    const wy1 = rows.lambda1[y];
+    for (let c = 0; c < 3; c++) {
+      const t = top[c];
+      const b = bottom[c];
+      const out = c * planeSize + y * padded.width;
       // Measured against torch 1.13 (AVX2 build) on NCHW float input: x is interpolated first, then y,
       // each as fma(first, w0, round(second * w1)); a double evaluates the fused step exactly.
-      for (let x = 0; x < resized.width; x++) tensor[out + x] = top[x] * wy0 + fround(bottom[x] * wy1);
+      for (let x = 0; x < t.length; x++) tensor[out + x] = t[x] * wy0 + fround(b[x] * wy1);
     }
   }
   return { tensor, geometry };
 }
 
+interface CachedRow {
+  row: number;
+  /** Per channel, the row interpolated along x. */
+  values: Float32Array[];
+}
+
 /**
- * Input row `row` of channel `channel`, normalized and interpolated along x, from the two-row cache
+ * Input row `row`, normalized and interpolated along x (per channel), from the two-row cache
  * (computed into the entry not holding `keepRow` when missing).
  */
-function interpolatedRow(
-  image: RgbImage,
-  row: number,
-  channel: number,
-  table: Float32Array,
-  cols: AxisSampling,
-  cache: Array<{ row: number; values: Float32Array }>,
-  keepRow: number,
-): Float32Array {
+function interpolatedRow(image: RgbImage, row: number, tables: Float32Array[], cols: AxisSampling, cache: CachedRow[], keepRow: number): Float32Array[] {
   if (cache[0].row === row) return cache[0].values;
   if (cache[1].row === row) return cache[1].values;
   const entry = cache[0].row === keepRow ? cache[1] : cache[0];
   entry.row = row;
-  const out = entry.values;
+  const [r, g, b] = entry.values;
+  const [tr, tg, tb] = tables;
   const pixels = image.data;
   const { index0, index1, lambda0, lambda1 } = cols;
-  const base = row * image.width * 3 + channel;
-  for (let x = 0; x < out.length; x++) {
-    out[x] = table[pixels[base + index0[x] * 3]] * lambda0[x] + fround(table[pixels[base + index1[x] * 3]] * lambda1[x]);
+  const base = row * image.width * 3;
+  for (let x = 0; x < r.length; x++) {
+    const p0 = base + index0[x] * 3;
+    const p1 = base + index1[x] * 3;
+    const w0 = lambda0[x];
+    const w1 = lambda1[x];
+    r[x] = tr[pixels[p0]] * w0 + fround(tr[pixels[p1]] * w1);
+    g[x] = tg[pixels[p0 + 1]] * w0 + fround(tg[pixels[p1 + 1]] * w1);
+    b[x] = tb[pixels[p0 + 2]] * w0 + fround(tb[pixels[p1 + 2]] * w1);
   }
-  return out;
+  return entry.values;
 }
 
 /**
