@@ -170,7 +170,16 @@ describe('a deadline that passes while the inference runs', () => {
     expect(elapsed).toBeLessThan(inferenceMs * 0.75);
     expect(server.detection.inference.limiter.state.running).toBe(1);
     await waitFor(() => server.detection.inference.limiter.state.running === 0, 30_000, 'the aborted inference to stop');
-    expect((await fetch(`${server.url}/v1/detect`, { method: 'POST', body: readFileSync(path.join(IMAGES, 'tiny.png')) })).status).toBe(200);
+    // The server keeps serving. The deadline is short (a quarter of the big image's inference), so on a
+    // loaded machine even tiny.png may run past it: allow a few tries, but only 200 or 504 as answers.
+    const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 5 && statuses[statuses.length - 1] !== 200; attempt++) {
+      statuses.push((await fetch(`${server.url}/v1/detect`, { method: 'POST', body: tiny })).status);
+      await waitFor(() => server.detection.inference.limiter.state.running === 0, 30_000, 'the inference to stop');
+    }
+    expect(statuses.every((status) => status === 200 || status === 504)).toBe(true);
+    expect(statuses[statuses.length - 1]).toBe(200);
   }, 60_000);
 });
 
