@@ -192,18 +192,7 @@ def _build_fpn(
     rpn_head = RPNHead(fpn_channels, anchor_generator.num_anchors_per_location()[0])
     roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
     box_head = TwoMLPHead(fpn_channels * 7 * 7, representation_size)
-    num_classes = common.pop("num_classes")
-    predictor = FastRCNNPredictor(representation_size, num_classes)
-    return FasterRCNN(
-        backbone,
-        num_classes=None,
-        rpn_anchor_generator=anchor_generator,
-        rpn_head=rpn_head,
-        box_roi_pool=roi_pool,
-        box_head=box_head,
-        box_predictor=predictor,
-        **common,
-    )
+    return _faster_rcnn(backbone, anchor_generator, rpn_head, roi_pool, box_head, representation_size, common)
 
 
 def _build_c4(
@@ -220,8 +209,20 @@ def _build_c4(
     box_head = C4BoxHead(layer4, head_channels)
     for parameter in box_head.parameters():
         parameter.requires_grad_(True)
-    num_classes = common.pop("num_classes")
-    predictor = FastRCNNPredictor(head_channels, num_classes)
+    return _faster_rcnn(backbone, anchor_generator, rpn_head, roi_pool, box_head, head_channels, common)
+
+
+def _faster_rcnn(
+    backbone: nn.Module,
+    anchor_generator: AnchorGenerator,
+    rpn_head: RPNHead,
+    roi_pool: MultiScaleRoIAlign,
+    box_head: nn.Module,
+    box_head_channels: int,
+    common: Dict[str, Any],
+) -> FasterRCNN:
+    common = dict(common)
+    predictor = FastRCNNPredictor(box_head_channels, common.pop("num_classes"))
     return FasterRCNN(
         backbone,
         num_classes=None,
