@@ -415,6 +415,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         trainer = Trainer(args, context)
         summary = trainer.run()
+        if context.enabled:
+            # every rank finishes before any tears gloo down: destroying the group while a peer is
+            # still in a collective can leave that peer waiting forever
+            torch.distributed.barrier()
     except (DatasetError, FileNotFoundError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
