@@ -6,7 +6,7 @@
     reference.json              torchvision's own outputs on reference images (optional)
 
 Frozen (or eval-mode) batch norms are folded into the convolutions before export. Every export is
-checked: both graphs run in onnxruntime (scripts/ort-run.mjs) on a real image and must match PyTorch
+checked: both graphs run in onnxruntime (tools/node/ort-run.mjs) on a real image and must match PyTorch
 within MAX_RELATIVE_ERROR, or the export fails.
 """
 from __future__ import annotations
@@ -39,8 +39,8 @@ from .models import build_detector, class_names, count_parameters, detector_conf
 from .resnet import Bottleneck
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DECODE_IMAGE = REPO_ROOT / "scripts" / "decode-image.mjs"
-ORT_RUN = REPO_ROOT / "scripts" / "ort-run.mjs"
+DECODE_IMAGE = REPO_ROOT / "tools" / "node" / "decode-image.mjs"
+ORT_RUN = REPO_ROOT / "tools" / "node" / "ort-run.mjs"
 OPSET = 17
 MAX_RELATIVE_ERROR = 1e-4
 FORMAT = "cpwc-detect-model"
@@ -314,7 +314,7 @@ def roi_align_modes(path: Path) -> List[str]:
 
 
 def run_ort(model_path: Path, inputs: Dict[str, np.ndarray], threads: int = 2) -> Dict[str, np.ndarray]:
-    """Runs one graph in onnxruntime-node (scripts/ort-run.mjs) and returns its outputs by name."""
+    """Runs one graph in onnxruntime-node (tools/node/ort-run.mjs) and returns its outputs by name."""
     with tempfile.TemporaryDirectory(prefix="cpwc-ort-") as tmp:
         in_dir, out_dir = Path(tmp) / "in", Path(tmp) / "out"
         in_dir.mkdir()
@@ -360,7 +360,7 @@ class DecodedImage:
 
 
 def decode_image(path: Path) -> DecodedImage:
-    """Decodes through scripts/decode-image.mjs (sharp, exactly as the TypeScript pipeline does)."""
+    """Decodes through tools/node/decode-image.mjs (sharp, exactly as the TypeScript pipeline does)."""
     with tempfile.TemporaryDirectory(prefix="cpwc-decode-") as tmp:
         raw = Path(tmp) / "image.rgb"
         result = subprocess.run(["node", str(DECODE_IMAGE), str(path), str(raw)], capture_output=True, text=True)

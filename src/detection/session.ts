@@ -14,7 +14,7 @@ import { DetectError } from './errors';
 
 /**
  * ONNX Runtime session options used for both graphs. The defaults were chosen by measurement
- * (scripts/bench-pipeline.mjs and the full-size cpwc_r50_fpn on a 2-core machine, 1216x800 input):
+ * (tools/bench/bench-pipeline.mjs and the full-size cpwc_r50_fpn on a 2-core machine, 1216x800 input):
  * graph A took 2.15 s with the CPU arena against 2.85 s without it (the arena saves re-faulting
  * hundreds of MB of activations every run), 3.9 s with graphOptimizationLevel 'extended' instead of
  * 'all', and 5.5 s with one thread instead of two; memory-pattern planning gained nothing measurable;

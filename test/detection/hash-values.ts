@@ -1,5 +1,5 @@
 /**
- * Test inputs generated identically here and in scripts/make_torchvision_unit_fixtures.py
+ * Test inputs generated identically here and in tools/fixtures/make_torchvision_unit_fixtures.py
  * (hash24, hash_value, hash_boxes there), so the torchvision fixtures need not store them.
  */
 import * as fs from 'node:fs';

@@ -30,7 +30,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def built_dist() -> Path:
-    """dist/detection/image.js, which scripts/decode-image.mjs requires (`npm test` builds it first)."""
+    """dist/detection/image.js, which tools/node/decode-image.mjs requires (`npm test` builds it first)."""
     image_js = REPO_ROOT / "dist" / "detection" / "image.js"
     if not image_js.exists():
         subprocess.run(["npx", "tsc", "-p", "tsconfig.build.json"], cwd=REPO_ROOT, check=True)

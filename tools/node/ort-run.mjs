@@ -2,7 +2,7 @@
 // Runs one ONNX graph in onnxruntime-node (CPU) on raw tensors, for the Python export's self-check
 // (there is no Python onnxruntime here).
 //
-//   node scripts/ort-run.mjs MODEL.onnx IN_DIR OUT_DIR
+//   node tools/node/ort-run.mjs MODEL.onnx IN_DIR OUT_DIR
 //
 // IN_DIR/manifest.json:  {"inputs":  [{"name": "image", "shape": [1, 3, 800, 1216], "file": "image.f32"}, …]}
 // OUT_DIR/manifest.json: {"outputs": [{"name": …, "shape": […], "file": "<name>.f32"}, …], "run_ms": …}
@@ -25,7 +25,7 @@ function toTensor(spec, bytes) {
 
 async function main(argv) {
   if (argv.length !== 3) {
-    process.stderr.write('usage: node scripts/ort-run.mjs MODEL.onnx IN_DIR OUT_DIR\n');
+    process.stderr.write('usage: node tools/node/ort-run.mjs MODEL.onnx IN_DIR OUT_DIR\n');
     return 2;
   }
   const [modelPath, inDir, outDir] = argv;

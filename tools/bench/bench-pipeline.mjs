@@ -10,7 +10,7 @@
 //   npm run export -- --arch cpwc_r50_fpn --seed 0 --out /tmp/full-fpn
 //   npm run export -- --arch cpwc_r50_fpn --seed 0 --min-size 480 --max-size 800 --out /tmp/full-fpn-480
 // (graph inputs 1216x800 and 736x480 for the default image). PyTorch rebuilds the same weights from
-// model.json's provenance (scripts/bench_torch.py). Needs `npm run build` (the bench script does it).
+// model.json's provenance (tools/bench/bench_torch.py). Needs `npm run build` (the bench script does it).
 import { spawn, fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,13 +21,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
 const sharp = require('sharp');
 
-const USAGE = `usage: node scripts/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE]
-       node scripts/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off] [--threads T]
-       node scripts/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
+const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE]
+       node tools/bench/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off] [--threads T]
+       node tools/bench/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
 `;
 
 const { values } = parseArgs({
@@ -60,7 +60,7 @@ const warmup = Number(values.warmup);
 const models = values.model ?? ['/tmp/full-fpn', '/tmp/full-fpn-480'];
 for (const dir of models) {
   if (!existsSync(path.join(dir, 'model.json'))) {
-    process.stderr.write(`bench: ${dir}/model.json not found; export it first (see the header of scripts/bench-pipeline.mjs)\n`);
+    process.stderr.write(`bench: ${dir}/model.json not found; export it first (see the header of tools/bench/bench-pipeline.mjs)\n`);
     process.exit(1);
   }
 }
@@ -114,7 +114,7 @@ async function varyingImages(dir, count) {
 }
 
 function startTorch(modelDir) {
-  const child = spawn('/usr/bin/python3', [path.join(ROOT, 'scripts', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), '--serve'], {
+  const child = spawn('/usr/bin/python3', [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), '--serve'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end container check on a machine without a Docker engine or a registry:
-#   1. installs and configures buildah + podman (scripts/container-setup.sh)
-#   2. lints the Dockerfile and the deploy/ manifests (scripts/container-lint.sh)
-#   3. builds the base image if missing, then the app image (scripts/container-build.sh);
-#      promtool checks deploy/prometheus.yml (scripts/container-prometheus.sh)
+#   1. installs and configures buildah + podman (deploy/container/setup.sh)
+#   2. lints the Dockerfile and the deploy/ manifests (deploy/container/lint.sh)
+#   3. builds the base image if missing, then the app image (deploy/container/build.sh);
+#      promtool checks deploy/prometheus.yml (deploy/container/prometheus.sh)
 #   4. for each case, runs the image hardened (read-only root, no capabilities, uid 1000)
 #      on a free loopback port and checks: /readyz within
 #      READY_TIMEOUT_S, the image's HEALTHCHECK, tini as PID 1, POST /v1/detect of a real
@@ -19,16 +19,16 @@
 #                 published with -p 127.0.0.1:<free port>:8080
 # Exits non-zero with a message naming the failed check. Containers are removed on exit.
 #
-#   scripts/container-smoke.sh [--cases default,mounted] [--skip-build] [--help]
+#   deploy/container/smoke.sh [--cases default,mounted] [--skip-build] [--help]
 #
 # Environment: IMAGE (default localhost/cpwc-detect:latest), READY_TIMEOUT_S (default 180),
-#   STOP_TIMEOUT_S (default 30), plus those of scripts/container-build.sh.
+#   STOP_TIMEOUT_S (default 30), plus those of deploy/container/build.sh.
 set -euo pipefail
 
 log() { printf '[container-smoke] %s\n' "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 readonly repo
 export IMAGE=${IMAGE:-localhost/cpwc-detect:latest}
 readonly READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
@@ -174,7 +174,7 @@ run_case() {
   rss=$(awk '/^cpwc_process_resident_memory_bytes /{printf "%.0f", $2 / 1048576}' "$work/metrics.txt")
   log "[$case_name] /metrics ok; resident memory after one inference: ${rss:-?} MiB"
   if ((prometheus_scraped == 0)); then
-    "$repo/scripts/container-prometheus.sh" scrape "127.0.0.1:$port" || die "[$case_name] Prometheus scrape"
+    "$repo/deploy/container/prometheus.sh" scrape "127.0.0.1:$port" || die "[$case_name] Prometheus scrape"
     prometheus_scraped=1
   fi
 
@@ -222,12 +222,12 @@ model_name() {
   node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).name)" "$1"
 }
 
-timed "setup (apt, containers.conf)" "$repo/scripts/container-setup.sh"
-timed "lint (Dockerfile, deploy/)" "$repo/scripts/container-lint.sh"
+timed "setup (apt, containers.conf)" "$repo/deploy/container/setup.sh"
+timed "lint (Dockerfile, deploy/)" "$repo/deploy/container/lint.sh"
 if ((build == 1)); then
-  timed "build (base image if missing, app)" "$repo/scripts/container-build.sh" >/dev/null
+  timed "build (base image if missing, app)" "$repo/deploy/container/build.sh" >/dev/null
 fi
-timed "promtool check config" "$repo/scripts/container-prometheus.sh" check-config
+timed "promtool check config" "$repo/deploy/container/prometheus.sh" check-config
 prometheus_scraped=0
 podman image exists "$IMAGE" || die "$IMAGE does not exist (drop --skip-build)"
 size_mb=$(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f", $1 / 1e6}')

@@ -2,7 +2,7 @@
 # Installs and configures rootful buildah + podman on a Debian host without a
 # Docker engine (the CI machine). Idempotent: does nothing when already set up.
 #
-#   scripts/container-setup.sh [--help]
+#   deploy/container/setup.sh [--help]
 #
 # Writes /etc/containers/storage.conf and /etc/containers/containers.conf only
 # when they are missing or lack the settings below; an existing file without
@@ -20,7 +20,7 @@ die() { log "ERROR: $*"; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (rootful podman/buildah)"
 
 readonly PACKAGES=(buildah podman runc debootstrap)
-readonly MARKER='# managed by cpwc-detect scripts/container-setup.sh'
+readonly MARKER='# managed by cpwc-detect deploy/container/setup.sh'
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -6,7 +6,7 @@
 # (cpwc_process_cpu_seconds_total). Prints one line per level: requests/s, p50/p99 latency,
 # non-2xx count, mean CPU cores, peak RSS; then the peak RSS over the whole run.
 #
-#   scripts/container-measure.sh [--model-dir DIR] [--image FILE] [--threads N]
+#   deploy/container/measure.sh [--model-dir DIR] [--image FILE] [--threads N]
 #                                [--concurrency-levels 1,4] [--duration-s 20] [--help]
 #
 # --model-dir mounts DIR read-only and serves it (default: the model in the image).
@@ -16,7 +16,7 @@ set -euo pipefail
 log() { printf '[container-measure] %s\n' "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 readonly repo
 readonly IMAGE=${IMAGE:-localhost/cpwc-detect:latest}
 model_dir=""

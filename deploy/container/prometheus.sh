@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Checks deploy/prometheus.yml with a real Prometheus, without a registry: a local image
 # (localhost/cpwc-prometheus:bookworm, Debian's prometheus package on the debootstrap base
-# from scripts/container-base-image.sh) is built once and reused.
+# from deploy/container/base-image.sh) is built once and reused.
 #
-#   scripts/container-prometheus.sh check-config
+#   deploy/container/prometheus.sh check-config
 #       promtool check config deploy/prometheus.yml
-#   scripts/container-prometheus.sh scrape HOST:PORT
+#   deploy/container/prometheus.sh scrape HOST:PORT
 #       runs Prometheus (--network host, a free loopback port) with deploy/prometheus.yml,
 #       its detect:8080 target replaced by HOST:PORT and a 1 s scrape interval; waits up to
 #       30 s until the job's target is up and cpwc_images_total has been scraped.
@@ -20,7 +20,7 @@ die() { log "FAILED: $*"; exit 1; }
 
 readonly PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-localhost/cpwc-prometheus:bookworm}
 readonly DEBIAN_IMAGE=${DEBIAN_IMAGE:-localhost/debian:bookworm}
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 readonly repo
 readonly CONFIG="$repo/deploy/prometheus.yml"
 
@@ -42,7 +42,7 @@ trap cleanup EXIT
 
 ensure_image() {
   podman image exists "$PROMETHEUS_IMAGE" && return 0
-  podman image exists "$DEBIAN_IMAGE" || "$repo/scripts/container-base-image.sh" >/dev/null
+  podman image exists "$DEBIAN_IMAGE" || "$repo/deploy/container/base-image.sh" >/dev/null
   log "building $PROMETHEUS_IMAGE (Debian's prometheus package)"
   local ctr
   ctr=$(buildah from --pull-never "$DEBIAN_IMAGE")

@@ -7,7 +7,7 @@
 #     resources on every container, the kustomization listing every manifest, and the
 #     compose file's port, Prometheus config and scrape target.
 #
-#   scripts/container-lint.sh [--help]
+#   deploy/container/lint.sh [--help]
 set -euo pipefail
 
 log() { printf '[container-lint] %s\n' "$*" >&2; }
@@ -19,7 +19,7 @@ if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
 fi
 
 readonly DOCKERFILE_UTILS=dockerfile-utils@0.16.3
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
 if ! /usr/bin/python3 -c 'import yaml' 2>/dev/null; then

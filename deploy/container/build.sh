@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the cpwc-detect image from ./Dockerfile with rootful buildah, no registry:
-# the base image is the local stand-in from scripts/container-base-image.sh.
+# the base image is the local stand-in from deploy/container/base-image.sh.
 #
-#   scripts/container-build.sh [--help]
+#   deploy/container/build.sh [--help]
 #
 # This machine's npm settings reach the build without the Dockerfile knowing about
 # them: its CA bundle and a generated global npmrc (registry, cafile, proxies) are
@@ -28,12 +28,12 @@ readonly IMAGE=${IMAGE:-localhost/cpwc-detect:latest}
 export BASE_IMAGE=${BASE_IMAGE:-localhost/node:20-bookworm-slim}
 readonly CACHE_DIR=${CPWC_CONTAINER_CACHE:-/var/cache/cpwc-detect-container}
 readonly HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 readonly repo
 readonly CONTEXT=${CONTEXT:-$repo}
 
-"$repo/scripts/container-setup.sh"
-"$repo/scripts/container-base-image.sh" >/dev/null
+"$repo/deploy/container/setup.sh"
+"$repo/deploy/container/base-image.sh" >/dev/null
 
 work=$(mktemp -d /var/tmp/cpwc-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT

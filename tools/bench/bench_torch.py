@@ -3,15 +3,15 @@
 
 The weights are rebuilt from the model directory's model.json provenance: its checkpoint (when it has one,
 next to model.json or given with --checkpoint) or its seed (random initialisation through the same
-`load_model` the export used). Images are decoded by scripts/decode-image.mjs, i.e. exactly the pixels the
+`load_model` the export used). Images are decoded by tools/node/decode-image.mjs, i.e. exactly the pixels the
 TypeScript pipeline sees, once per image; timings start from those pixels.
 
-Serve mode (used by scripts/bench-pipeline.mjs, which interleaves it with the TypeScript runs): reads one JSON
+Serve mode (used by tools/bench/bench-pipeline.mjs, which interleaves it with the TypeScript runs): reads one JSON
 request per line on stdin, {"image": PATH}, runs it once and answers one JSON line:
 {"total_ms", "stages": {"transform", "backbone", "rpn", "roi_heads", "postprocess"}, "detections"}.
 
-    /usr/bin/python3 scripts/bench_torch.py --model /tmp/full-fpn --threads 2 --image test/fixtures/images/landscape.jpg --runs 5
-    /usr/bin/python3 scripts/bench_torch.py --model /tmp/full-fpn --threads 2 --serve
+    /usr/bin/python3 tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --image test/fixtures/images/landscape.jpg --runs 5
+    /usr/bin/python3 tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --serve
 """
 from __future__ import annotations
 
