@@ -20,6 +20,7 @@ import { InferenceService } from './inference';
 import { createHttpLogger } from './logging';
 import { createMetrics, type ServerMetrics } from './metrics';
 import { describeModel, type ServedDetector } from './model';
+import { singleModelCatalog } from './model-catalog';
 import { buildOpenApi } from './openapi';
 import { paramSource, parseNativeParams, parseUnitInterval } from './params';
 
@@ -144,7 +145,7 @@ export function createApp(options: AppOptions): DetectionApp {
   const keys = new ApiKeys(config.apiKeys);
   const demoPage = loadDemoPage();
   const openapi = JSON.stringify(buildOpenApi(model, config));
-  const modelNames = new Set([model.name, ...(options.modelAliases ?? [])]);
+  const catalog = singleModelCatalog(model, inference, options.modelAliases ?? []);
   const nativeDefaults = { scoreThreshold: config.scoreThreshold, maxDetections: config.maxDetections };
 
   const app = express();
@@ -197,7 +198,7 @@ export function createApp(options: AppOptions): DetectionApp {
     const upload = await readImageUpload(req, { maxBodyBytes: config.maxBodyBytes, signal });
     const params = parseNativeParams(paramSource(req.query, upload.fields), model.classes, nativeDefaults);
     const render = options.render === undefined ? undefined : (params.render ?? negotiatedRender(req));
-    const { result, queueMs } = await inference.detect(upload.image, params.options, signal);
+    const { result, queueMs } = await catalog.resolve().detect(upload.image, params.options, signal);
     if (render !== undefined && options.render !== undefined) {
       const image = await options.render(upload.image, result.detections, render);
       res.status(200).type(render === 'png' ? 'image/png' : 'image/jpeg').setHeader('X-Detections', String(result.detections.length));
@@ -213,7 +214,8 @@ export function createApp(options: AppOptions): DetectionApp {
     });
   });
 
-  const deepstackDetect = async (req: Request, res: Response): Promise<void> => {
+  const deepstackDetect = async (req: Request, res: Response, modelName?: string): Promise<void> => {
+    const endpoint = catalog.resolve(modelName);
     const signal = requestSignal(res, config.requestTimeoutMs);
     const bearer = bearerToken(req.headers);
     const bearerAccepted = keys.open || keys.accepts(bearer);
@@ -225,7 +227,7 @@ export function createApp(options: AppOptions): DetectionApp {
     if (!bearerAccepted && !keys.accepts(source('api_key'))) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
     const minConfidence = parseUnitInterval(source, 'min_confidence') ?? DEEPSTACK_DEFAULT_MIN_CONFIDENCE;
     const started = performance.now();
-    const { result } = await inference.detect(upload.image, { scoreThreshold: minConfidence }, signal);
+    const { result } = await endpoint.detect(upload.image, { scoreThreshold: minConfidence }, signal);
     res.status(200).json({
       success: true,
       message: summarize(result.detections),
@@ -239,13 +241,9 @@ export function createApp(options: AppOptions): DetectionApp {
     });
   };
 
-  app.post('/v1/vision/detection', markDeepstack, refuseWhileDraining, deepstackDetect);
+  app.post('/v1/vision/detection', markDeepstack, refuseWhileDraining, (req: Request, res: Response) => deepstackDetect(req, res));
   app.post('/v1/vision/custom/:model', markDeepstack, refuseWhileDraining, async (req: Request, res: Response) => {
-    const name = String(req.params.model);
-    if (!modelNames.has(name)) {
-      throw new HttpError('MODEL_NOT_FOUND', `unknown model '${name}'; this server serves '${model.name}'`);
-    }
-    await deepstackDetect(req, res);
+    await deepstackDetect(req, res, String(req.params.model));
   });
   app.get('/v1/status/ping', (_req: Request, res: Response) => {
     res.status(200).json({ success: true });
