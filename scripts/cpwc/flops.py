@@ -3,7 +3,7 @@
 Counts what papers call "FLOPs" for ResNets: one MAC per weight use, convolutions and fully connected
 layers only (norms, activations, pooling and additions are not counted).
 
-    /usr/bin/python3 scripts/cpwc/flops.py        # params and GMACs of the three ResNet-50 variants
+    python -m cpwc.flops        # params and GMACs of the three ResNet-50 variants
 """
 from __future__ import annotations
 
@@ -58,8 +58,7 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from cpwc.resnet import resnet50_cpwc
+    from .resnet import resnet50_cpwc
 
     print("variant          parameters   GMACs")
     for context in ("pwc", "cpwc_no_stage2", "cpwc"):

@@ -5,7 +5,7 @@ sees zeros too and the CPWC detector computes exactly what the plain one does (s
 initialisation so that gradients reach stage 1 once training starts). All other weights copy by name;
 every key of the plain state dict must be consumed.
 
-    /usr/bin/python3 scripts/cpwc/init_plain.py --plain fasterrcnn_resnet50_fpn_coco-258fb6c6.pth --out ckpt.pt
+    python -m cpwc.init_plain --plain fasterrcnn_resnet50_fpn_coco-258fb6c6.pth --out ckpt.pt
 """
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ from typing import Dict, List, Mapping
 import torch
 from torch import Tensor, nn
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cpwc.layers import CPWC  # noqa: E402
+from cpwc.layers import CPWC
 
 
 def cpwc_names(model: nn.Module) -> List[str]:

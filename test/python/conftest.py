@@ -1,20 +1,19 @@
-"""Shared setup for the model-side tests: import path, threads, seeds, and a built dist/ for decode-image.mjs."""
+"""Shared setup for the model-side tests: threads, seeds, and a built dist/ for decode-image.mjs.
+
+The tests import the installed packages `cpwc` and `cpwc_references` (`pip install -e scripts`, which
+tools/setup-venv.sh does); they do not touch sys.path."""
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = REPO_ROOT / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
 
-# Debian's torch starts with one thread; CI has two cores.
+# CI has two cores.
 torch.set_num_threads(int(os.environ.get("CPWC_TORCH_THREADS", "2")))
 
 

@@ -37,7 +37,7 @@ MODEL_JSON_KEYS = {"format", "format_version", "name", "architecture", "width", 
 
 
 def export_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "export.py"), *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "cpwc.export", *args], cwd=REPO,
                           capture_output=True, text=True)
 
 
@@ -77,12 +77,12 @@ def test_tiny_export_writes_a_model_directory_that_passes_the_gate(tiny_export: 
     for key, graph in model_json["graphs"].items():
         path = tiny_export / graph["file"]
         assert graph["sha256"] == sha256_file(path)
-        assert graph["opset"] == OPSET == 17
+        assert graph["opset"] == OPSET == 18
         onnx_model = onnx.load(str(path))
         onnx.checker.check_model(onnx_model, full_check=True)
         assert [i.name for i in onnx_model.graph.input] == [i["name"] for i in graph["inputs"]]
         assert [o.name for o in onnx_model.graph.output] == [o["name"] for o in graph["outputs"]]
-        assert max(op.version for op in onnx_model.opset_import if op.domain in ("", "ai.onnx")) == 17
+        assert max(op.version for op in onnx_model.opset_import if op.domain in ("", "ai.onnx")) == 18
     outputs_a = [o["name"] for o in model_json["graphs"]["backbone_rpn"]["outputs"]]
     assert outputs_a == [f"feature_{n}" for n in "0123"] + [f"objectness_{n}" for n in ["0", "1", "2", "3", "pool"]] + [
         f"bbox_deltas_{n}" for n in ["0", "1", "2", "3", "pool"]]
@@ -122,22 +122,48 @@ def test_graph_b_accepts_empty_levels_in_onnxruntime(tiny_export: Path, built_di
     assert relative_error(got["class_logits"], expected_rows.numpy()) < 1e-5
 
 
-def test_roi_align_is_exported_with_output_half_pixel_because_torchvision_symbolic_would_fail_the_gate(
-        tiny_export: Path, tmp_path: Path, built_dist: Path) -> None:
-    assert roi_align_modes(tiny_export / "box_head.onnx") == ["output_half_pixel"] * 4
-    model = tiny_model()
-    default_symbolic = tmp_path / "box_head_default_symbolic.onnx"
-    export_box_head(model, default_symbolic, use_torchvision_symbolic=True)
-    assert roi_align_modes(default_symbolic) == ["half_pixel"] * 4  # attribute unset: ONNX's default
+def landscape_box_head_feeds(model: torch.nn.Module) -> tuple:
     run = run_torchvision(model, decode_image(IMAGES / "landscape.jpg").tensor())
     by_level, order = split_by_level(model, run.proposals)
     logits, _ = torchvision_box_head(model, run, run.proposals)
     feeds = {f"feature_{n}": run.features[n].numpy() for n in "0123"}
     feeds.update({f"rois_{n}": by_level[n].numpy() for n in "0123"})
-    fixed = run_ort(tiny_export / "box_head.onnx", feeds)["class_logits"]
-    shifted = run_ort(default_symbolic, feeds)["class_logits"]
-    assert relative_error(fixed, logits[order].numpy()) < 1e-5
-    assert relative_error(shifted, logits[order].numpy()) > 1e-3  # far outside the 1e-4 gate
+    return feeds, logits[order].numpy()
+
+
+def test_roi_align_is_exported_with_output_half_pixel_because_half_pixel_would_fail_the_gate(
+        tiny_export: Path, tmp_path: Path, built_dist: Path) -> None:
+    assert roi_align_modes(tiny_export / "box_head.onnx") == ["output_half_pixel"] * 4
+    shifted_model = onnx.load(str(tiny_export / "box_head.onnx"))
+    for node in shifted_model.graph.node:
+        if node.op_type == "RoiAlign":
+            for attribute in node.attribute:
+                if attribute.name == "coordinate_transformation_mode":
+                    attribute.s = b"half_pixel"  # what torchvision 0.14's symbolic produced (aligned=True)
+    shifted_path = tmp_path / "box_head_half_pixel.onnx"
+    onnx.save(shifted_model, str(shifted_path))
+    assert roi_align_modes(shifted_path) == ["half_pixel"] * 4
+    feeds, expected = landscape_box_head_feeds(tiny_model())
+    assert relative_error(run_ort(tiny_export / "box_head.onnx", feeds)["class_logits"], expected) < 1e-5
+    assert relative_error(run_ort(shifted_path, feeds)["class_logits"], expected) > 1e-3  # far outside the 1e-4 gate
+
+
+def test_static_roi_counts_fail_the_gate(tiny_export: Path, tmp_path: Path, built_dist: Path) -> None:
+    """The torch.export-based exporter specializes every dimension that dynamic_shapes does not name (the
+    TorchScript exporter's dynamic_axes are not converted for graph B's *inputs): without the RoI counts
+    declared dynamic, graph B only takes the example's 2 RoIs per level, and the gate refuses it."""
+    model = tiny_model()
+    (tmp_path / "backbone_rpn.onnx").write_bytes((tiny_export / "backbone_rpn.onnx").read_bytes())
+    spec = export_box_head(model, tmp_path / "box_head.onnx", dynamic_rois=False)
+    assert [i["name"] for i in spec["inputs"]][4:] == ["rois_0", "rois_1", "rois_2", "rois_3"]
+    static = onnx.load(str(tmp_path / "box_head.onnx"))
+    rois_dims = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in static.graph.input if i.name.startswith("rois_")]
+    assert rois_dims == [[2, 4]] * 4
+    with pytest.raises(ExportError, match="onnxruntime failed on box_head.onnx"):
+        self_check(model, tmp_path, decode_image(IMAGES / "landscape.jpg"))
+    dynamic = onnx.load(str(tiny_export / "box_head.onnx"))
+    assert [i.type.tensor_type.shape.dim[0].dim_param for i in dynamic.graph.input if i.name.startswith("rois_")] == [
+        "K_0", "K_1", "K_2", "K_3"]
 
 
 def test_self_check_fails_loudly_when_the_graphs_do_not_match_the_model(tiny_export: Path) -> None:

@@ -13,10 +13,8 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-
-import shapes_dataset  # noqa: E402
-from shapes_dataset import DatasetOptions  # noqa: E402
+from cpwc_references.detection import shapes_dataset
+from cpwc_references.detection.shapes_dataset import DatasetOptions
 
 
 def digest_tree(directory: Path) -> dict[str, str]:
@@ -151,7 +149,7 @@ def test_bad_options_are_rejected_before_writing_anything(tmp_path: Path, field:
 
 def test_cli_writes_a_split_and_reports_counts(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "shapes_dataset.py"), "--split", "val", "--seed", "2",
+        [sys.executable, "-m", "cpwc_references.detection.shapes_dataset", "--split", "val", "--seed", "2",
          "--count", "3", "--out", str(tmp_path / "val")],
         capture_output=True, text=True, check=True)
     coco = json.loads((tmp_path / "val" / "annotations.json").read_text())
@@ -161,7 +159,7 @@ def test_cli_writes_a_split_and_reports_counts(tmp_path: Path) -> None:
 
 def test_cli_rejects_bad_input_with_exit_code_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "shapes_dataset.py"), "--split", "val", "--seed", "2",
+        [sys.executable, "-m", "cpwc_references.detection.shapes_dataset", "--split", "val", "--seed", "2",
          "--count", "0", "--out", str(tmp_path / "val")],
         capture_output=True, text=True)
     assert result.returncode == 2

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from cpwc.models import build_detector, count_parameters
+from cpwc_references.detection import engine
+from cpwc_references.detection.data import CocoDetectionDataset
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-
-from cpwc import engine  # noqa: E402
-from cpwc.data import CocoDetectionDataset  # noqa: E402
-from cpwc.models import build_detector, count_parameters  # noqa: E402
 
 MODEL_DIR = REPO / "models" / "shapes-cpwc-r50-fpn"
 TEST_SPLIT = REPO / "datasets" / "shapes-test"

@@ -22,6 +22,8 @@ import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The project's Python (tools/py.sh's rule): $CPWC_PYTHON, else the project venv.
+const PYTHON = process.env.CPWC_PYTHON || path.join(ROOT, '.venv', 'bin', 'python');
 const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
 const sharp = require('sharp');
 
@@ -114,7 +116,7 @@ async function varyingImages(dir, count) {
 }
 
 function startTorch(modelDir) {
-  const child = spawn('/usr/bin/python3', [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), '--serve'], {
+  const child = spawn(PYTHON, [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), '--serve'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });
@@ -170,7 +172,7 @@ async function decodeFor(bytes) {
 
 function printLatency(image, rows) {
   const out = [];
-  out.push(`TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via /usr/bin/python3), ${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`);
+  out.push(`TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via ${PYTHON}), ${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`);
   out.push(`image: ${path.basename(image)}; times in ms (median / p95)`);
   for (const row of rows) {
     const m = (stage) => median(row.ts.map((t) => t[stage]));

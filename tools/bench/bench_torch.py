@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """PyTorch eager baseline for `npm run bench`: torchvision's FasterRCNN with the same weights as a model directory.
 
 The weights are rebuilt from the model directory's model.json provenance: its checkpoint (when it has one,
@@ -10,8 +9,8 @@ Serve mode (used by tools/bench/bench-pipeline.mjs, which interleaves it with th
 request per line on stdin, {"image": PATH}, runs it once and answers one JSON line:
 {"total_ms", "stages": {"transform", "backbone", "rpn", "roi_heads", "postprocess"}, "detections"}.
 
-    /usr/bin/python3 tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --image test/fixtures/images/landscape.jpg --runs 5
-    /usr/bin/python3 tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --serve
+    .venv/bin/python tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --image test/fixtures/images/landscape.jpg --runs 5
+    .venv/bin/python tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --serve
 """
 from __future__ import annotations
 
@@ -23,13 +22,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torchvision.models.detection import FasterRCNN  # noqa: E402
 
-from cpwc.export import decode_image, load_model  # noqa: E402
+from cpwc.export import decode_image, load_model
 
 
 def rebuild_model(model_dir: Path, checkpoint: Path | None) -> FasterRCNN:

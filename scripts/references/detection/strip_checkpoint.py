@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Turn a training checkpoint (last.pt / model-final.pt) into the inference checkpoint a model
 directory ships as checkpoint.pt: weights, builder config, class names and provenance; no optimizer,
 scaler or RNG state.
@@ -9,7 +8,7 @@ float16 values into float32 parameters, so the ONNX graphs and checkpoint.pt hol
 Norm parameters and running statistics stay float32 (running variances can be far below float16's
 normal range).
 
-  /usr/bin/python3 scripts/strip_checkpoint.py checkpoints/shapes/model-final.pt models/shapes/checkpoint.pt --half-weights
+  python -m cpwc_references.detection.strip_checkpoint checkpoints/shapes/model-final.pt models/shapes/checkpoint.pt --half-weights
 """
 from __future__ import annotations
 
@@ -18,11 +17,10 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from cpwc.engine import save_atomic, strip_for_inference  # noqa: E402
+from cpwc_references.detection.engine import save_atomic, strip_for_inference
 
 
 def halve_weights(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -1,13 +1,12 @@
-#!/usr/bin/python3
 """Train a Faster R-CNN with a CPWC (or plain) ResNet-50 body on a COCO-format dataset.
 
 Single process:
-  /usr/bin/python3 scripts/train.py --arch cpwc_r50_fpn --width 0.25 --norm bn \\
+  npm run train -- --arch cpwc_r50_fpn --width 0.25 --norm bn \\
       --train-annotations data/shapes-train/annotations.json --train-images data/shapes-train/images \\
       --val-annotations data/shapes-val/annotations.json --val-images data/shapes-val/images \\
       --optimizer adamw --lr 1.5e-3 --time-budget 60 --output-dir checkpoints/shapes
 Distributed data parallel (same script; gloo on CPU, nccl + AMP on CUDA):
-  torchrun --nproc_per_node 2 scripts/train.py ...   (--batch-size is per process)
+  torchrun --nproc_per_node 2 -m cpwc_references.detection.train ...   (--batch-size is per process)
 Resume after an interruption:
   ... --resume checkpoints/shapes/last.pt   (or --resume auto)
 
@@ -25,13 +24,11 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch
 
-import torch  # noqa: E402
-
-from cpwc import engine  # noqa: E402
-from cpwc.data import BatchOrder, CocoDetectionDataset, DatasetError, Flips, collate  # noqa: E402
-from cpwc.models import ARCHITECTURES, build_detector, count_parameters, detector_config  # noqa: E402
+from cpwc.models import ARCHITECTURES, build_detector, count_parameters, detector_config
+from cpwc_references.detection import engine
+from cpwc_references.detection.data import BatchOrder, CocoDetectionDataset, DatasetError, Flips, collate
 
 MAX_NON_FINITE_STEPS = 5
 

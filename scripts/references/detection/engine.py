@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from cpwc.export.runtime import REPO_ROOT
+
 from .data import CocoDetectionDataset
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EVAL_CLI = os.path.join(REPO_ROOT, "dist", "cli", "index.js")
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Generate a synthetic COCO-format detection dataset of coloured shapes on cluttered backgrounds.
 
 Every image is drawn from its own random stream, seeded by (seed, split, image index), so a
@@ -15,7 +14,7 @@ Annotation semantics (COCO "instances", bbox only):
     what COCO's small/medium/large ranges are applied to.
 
 Example:
-  /usr/bin/python3 scripts/shapes_dataset.py --split train --seed 1 --count 5000 --out data/shapes-train
+  npm run dataset:shapes -- --split train --seed 1 --count 5000 --out data/shapes-train
 """
 from __future__ import annotations
 
@@ -287,7 +286,7 @@ def generate(options: DatasetOptions, out_dir: str, progress: bool = False) -> d
     coco = {
         "info": {
             "description": "cpwc-detect synthetic shapes",
-            "generator": "scripts/shapes_dataset.py",
+            "generator": "scripts/references/detection/shapes_dataset.py",
             "split": options.split, "seed": options.seed, "count": options.count, "size": options.size,
             "image_format": options.image_format, "jpeg_quality": options.jpeg_quality,
             "bbox_semantics": "exact tight box of the drawn shape, which occlusion never changes",

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Export a CPWC Faster R-CNN to a model directory (docs/model-format.md) and check it in onnxruntime.
 
     npm run export -- --arch cpwc_r50_fpn --seed 0 --out models/cpwc-random
@@ -8,7 +7,7 @@
 Writes backbone_rpn.onnx, box_head.onnx, model.json and, with --reference-images, reference.json
 (torchvision's own outputs on those images, decoded by the project's decoder). The self-check runs both
 graphs in onnxruntime on a real image and exits non-zero if any output differs from PyTorch by more than
-1e-4 (max |ort - torch| / max |torch|).
+1e-4 (max |ort - torch| / max |torch|). Also `python -m cpwc.export` or `cpwc-export`.
 """
 from __future__ import annotations
 
@@ -19,14 +18,14 @@ import time
 from pathlib import Path
 from typing import List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
+from ..models import ARCHITECTURES
+from .directory import export_model_directory, load_model
+from .errors import ExportError
+from .runtime import REPO_ROOT
 
-from cpwc.export import ExportError, export_model_directory, load_model  # noqa: E402
-from cpwc.models import ARCHITECTURES  # noqa: E402
-
-DEFAULT_CHECK_IMAGE = Path(__file__).resolve().parents[1] / "test" / "fixtures" / "images" / "landscape.jpg"
+DEFAULT_CHECK_IMAGE = REPO_ROOT / "test" / "fixtures" / "images" / "landscape.jpg"
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
