@@ -58,7 +58,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     return dict(loaded)
 
 
-def torchvision_reference(state_dict: Mapping[str, Tensor], num_classes: int, min_size: int, max_size: int) -> nn.Module:
+def torchvision_reference(
+    state_dict: Mapping[str, Tensor], num_classes: int, min_size: int, max_size: int
+) -> nn.Module:
     """torchvision's own fasterrcnn_resnet50_fpn as `fasterrcnn_resnet50_fpn(weights=...)` builds it for
     trained weights (FrozenBatchNorm2d), holding `state_dict`."""
     body = torchvision.models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
@@ -84,7 +86,9 @@ def init_errors(cpwc: nn.Module, reference: nn.Module, image: Tensor) -> dict[st
     return errors
 
 
-def convert(state_dict: Mapping[str, Tensor], min_size: int, max_size: int, check_image: Path) -> tuple[nn.Module, dict]:
+def convert(
+    state_dict: Mapping[str, Tensor], min_size: int, max_size: int, check_image: Path
+) -> tuple[nn.Module, dict]:
     """The CPWC model for `state_dict`, after the init check; raises ExportError when they differ."""
     num_classes = int(state_dict[CLASSIFIER_KEY].shape[0])
     model = build_detector("cpwc_r50_fpn", num_classes=num_classes, min_size=min_size, max_size=max_size)
@@ -105,16 +109,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="npm run convert --", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--torchvision", type=Path, required=True, metavar="FILE.pth",
-                        help="torchvision fasterrcnn_resnet50_fpn state dict")
+    parser.add_argument(
+        "--torchvision",
+        type=Path,
+        required=True,
+        metavar="FILE.pth",
+        help="torchvision fasterrcnn_resnet50_fpn state dict",
+    )
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--name", help="model name in model.json (default: the --out directory's name)")
     parser.add_argument("--min-size", type=int, default=800, help="transform min_size (torchvision's 800)")
     parser.add_argument("--max-size", type=int, default=1333, help="transform max_size (torchvision's 1333)")
-    parser.add_argument("--check-image", type=Path, default=DEFAULT_CHECK_IMAGE,
-                        help=f"init check and self-check image (default {DEFAULT_CHECK_IMAGE.name})")
-    parser.add_argument("--reference-images", type=Path, nargs="+", metavar="IMG",
-                        help="images for reference.json (default: the check image)")
+    parser.add_argument(
+        "--check-image",
+        type=Path,
+        default=DEFAULT_CHECK_IMAGE,
+        help=f"init check and self-check image (default {DEFAULT_CHECK_IMAGE.name})",
+    )
+    parser.add_argument(
+        "--reference-images",
+        type=Path,
+        nargs="+",
+        metavar="IMG",
+        help="images for reference.json (default: the check image)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     args = parser.parse_args(argv)
     if not args.torchvision.is_file():
@@ -139,20 +157,30 @@ def main(argv: list[str] | None = None) -> int:
         model, errors = convert(state_dict, args.min_size, args.max_size, args.check_image)
         num_classes = int(state_dict[CLASSIFIER_KEY].shape[0])
         result = export_model_directory(
-            model, args.out, class_names(num_classes), args.name or args.out.resolve().name, args.check_image,
-            args.reference_images or [args.check_image], checkpoint=args.torchvision,
-            checkpoint_extra={"training_data": f"torchvision fasterrcnn_resnet50_fpn state dict {args.torchvision.name}, "
-                              "made CPWC by the function-preserving init (cpwc.init_plain)"},
-            export_command="npm run convert -- " + " ".join(shlex.quote(a) for a in argv), threads=args.threads,
+            model,
+            args.out,
+            class_names(num_classes),
+            args.name or args.out.resolve().name,
+            args.check_image,
+            args.reference_images or [args.check_image],
+            checkpoint=args.torchvision,
+            checkpoint_extra={
+                "training_data": f"torchvision fasterrcnn_resnet50_fpn state dict {args.torchvision.name}, "
+                "made CPWC by the function-preserving init (cpwc.init_plain)"
+            },
+            export_command="npm run convert -- " + " ".join(shlex.quote(a) for a in argv),
+            threads=args.threads,
         )
     except ExportError as error:
         print(f"convert failed: {error}", file=sys.stderr)
         return 1
     check = result.check
     print(f"init check: CPWC vs torchvision max relative error {max(errors.values()):.2e} ({len(errors)} outputs)")
-    print(f"wrote {args.out} ({result.model_json['parameters']:,d} parameters, {num_classes} classes) "
-          f"in {time.perf_counter() - started:.1f} s; self-check max relative error graph A {check.max_a:.2e}, "
-          f"graph B {check.max_b:.2e}")
+    print(
+        f"wrote {args.out} ({result.model_json['parameters']:,d} parameters, {num_classes} classes) "
+        f"in {time.perf_counter() - started:.1f} s; self-check max relative error graph A {check.max_a:.2e}, "
+        f"graph B {check.max_b:.2e}"
+    )
     print(f"serve it: npm start -- --model {args.out}")
     return 0
 

@@ -5,12 +5,11 @@ layers only (norms, activations, pooling and additions are not counted).
 
     python -m cpwc.flops        # params and GMACs of the three ResNet-50 variants
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -22,13 +21,13 @@ def conv_macs(module: nn.Conv2d, output: Tensor) -> int:
     return output[0].numel() * per_output
 
 
-def count_macs(model: nn.Module, input_size: Tuple[int, int] = (224, 224)) -> Tuple[int, Dict[str, int]]:
+def count_macs(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> tuple[int, dict[str, int]]:
     """MACs of one forward pass on a single 3-channel image, total and per module name."""
-    per_module: Dict[str, int] = {}
-    handles: List[torch.utils.hooks.RemovableHandle] = []
+    per_module: dict[str, int] = {}
+    handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def hook_for(name: str):
-        def hook(module: nn.Module, _inputs: Tuple[Tensor, ...], output: Tensor) -> None:
+        def hook(module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> None:
             if isinstance(module, nn.Conv2d):
                 per_module[name] = per_module.get(name, 0) + conv_macs(module, output)
             else:
@@ -52,7 +51,7 @@ def count_macs(model: nn.Module, input_size: Tuple[int, int] = (224, 224)) -> Tu
     return sum(per_module.values()), per_module
 
 
-def main(argv: List[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=224, help="square input size (default 224)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")

@@ -7,12 +7,13 @@ every key of the plain state dict must be consumed.
 
     python -m cpwc.init_plain --plain fasterrcnn_resnet50_fpn_coco-258fb6c6.pth --out ckpt.pt
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict, List, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -20,16 +21,16 @@ from torch import Tensor, nn
 from cpwc.layers import CPWC
 
 
-def cpwc_names(model: nn.Module) -> List[str]:
+def cpwc_names(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, CPWC)]
 
 
-def plain_to_cpwc_state_dict(model: nn.Module, plain: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+def plain_to_cpwc_state_dict(model: nn.Module, plain: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """`model`'s state dict with the plain weights in place and every stage 1 zeroed.
 
     Raises ValueError naming the keys that are left over on either side or whose shapes differ."""
     target = model.state_dict()
-    renamed: Dict[str, Tensor] = {}
+    renamed: dict[str, Tensor] = {}
     cpwc_prefixes = set(cpwc_names(model))
     for key, value in plain.items():
         module_name, _, leaf = key.rpartition(".")
@@ -43,7 +44,9 @@ def plain_to_cpwc_state_dict(model: nn.Module, plain: Mapping[str, Tensor]) -> D
     mismatched = [k for k, v in renamed.items() if tuple(v.shape) != tuple(target[k].shape)]
     if mismatched:
         k = mismatched[0]
-        raise ValueError(f"{len(mismatched)} shape mismatches, e.g. {k}: plain {tuple(renamed[k].shape)} vs {tuple(target[k].shape)}")
+        raise ValueError(
+            f"{len(mismatched)} shape mismatches, e.g. {k}: plain {tuple(renamed[k].shape)} vs {tuple(target[k].shape)}"
+        )
     context_keys = {k for k in target if ".stage1." in k or ".stage2." in k}
     missing = sorted(set(target) - set(renamed) - context_keys)
     if missing:
@@ -62,24 +65,37 @@ def load_plain_into_cpwc(model: nn.Module, plain: Mapping[str, Tensor]) -> nn.Mo
     return model
 
 
-def main(argv: List[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from cpwc.models import build_detector, class_names, detector_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plain", required=True, type=Path, help="torchvision fasterrcnn_resnet50_fpn state dict (.pth)")
+    parser.add_argument(
+        "--plain", required=True, type=Path, help="torchvision fasterrcnn_resnet50_fpn state dict (.pth)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write: {model, config, classes}")
     parser.add_argument("--num-classes", type=int, default=91)
     parser.add_argument("--context", default="cpwc", choices=["cpwc", "cpwc_no_stage2"])
-    parser.add_argument("--bn-eps", type=float, default=0.0,
-                        help="FrozenBatchNorm2d epsilon (torchvision's COCO weights: 0.0; a randomly built torchvision model: 1e-5)")
+    parser.add_argument(
+        "--bn-eps",
+        type=float,
+        default=0.0,
+        help="FrozenBatchNorm2d epsilon (torchvision's COCO weights: 0.0; a randomly built torchvision model: 1e-5)",
+    )
     args = parser.parse_args(argv)
     plain = torch.load(args.plain, map_location="cpu")
     if isinstance(plain, dict) and "model" in plain and isinstance(plain["model"], dict):
         plain = plain["model"]
     model = build_detector("cpwc_r50_fpn", num_classes=args.num_classes, context=args.context, bn_eps=args.bn_eps)
     load_plain_into_cpwc(model, plain)
-    torch.save({"model": model.state_dict(), "config": detector_config(model),
-                "classes": class_names(args.num_classes), "initialised_from": str(args.plain)}, args.out)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "config": detector_config(model),
+            "classes": class_names(args.num_classes),
+            "initialised_from": str(args.plain),
+        },
+        args.out,
+    )
     print(f"wrote {args.out}")
     return 0
 

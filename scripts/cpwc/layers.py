@@ -6,10 +6,10 @@ PWC is the original 1x1 convolution (stride s). S1 ("stage 1") is Z 3x3 filters 
 filter i seeing only its input-channel group i. S2 ("stage 2") is a depthwise 3x3 convolution (stride 1,
 padding 1) on S1's output. No biases anywhere (in ResNet a norm layer follows).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +29,7 @@ class GroupRun:
     groups: int
 
 
-def stage1_runs(in_channels: int, out_channels: int) -> List[GroupRun]:
+def stage1_runs(in_channels: int, out_channels: int) -> list[GroupRun]:
     """The paper's channel groups for stage 1, as at most two regular grouped convolutions.
 
     With C input and Z output channels (q = floor, r = remainder):
@@ -80,9 +80,9 @@ class StageOne(nn.Module):
         ]
         return torch.cat(outputs, dim=1)
 
-    def filter_assignment(self) -> List[Tuple[List[int], Tensor]]:
+    def filter_assignment(self) -> list[tuple[list[int], Tensor]]:
         """(input channels, weight [len(channels), 3, 3]) of every filter, in output-channel order."""
-        filters: List[Tuple[List[int], Tensor]] = []
+        filters: list[tuple[list[int], Tensor]] = []
         for run, conv in zip(self.runs, self.convs):
             in_per_group = run.in_channels // run.groups
             out_per_group = run.out_channels // run.groups
@@ -174,4 +174,3 @@ class FoldedCPWC(nn.Module):
         if self.stage2 is None:
             return out + context
         return out + self.stage2(context)
-

@@ -12,10 +12,11 @@
 
 ``cpwc_*`` architectures use context "cpwc", ``pwc_*`` the plain 1x1 convolution; ``context`` overrides.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
@@ -25,8 +26,8 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.misc import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .layers import CONTEXTS
 from .resnet import NORMS, CPWCResNet
@@ -37,15 +38,97 @@ CONFIG_ATTRIBUTE = "cpwc_config"
 
 # torchvision's COCO category list: index = label id of the 91-way COCO detectors.
 COCO_91_CLASSES = [
-    "__background__", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "N/A", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse",
-    "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "N/A", "backpack", "umbrella", "N/A", "N/A", "handbag",
-    "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
-    "skateboard", "surfboard", "tennis racket", "bottle", "N/A", "wine glass", "cup", "fork", "knife", "spoon",
-    "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake",
-    "chair", "couch", "potted plant", "bed", "N/A", "dining table", "N/A", "N/A", "toilet", "N/A", "tv", "laptop",
-    "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "N/A",
-    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+    "__background__",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "N/A",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "N/A",
+    "backpack",
+    "umbrella",
+    "N/A",
+    "N/A",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "N/A",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "N/A",
+    "dining table",
+    "N/A",
+    "N/A",
+    "toilet",
+    "N/A",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "N/A",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 ]
 
 FPN_ANCHOR_SIZES = ((32,), (64,), (128,), (256,), (512,))
@@ -61,7 +144,7 @@ class C4Body(nn.Module):
         self.body = IntermediateLayerGetter(resnet, return_layers={"layer3": "0"})
         self.out_channels = resnet.stage_out_channels[2]
 
-    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
         return self.body(x)
 
 
@@ -88,10 +171,10 @@ def build_detector(
     norm: str = "frozen_bn",
     min_size: int = 800,
     max_size: int = 1333,
-    context: Optional[str] = None,
-    fpn_channels: Optional[int] = None,
-    representation_size: Optional[int] = None,
-    trainable_layers: Optional[int] = None,
+    context: str | None = None,
+    fpn_channels: int | None = None,
+    representation_size: int | None = None,
+    trainable_layers: int | None = None,
     bn_eps: float = 1e-5,
     **faster_rcnn_kwargs: Any,
 ) -> FasterRCNN:
@@ -107,7 +190,8 @@ def build_detector(
         fpn_channels: FPN width (FPN only); default 256, or round(256·width) (>= 32) when width < 1.
         representation_size: TwoMLPHead width (FPN only); default 1024, or round(1024·width) (>= 128) when width < 1.
         trainable_layers: how many ResNet stages from the top train (torchvision's trainable_backbone_layers,
-            0..5); default 3 with frozen_bn (torchvision's default), 5 otherwise. The C4 box head (layer4) always trains.
+            0..5); default 3 with frozen_bn (torchvision's default), 5 otherwise. The C4 box head (layer4)
+            always trains.
         bn_eps: epsilon of the batch norms (torchvision's COCO weights use 0.0 with FrozenBatchNorm2d).
         faster_rcnn_kwargs: passed to torchvision's FasterRCNN (rpn_*, box_* settings); must be JSON values.
     """
@@ -125,15 +209,26 @@ def build_detector(
         trainable_layers = 3 if norm == "frozen_bn" else 5
     if not 0 <= trainable_layers <= 5:
         raise ValueError(f"trainable_layers must be in [0, 5], got {trainable_layers}")
-    config: Dict[str, Any] = dict(
-        arch=arch, num_classes=num_classes, width=width, norm=norm, min_size=min_size, max_size=max_size,
-        context=context, fpn_channels=fpn_channels, representation_size=representation_size,
-        trainable_layers=trainable_layers, bn_eps=bn_eps, **faster_rcnn_kwargs,
+    config: dict[str, Any] = dict(
+        arch=arch,
+        num_classes=num_classes,
+        width=width,
+        norm=norm,
+        min_size=min_size,
+        max_size=max_size,
+        context=context,
+        fpn_channels=fpn_channels,
+        representation_size=representation_size,
+        trainable_layers=trainable_layers,
+        bn_eps=bn_eps,
+        **faster_rcnn_kwargs,
     )
     resolved_context = context if context is not None else default_context(arch)
     common = dict(num_classes=num_classes, min_size=min_size, max_size=max_size, **faster_rcnn_kwargs)
     if arch.endswith("_fpn"):
-        model = _build_fpn(width, norm, resolved_context, fpn_channels, representation_size, trainable_layers, bn_eps, common)
+        model = _build_fpn(
+            width, norm, resolved_context, fpn_channels, representation_size, trainable_layers, bn_eps, common
+        )
     else:
         if fpn_channels is not None or representation_size is not None:
             raise ValueError("fpn_channels and representation_size apply to the FPN architectures only")
@@ -142,7 +237,7 @@ def build_detector(
     return model
 
 
-def detector_config(model: nn.Module) -> Dict[str, Any]:
+def detector_config(model: nn.Module) -> dict[str, Any]:
     """The keyword arguments of `build_detector` that rebuild `model` (store as ckpt["config"])."""
     config = getattr(model, CONFIG_ATTRIBUTE, None)
     if config is None:
@@ -169,11 +264,11 @@ def _build_fpn(
     width: float,
     norm: str,
     context: str,
-    fpn_channels: Optional[int],
-    representation_size: Optional[int],
+    fpn_channels: int | None,
+    representation_size: int | None,
     trainable_layers: int,
     bn_eps: float,
-    common: Dict[str, Any],
+    common: dict[str, Any],
 ) -> FasterRCNN:
     if fpn_channels is None:
         fpn_channels = 256 if width >= 1 else max(32, int(round(256 * width)))
@@ -196,7 +291,7 @@ def _build_fpn(
 
 
 def _build_c4(
-    width: float, norm: str, context: str, trainable_layers: int, bn_eps: float, common: Dict[str, Any]
+    width: float, norm: str, context: str, trainable_layers: int, bn_eps: float, common: dict[str, Any]
 ) -> FasterRCNN:
     resnet = CPWCResNet(width=width, context=context, norm=norm, num_classes=None, layer4_stride=1, bn_eps=bn_eps)
     _freeze_body(resnet, trainable_layers)
@@ -219,7 +314,7 @@ def _faster_rcnn(
     roi_pool: MultiScaleRoIAlign,
     box_head: nn.Module,
     box_head_channels: int,
-    common: Dict[str, Any],
+    common: dict[str, Any],
 ) -> FasterRCNN:
     common = dict(common)
     predictor = FastRCNNPredictor(box_head_channels, common.pop("num_classes"))
@@ -245,7 +340,7 @@ def count_parameters(model: nn.Module) -> int:
     return total
 
 
-def class_names(num_classes: int, names: Optional[List[str]] = None) -> List[str]:
+def class_names(num_classes: int, names: list[str] | None = None) -> list[str]:
     """`names` if given (index 0 must be "__background__"), COCO's for 91 classes, else class_1..class_{n-1}."""
     if names is not None:
         if len(names) != num_classes or names[0] != "__background__":

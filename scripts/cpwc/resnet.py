@@ -6,10 +6,11 @@ conv1/bn1/conv2/bn2/conv3/bn3/downsample.0/.1, avgpool, fc), so detection code w
 convolutions (bottleneck conv1 and conv3, downsample.0) are `CPWC` modules; their weights live at
 `<name>.pwc.weight`, `<name>.stage1.convs.<n>.weight` and `<name>.stage2.weight`.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -59,7 +60,7 @@ class Bottleneck(nn.Module):
         self.conv3 = CPWC(width, out_channels, 1, context)
         self.bn3 = norm(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample: Optional[nn.Module] = None
+        self.downsample: nn.Module | None = None
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(CPWC(in_channels, out_channels, stride, context), norm(out_channels))
         self.stride = stride
@@ -75,7 +76,7 @@ class Bottleneck(nn.Module):
 def make_stage(
     in_channels: int, width: int, out_channels: int, blocks: int, stride: int, norm: NormFactory, context: str
 ) -> nn.Sequential:
-    layers: List[nn.Module] = [Bottleneck(in_channels, width, out_channels, stride, norm, context)]
+    layers: list[nn.Module] = [Bottleneck(in_channels, width, out_channels, stride, norm, context)]
     layers += [Bottleneck(out_channels, width, out_channels, 1, norm, context) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
@@ -97,7 +98,7 @@ class CPWCResNet(nn.Module):
         width: float = 1.0,
         context: str = "cpwc",
         norm: str = "bn",
-        num_classes: Optional[int] = 1000,
+        num_classes: int | None = 1000,
         layer4_stride: int = 2,
         bn_eps: float = 1e-5,
     ) -> None:
@@ -114,7 +115,11 @@ class CPWCResNet(nn.Module):
         in_channels = stem
         for i, (blocks, stride) in enumerate(zip(RESNET50_BLOCKS, strides)):
             out_channels = self.stage_out_channels[i]
-            setattr(self, f"layer{i + 1}", make_stage(in_channels, widths[i], out_channels, blocks, stride, make_norm, context))
+            setattr(
+                self,
+                f"layer{i + 1}",
+                make_stage(in_channels, widths[i], out_channels, blocks, stride, make_norm, context),
+            )
             in_channels = out_channels
         self.num_classes = num_classes
         if num_classes is not None:

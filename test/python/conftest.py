@@ -2,6 +2,7 @@
 
 The tests import the installed packages `cpwc` and `cpwc_references` (`pip install -e scripts`, which
 tools/setup-venv.sh does); they do not touch sys.path."""
+
 from __future__ import annotations
 
 import os

@@ -45,8 +45,15 @@ def test_cpwc_model_outputs_equal_torchvisions_own_model(torchvision_checkpoint:
     state_dict = read_state_dict(torchvision_checkpoint)
     assert any(k.endswith("num_batches_tracked") for k in state_dict)  # BatchNorm2d keys, as saved
     model, errors = convert(state_dict, 320, 512, IMAGES / "landscape.jpg")
-    assert set(errors) == {"feature_0", "feature_1", "feature_2", "feature_3", "feature_pool", "detection_boxes",
-                           "detection_scores"}
+    assert set(errors) == {
+        "feature_0",
+        "feature_1",
+        "feature_2",
+        "feature_3",
+        "feature_pool",
+        "detection_boxes",
+        "detection_scores",
+    }
     assert all(not p.any() for n, p in model.named_parameters() if ".stage1." in n)
     reference = torchvision_reference(state_dict, 91, 320, 512)
     image = decode_image(IMAGES / "portrait.jpg").tensor()
@@ -56,15 +63,20 @@ def test_cpwc_model_outputs_equal_torchvisions_own_model(torchvision_checkpoint:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
 
 
-def test_converted_directory_is_a_served_coco_model(torchvision_checkpoint: Path, tmp_path: Path,
-                                                   built_dist: Path) -> None:
+def test_converted_directory_is_a_served_coco_model(
+    torchvision_checkpoint: Path, tmp_path: Path, built_dist: Path
+) -> None:
     out = tmp_path / "coco"
     result = convert_cli("--torchvision", str(torchvision_checkpoint), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "init check: CPWC vs torchvision max relative error 0.00e+00" in result.stdout
     assert f"serve it: npm start -- --model {out}" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["backbone_rpn.onnx", "box_head.onnx", "model.json",
-                                                      "reference.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "backbone_rpn.onnx",
+        "box_head.onnx",
+        "model.json",
+        "reference.json",
+    ]
     model_json = json.loads((out / "model.json").read_text())
     assert model_json["classes"] == COCO_91_CLASSES and len(model_json["classes"]) == 91
     assert model_json["classes"][1] == "person" and model_json["classes"][3] == "car"
@@ -79,7 +91,9 @@ def test_converted_directory_is_a_served_coco_model(torchvision_checkpoint: Path
     assert check["max_rel_error_graph_a"] <= 1e-4 and check["max_rel_error_graph_b"] <= 1e-4
     assert check["input_size"] == [800, 1216]
     reference = json.loads((out / "reference.json").read_text())
-    assert [Path(out / image["file"]).resolve() for image in reference["images"]] == [(IMAGES / "landscape.jpg").resolve()]
+    assert [Path(out / image["file"]).resolve() for image in reference["images"]] == [
+        (IMAGES / "landscape.jpg").resolve()
+    ]
 
 
 def test_files_that_are_not_torchvision_state_dicts_are_refused(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """Plain -> CPWC initialisation: the CPWC detector computes exactly what the plain one does."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,10 @@ def torchvision_named(state_dict: dict) -> dict:
 def randomize_norms(model: torch.nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, torchvision.ops.misc.FrozenBatchNorm2d):
-            m.weight.uniform_(0.5, 1.5); m.bias.normal_(0, 0.1)
-            m.running_mean.normal_(0, 0.1); m.running_var.uniform_(0.5, 1.5)
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.normal_(0, 0.1)
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
 
 
 @torch.no_grad()
@@ -41,10 +44,12 @@ def test_width_reduced_cpwc_detector_reproduces_the_plain_one() -> None:
 @torch.no_grad()
 def test_full_width_torchvision_state_dict_is_consumed_and_reproduced() -> None:
     reference = torchvision.models.detection.fasterrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, min_size=160, max_size=200).eval()
+        weights=None, weights_backbone=None, min_size=160, max_size=200
+    ).eval()
     for m in reference.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1); m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
     cpwc = build_detector("cpwc_r50_fpn", min_size=160, max_size=200).eval()
     load_plain_into_cpwc(cpwc, reference.state_dict())
     x = torch.rand(1, 3, 160, 192)

@@ -1,8 +1,7 @@
 """The CPWC layer: the paper's parameter counts, its channel groups (checked against a per-filter
 reference written from paper section 2), the stride, and the ablation switches."""
-from __future__ import annotations
 
-from typing import List
+from __future__ import annotations
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ import torch.nn.functional as F
 from cpwc.layers import CPWC, FoldedCPWC
 
 
-def paper_groups(c: int, z: int) -> List[List[int]]:
+def paper_groups(c: int, z: int) -> list[list[int]]:
     """Input channels of each stage-1 filter, straight from the paper's three cases."""
     if z == c:
         return [[i] for i in range(c)]
@@ -78,7 +77,9 @@ def test_parameter_count_is_pwc_plus_nine_per_group_channel_plus_nine_per_output
     ],
 )
 @pytest.mark.parametrize("stride", [1, 2])
-def test_stage1_groups_follow_the_paper_and_match_a_per_filter_reference(c: int, z: int, case: str, stride: int) -> None:
+def test_stage1_groups_follow_the_paper_and_match_a_per_filter_reference(
+    c: int, z: int, case: str, stride: int
+) -> None:
     layer = CPWC(c, z, stride=stride)
     assert [channels for channels, _ in layer.stage1.filter_assignment()] == paper_groups(c, z), case
     x = torch.randn(2, c, 13, 10)
@@ -131,8 +132,15 @@ def test_cpwc_exports_to_onnx(tmp_path) -> None:
 
     layer = CPWC(11, 4, stride=2).eval()
     path = tmp_path / "cpwc.onnx"
-    torch.onnx.export(layer, torch.randn(1, 11, 16, 16), str(path), opset_version=17, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {2: "H", 3: "W"}})
+    torch.onnx.export(
+        layer,
+        torch.randn(1, 11, 16, 16),
+        str(path),
+        opset_version=17,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {2: "H", 3: "W"}},
+    )
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     ops = {node.op_type for node in model.graph.node}

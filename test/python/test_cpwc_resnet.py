@@ -1,5 +1,6 @@
 """CPWC ResNet-50: torchvision's module names and parameter count when plain, the paper's Table 2
 parameter counts and MACs with CPWC, width multiplier and norm choices."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,16 +28,23 @@ def test_plain_variant_is_torchvision_resnet50_with_renamed_1x1_weights() -> Non
 def test_plain_variant_computes_what_torchvision_computes() -> None:
     ours = resnet50_cpwc(context="pwc").eval()
     reference = torchvision.models.resnet50().eval()
-    ours.load_state_dict({k.replace(".weight", ".pwc.weight") if k in _one_by_one_keys(reference) else k: v
-                          for k, v in reference.state_dict().items()})
+    ours.load_state_dict(
+        {
+            k.replace(".weight", ".pwc.weight") if k in _one_by_one_keys(reference) else k: v
+            for k, v in reference.state_dict().items()
+        }
+    )
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-5)
 
 
 def _one_by_one_keys(reference: torch.nn.Module) -> set:
-    return {f"{name}.weight" for name, m in reference.named_modules()
-            if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)}
+    return {
+        f"{name}.weight"
+        for name, m in reference.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)
+    }
 
 
 @pytest.mark.parametrize(
@@ -52,7 +60,10 @@ def test_imagenet_classifier_parameters_and_macs_match_paper_table_2(
 ) -> None:
     model = resnet50_cpwc(context=context)
     macs, _ = count_macs(model, (224, 224))
-    print(f"{context}: {n_params(model):,d} parameters (paper {paper_millions}), {macs:,d} MACs = {macs / 1e9:.3f} G (paper {paper_gflops}G)")
+    print(
+        f"{context}: {n_params(model):,d} parameters (paper {paper_millions}), "
+        f"{macs:,d} MACs = {macs / 1e9:.3f} G (paper {paper_gflops}G)"
+    )
     assert n_params(model) == params
     assert macs == macs_224
     # The paper's rounding is loose (25.8456M printed as 25.84M, 4.089 GMACs as 4.0G, 4.283 as 4.3G).
@@ -73,8 +84,11 @@ def test_every_1x1_convolution_is_a_cpwc() -> None:
     cpwc_names = {name for name, m in model.named_modules() if isinstance(m, CPWC)}
     assert len(cpwc_names) == 16 * 2 + 4  # conv1 and conv3 of 16 bottlenecks, 4 downsamples
     assert "layer1.0.downsample.0" in cpwc_names and "layer4.2.conv3" in cpwc_names
-    plain_1x1 = [name for name, m in model.named_modules()
-                 if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and ".pwc" not in name]
+    plain_1x1 = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and ".pwc" not in name
+    ]
     assert plain_1x1 == []
 
 
@@ -89,7 +103,9 @@ def test_width_multiplier_scales_and_rounds_channels() -> None:
     assert tuple(model(torch.randn(1, 3, 64, 64)).shape) == (1, 256, 2, 2)
 
 
-@pytest.mark.parametrize("norm,cls", [("frozen_bn", FrozenBatchNorm2d), ("bn", torch.nn.BatchNorm2d), ("gn", torch.nn.GroupNorm)])
+@pytest.mark.parametrize(
+    "norm,cls", [("frozen_bn", FrozenBatchNorm2d), ("bn", torch.nn.BatchNorm2d), ("gn", torch.nn.GroupNorm)]
+)
 def test_norm_layer_is_pluggable(norm: str, cls: type) -> None:
     model = CPWCResNet(width=0.125, norm=norm, num_classes=10)
     assert isinstance(model.bn1, cls) and isinstance(model.layer3[0].downsample[1], cls)

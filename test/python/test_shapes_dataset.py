@@ -1,4 +1,5 @@
 """The synthetic shapes generator: determinism, exact boxes and areas, COCO schema, split separation."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,14 +13,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
 from cpwc_references.detection import shapes_dataset
 from cpwc_references.detection.shapes_dataset import DatasetOptions
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def digest_tree(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +105,7 @@ def test_boxes_are_exact_tight_boxes_inside_the_image_and_areas_are_visible_pixe
             assert 0 <= x0 <= x1 < 320 and 0 <= y0 <= y1 < 320
             # Later objects only hide pixels, never move the box, and leave most of the shape.
             later = np.zeros_like(obj.full_mask)
-            for other in placed[order + 1:]:
+            for other in placed[order + 1 :]:
                 later |= other.full_mask
             assert np.array_equal(obj.visible, obj.full_mask & ~later)
             assert shapes_dataset.tight_box(obj.visible) == obj.box
@@ -126,20 +131,25 @@ def test_objects_are_painted_in_their_colour_where_visible() -> None:
 def test_sizes_span_coco_small_medium_and_large(small_split: tuple[Path, dict]) -> None:
     _, coco = small_split
     areas = np.array([a["area"] for a in coco["annotations"]])
-    assert (areas < 32 ** 2).any()
-    assert ((areas >= 32 ** 2) & (areas <= 96 ** 2)).any()
-    assert (areas > 96 ** 2).any()
+    assert (areas < 32**2).any()
+    assert ((areas >= 32**2) & (areas <= 96**2)).any()
+    assert (areas > 96**2).any()
     assert len({a["category_id"] for a in coco["annotations"]}) == 5
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("split", "a/b", "--split"),
-    ("count", 0, "--count"),
-    ("size", 32, "--size"),
-    ("image_format", "gif", "--format"),
-    ("jpeg_quality", 0, "--jpeg-quality"),
-])
-def test_bad_options_are_rejected_before_writing_anything(tmp_path: Path, field: str, value: object, message: str) -> None:
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("split", "a/b", "--split"),
+        ("count", 0, "--count"),
+        ("size", 32, "--size"),
+        ("image_format", "gif", "--format"),
+        ("jpeg_quality", 0, "--jpeg-quality"),
+    ],
+)
+def test_bad_options_are_rejected_before_writing_anything(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
     fields = {"split": "train", "seed": 1, "count": 2, "size": 320, "image_format": "jpeg", "jpeg_quality": 85}
     fields[field] = value
     with pytest.raises(ValueError, match=message):
@@ -149,9 +159,23 @@ def test_bad_options_are_rejected_before_writing_anything(tmp_path: Path, field:
 
 def test_cli_writes_a_split_and_reports_counts(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cpwc_references.detection.shapes_dataset", "--split", "val", "--seed", "2",
-         "--count", "3", "--out", str(tmp_path / "val")],
-        capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-m",
+            "cpwc_references.detection.shapes_dataset",
+            "--split",
+            "val",
+            "--seed",
+            "2",
+            "--count",
+            "3",
+            "--out",
+            str(tmp_path / "val"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     coco = json.loads((tmp_path / "val" / "annotations.json").read_text())
     assert result.stdout.strip() == f"wrote 3 images, {len(coco['annotations'])} objects to {tmp_path / 'val'}"
     assert sorted(os.listdir(tmp_path / "val" / "images")) == ["val_000000.jpg", "val_000001.jpg", "val_000002.jpg"]
@@ -159,9 +183,22 @@ def test_cli_writes_a_split_and_reports_counts(tmp_path: Path) -> None:
 
 def test_cli_rejects_bad_input_with_exit_code_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cpwc_references.detection.shapes_dataset", "--split", "val", "--seed", "2",
-         "--count", "0", "--out", str(tmp_path / "val")],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "cpwc_references.detection.shapes_dataset",
+            "--split",
+            "val",
+            "--seed",
+            "2",
+            "--count",
+            "0",
+            "--out",
+            str(tmp_path / "val"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "--count must be >= 1" in result.stderr
     assert not (tmp_path / "val").exists()

@@ -1,5 +1,6 @@
 """cpwc_references.detection.train and its helpers (data, engine): schedules, batch order, flips,
 checkpoint/resume, the JSON-lines log, and a real (tiny) training run end to end."""
+
 from __future__ import annotations
 
 import json
@@ -10,20 +11,37 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
 from cpwc.models import build_detector
 from cpwc_references.detection import engine, shapes_dataset, train
 from cpwc_references.detection.data import BatchOrder, CocoDetectionDataset, DatasetError, Flips
 
-TINY_MODEL = ["--arch", "cpwc_r50_fpn", "--width", "0.125", "--norm", "bn", "--fpn-channels", "16",
-              "--representation-size", "32", "--min-size", "96", "--max-size", "96",
-              "--rpn-post-nms-top-n-train", "100", "--box-batch-size-per-image", "32"]
+REPO = Path(__file__).resolve().parents[2]
+
+TINY_MODEL = [
+    "--arch",
+    "cpwc_r50_fpn",
+    "--width",
+    "0.125",
+    "--norm",
+    "bn",
+    "--fpn-channels",
+    "16",
+    "--representation-size",
+    "32",
+    "--min-size",
+    "96",
+    "--max-size",
+    "96",
+    "--rpn-post-nms-top-n-train",
+    "100",
+    "--box-batch-size-per-image",
+    "32",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +51,36 @@ def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def tiny_args(split: Path, output_dir: Path, *extra: str) -> List[str]:
-    return ["--train-annotations", str(split / "annotations.json"), "--train-images", str(split / "images"),
-            *TINY_MODEL, "--batch-size", "2", "--optimizer", "adamw", "--lr", "1e-3", "--warmup-iterations", "2",
-            "--threads", "1", "--no-progress", "--output-dir", str(output_dir), *extra]
+def tiny_args(split: Path, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--train-annotations",
+        str(split / "annotations.json"),
+        "--train-images",
+        str(split / "images"),
+        *TINY_MODEL,
+        "--batch-size",
+        "2",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "1e-3",
+        "--warmup-iterations",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--output-dir",
+        str(output_dir),
+        *extra,
+    ]
 
 
-def read_log(output_dir: Path) -> List[dict]:
+def read_log(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
 
 
 # ---------------------------------------------------------------- schedule
+
 
 def test_warmup_is_linear_from_warmup_factor_to_one() -> None:
     schedule = engine.Schedule(base_lr=0.1, kind="cosine", warmup_iterations=10, warmup_factor=0.01)
@@ -77,6 +114,7 @@ def test_apply_sets_every_parameter_group() -> None:
 
 # ---------------------------------------------------------------- batch order
 
+
 def test_batch_order_shards_are_disjoint_and_cover_an_epoch() -> None:
     shards = [BatchOrder(10, 2, seed=3, rank=rank, world_size=2) for rank in (0, 1)]
     assert shards[0].batches_per_epoch() == 2  # 5 images per rank, the incomplete batch is dropped
@@ -99,6 +137,7 @@ def test_uneven_dataset_is_padded_for_every_rank() -> None:
 
 # ---------------------------------------------------------------- dataset
 
+
 def test_dataset_maps_categories_and_boxes(tiny_split: Path) -> None:
     dataset = CocoDetectionDataset(str(tiny_split / "annotations.json"), str(tiny_split / "images"))
     coco = json.loads((tiny_split / "annotations.json").read_text())
@@ -115,8 +154,9 @@ def test_dataset_maps_categories_and_boxes(tiny_split: Path) -> None:
 
 def test_flips_move_boxes_with_the_pixels(tiny_split: Path) -> None:
     plain = CocoDetectionDataset(str(tiny_split / "annotations.json"), str(tiny_split / "images"))
-    flipped = CocoDetectionDataset(str(tiny_split / "annotations.json"), str(tiny_split / "images"),
-                                   Flips(horizontal=1.0, vertical=1.0))
+    flipped = CocoDetectionDataset(
+        str(tiny_split / "annotations.json"), str(tiny_split / "images"), Flips(horizontal=1.0, vertical=1.0)
+    )
     image, target = plain[1]
     flipped_image, flipped_target = flipped[1]
     assert torch.equal(flipped_image, image.flip(-1).flip(-2))
@@ -142,6 +182,7 @@ def test_dataset_errors_are_typed(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- checkpoints
 
+
 def test_save_atomic_leaves_no_temporary_file(tmp_path: Path) -> None:
     engine.save_atomic({"x": torch.arange(3)}, str(tmp_path / "ckpt.pt"))
     engine.save_atomic({"x": torch.arange(4)}, str(tmp_path / "ckpt.pt"))
@@ -159,6 +200,7 @@ def test_rng_capture_and_restore_replays_draws() -> None:
 
 # ---------------------------------------------------------------- training runs
 
+
 def test_cli_requires_a_stopping_rule(tiny_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         train.parse_args(tiny_args(tiny_split, tmp_path))
@@ -166,8 +208,14 @@ def test_cli_requires_a_stopping_rule(tiny_split: Path, tmp_path: Path, capsys: 
 
 
 def test_tiny_run_writes_log_and_checkpoints_that_rebuild_the_model(tiny_split: Path, tmp_path: Path) -> None:
-    assert train.main(tiny_args(tiny_split, tmp_path, "--iterations", "6", "--log-every", "2",
-                                "--checkpoint-every", "4", "--seed", "2")) == 0
+    assert (
+        train.main(
+            tiny_args(
+                tiny_split, tmp_path, "--iterations", "6", "--log-every", "2", "--checkpoint-every", "4", "--seed", "2"
+            )
+        )
+        == 0
+    )
     events = read_log(tmp_path)
     assert [e["event"] for e in events] == ["start", "train", "train", "train", "end"]
     assert [e["iteration"] for e in events if e["event"] == "train"] == [2, 4, 6]
@@ -183,8 +231,10 @@ def test_tiny_run_writes_log_and_checkpoints_that_rebuild_the_model(tiny_split: 
     final = torch.load(tmp_path / "model-final.pt")
     assert "optimizer" not in final and "rng" not in final
     assert final["seed"] == 2
-    assert final["training_data"] == (f"{tiny_split / 'annotations.json'} (8 images); generated by "
-                                      "scripts/references/detection/shapes_dataset.py --split train --seed 5 --count 8 --size 96")
+    assert final["training_data"] == (
+        f"{tiny_split / 'annotations.json'} (8 images); generated by "
+        "scripts/references/detection/shapes_dataset.py --split train --seed 5 --count 8 --size 96"
+    )
     assert final["classes"] == ["__background__", "circle", "square", "triangle", "star", "ring"]
     rebuilt = build_detector(**final["config"])
     rebuilt.load_state_dict(final["model"])
@@ -192,11 +242,28 @@ def test_tiny_run_writes_log_and_checkpoints_that_rebuild_the_model(tiny_split: 
 
 
 def test_resume_continues_exactly_where_an_interrupted_run_stopped(tiny_split: Path, tmp_path: Path) -> None:
-    common = ("--iterations", "6", "--log-every", "1", "--checkpoint-every", "3", "--seed", "7",
-              "--hflip", "0.5", "--vflip", "0.5")
+    common = (
+        "--iterations",
+        "6",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "3",
+        "--seed",
+        "7",
+        "--hflip",
+        "0.5",
+        "--vflip",
+        "0.5",
+    )
     assert train.main(tiny_args(tiny_split, tmp_path / "straight", "--keep-checkpoints", *common)) == 0
-    assert sorted(os.listdir(tmp_path / "straight")) == ["iter-0000003.pt", "iter-0000006.pt", "last.pt",
-                                                         "log.jsonl", "model-final.pt"]
+    assert sorted(os.listdir(tmp_path / "straight")) == [
+        "iter-0000003.pt",
+        "iter-0000006.pt",
+        "last.pt",
+        "log.jsonl",
+        "model-final.pt",
+    ]
     interrupted = str(tmp_path / "straight" / "iter-0000003.pt")  # as if the run had died after iteration 3
     assert train.main(tiny_args(tiny_split, tmp_path / "resumed", "--resume", interrupted, *common)) == 0
     straight = torch.load(tmp_path / "straight" / "model-final.pt")["model"]
@@ -220,8 +287,19 @@ def test_time_budget_stops_the_run(tiny_split: Path, tmp_path: Path) -> None:
 
 
 def test_missing_dataset_fails_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = train.main(["--train-annotations", str(tmp_path / "nope.json"), "--train-images", str(tmp_path),
-                       *TINY_MODEL, "--iterations", "1", "--output-dir", str(tmp_path / "out")])
+    code = train.main(
+        [
+            "--train-annotations",
+            str(tmp_path / "nope.json"),
+            "--train-images",
+            str(tmp_path),
+            *TINY_MODEL,
+            "--iterations",
+            "1",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert "cannot read COCO annotations" in capsys.readouterr().err
 
@@ -229,18 +307,21 @@ def test_missing_dataset_fails_with_exit_code_2(tmp_path: Path, capsys: pytest.C
 DDP_TIMEOUT_S = 300  # a 4-iteration run takes ~20 s; far past that it is a hang, not a slow machine
 
 
-def run_bounded(command: List[str], env: Dict[str, str], timeout_s: float) -> Tuple[int, str, str]:
+def run_bounded(command: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:
     """Runs `command` in its own process group and returns (exit code, stdout, stderr). Past `timeout_s`
     the whole group (torchrun and its workers, which hold the output pipe) is killed and the test fails
     with the output so far, instead of waiting forever on a pipe that a surviving worker keeps open."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
-        pytest.fail(f"2-process DDP run did not finish within {timeout_s} s (killed); output:\n{(stdout + stderr)[-3000:]}")
+        pytest.fail(
+            f"2-process DDP run did not finish within {timeout_s} s (killed); output:\n{(stdout + stderr)[-3000:]}"
+        )
     return process.returncode, stdout, stderr
 
 
@@ -252,10 +333,24 @@ def test_ddp_with_two_cpu_processes(tiny_split: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     # --redirects/--tee with nonzero values: torch 1.13's elastic launcher cannot parse its own default
     # ("0") under Python 3.11 (enum.Flag iteration skips 0). See docs/training.md.
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-               "--redirects", "2", "--tee", "2", "--log_dir", str(tmp_path / "torchrun"),
-               "-m", "cpwc_references.detection.train",
-               *tiny_args(tiny_split, out, "--iterations", "4", "--log-every", "2", "--batch-size", "1", "--cpu")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        port,
+        "--redirects",
+        "2",
+        "--tee",
+        "2",
+        "--log_dir",
+        str(tmp_path / "torchrun"),
+        "-m",
+        "cpwc_references.detection.train",
+        *tiny_args(tiny_split, out, "--iterations", "4", "--log-every", "2", "--batch-size", "1", "--cpu"),
+    ]
     returncode, stdout, stderr = run_bounded(command, env, DDP_TIMEOUT_S)
     assert returncode == 0, (stdout + stderr)[-3000:]
     assert json.loads(stdout.strip().splitlines()[-1])["iterations"] == 4  # rank 0's summary only
@@ -271,10 +366,13 @@ def test_ddp_with_two_cpu_processes(tiny_split: Path, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- evaluation with cpwc-detect's evaluator
 
+
 def test_ground_truth_scored_as_detections_gets_ap_one(tiny_split: Path, tmp_path: Path) -> None:
     coco = json.loads((tiny_split / "annotations.json").read_text())
-    detections = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
-                  for a in coco["annotations"]]
+    detections = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+        for a in coco["annotations"]
+    ]
     engine.write_json(detections, str(tmp_path / "detections.json"))
     metrics = engine.run_coco_eval(str(tiny_split / "annotations.json"), str(tmp_path / "detections.json"))
     assert metrics["stats"][:3] == [1, 1, 1]
@@ -282,13 +380,31 @@ def test_ground_truth_scored_as_detections_gets_ap_one(tiny_split: Path, tmp_pat
 
 def test_missing_evaluator_is_reported_not_crashed(tiny_split: Path, tmp_path: Path) -> None:
     with pytest.raises(engine.EvaluatorUnavailable, match="does not exist"):
-        engine.run_coco_eval(str(tiny_split / "annotations.json"), str(tmp_path / "d.json"), cli=str(tmp_path / "no.js"))
+        engine.run_coco_eval(
+            str(tiny_split / "annotations.json"), str(tmp_path / "d.json"), cli=str(tmp_path / "no.js")
+        )
 
 
 def test_run_with_val_split_logs_our_evaluators_metrics(tiny_split: Path, tmp_path: Path) -> None:
-    assert train.main(tiny_args(tiny_split, tmp_path, "--iterations", "4", "--eval-every", "2",
-                                "--val-annotations", str(tiny_split / "annotations.json"),
-                                "--val-images", str(tiny_split / "images"), "--max-val-images", "3")) == 0
+    assert (
+        train.main(
+            tiny_args(
+                tiny_split,
+                tmp_path,
+                "--iterations",
+                "4",
+                "--eval-every",
+                "2",
+                "--val-annotations",
+                str(tiny_split / "annotations.json"),
+                "--val-images",
+                str(tiny_split / "images"),
+                "--max-val-images",
+                "3",
+            )
+        )
+        == 0
+    )
     evals = [e for e in read_log(tmp_path) if e["event"] == "eval"]
     assert [(e["tag"], e["iteration"]) for e in evals] == [("iter0000002", 2), ("final", 4)]
     for record in evals:
@@ -303,6 +419,7 @@ def test_run_with_val_split_logs_our_evaluators_metrics(tiny_split: Path, tmp_pa
 
 # ---------------------------------------------------------------- inference checkpoints
 
+
 def test_strip_checkpoint_keeps_what_the_export_needs_and_halves_weights(tiny_split: Path, tmp_path: Path) -> None:
     import strip_checkpoint
 
@@ -310,8 +427,20 @@ def test_strip_checkpoint_keeps_what_the_export_needs_and_halves_weights(tiny_sp
     assert strip_checkpoint.main([str(tmp_path / "last.pt"), str(tmp_path / "checkpoint.pt"), "--half-weights"]) == 0
     full = torch.load(tmp_path / "last.pt")
     stripped = torch.load(tmp_path / "checkpoint.pt")
-    assert set(stripped) == {"model", "config", "classes", "category_ids", "iteration", "elapsed_s", "seed",
-                             "training_data", "args", "metrics", "parameters", "weights_dtype"}
+    assert set(stripped) == {
+        "model",
+        "config",
+        "classes",
+        "category_ids",
+        "iteration",
+        "elapsed_s",
+        "seed",
+        "training_data",
+        "args",
+        "metrics",
+        "parameters",
+        "weights_dtype",
+    }
     for key, value in stripped["model"].items():
         original = full["model"][key]
         if original.is_floating_point() and original.ndim >= 2:
@@ -335,16 +464,33 @@ def test_strip_checkpoint_rejects_something_else(tmp_path: Path, capsys: pytest.
 
 # ---------------------------------------------------------------- fine-tuning from plain weights
 
+
 def test_init_from_plain_copies_torchvision_weights_with_stage1_at_zero(tiny_split: Path, tmp_path: Path) -> None:
     from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
     torch.manual_seed(0)
     plain = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91).state_dict()
     torch.save(plain, tmp_path / "plain.pth")
-    args = train.parse_args(["--train-annotations", str(tiny_split / "annotations.json"),
-                             "--train-images", str(tiny_split / "images"), "--iterations", "1",
-                             "--output-dir", str(tmp_path / "out"), "--arch", "cpwc_r50_fpn", "--width", "1",
-                             "--norm", "frozen_bn", "--init-from-plain", str(tmp_path / "plain.pth")])
+    args = train.parse_args(
+        [
+            "--train-annotations",
+            str(tiny_split / "annotations.json"),
+            "--train-images",
+            str(tiny_split / "images"),
+            "--iterations",
+            "1",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--arch",
+            "cpwc_r50_fpn",
+            "--width",
+            "1",
+            "--norm",
+            "frozen_bn",
+            "--init-from-plain",
+            str(tmp_path / "plain.pth"),
+        ]
+    )
     model = train.build_model(args, num_classes=6)
     state = model.state_dict()
     assert torch.equal(state["backbone.body.layer1.0.conv1.pwc.weight"], plain["backbone.body.layer1.0.conv1.weight"])
@@ -356,9 +502,20 @@ def test_init_from_plain_copies_torchvision_weights_with_stage1_at_zero(tiny_spl
 
 
 def test_init_from_missing_file_fails_clearly(tiny_split: Path, tmp_path: Path) -> None:
-    args = train.parse_args(["--train-annotations", str(tiny_split / "annotations.json"),
-                             "--train-images", str(tiny_split / "images"), "--iterations", "1",
-                             "--output-dir", str(tmp_path / "out"), *TINY_MODEL,
-                             "--init-from-plain", str(tmp_path / "missing.pth")])
+    args = train.parse_args(
+        [
+            "--train-annotations",
+            str(tiny_split / "annotations.json"),
+            "--train-images",
+            str(tiny_split / "images"),
+            "--iterations",
+            "1",
+            "--output-dir",
+            str(tmp_path / "out"),
+            *TINY_MODEL,
+            "--init-from-plain",
+            str(tmp_path / "missing.pth"),
+        ]
+    )
     with pytest.raises(FileNotFoundError, match="--init-from-plain"):
         train.build_model(args, num_classes=6)

@@ -1,16 +1,17 @@
 """The shipped default model (models/shapes-cpwc-r50-fpn): its checkpoint is the one the graphs were
 exported from, and both PyTorch and the TypeScript pipeline reach the model card's accuracy on the
 committed test split, scored by cpwc-detect's evaluator."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
 from cpwc.models import build_detector, count_parameters
 from cpwc_references.detection import engine
 from cpwc_references.detection.data import CocoDetectionDataset
@@ -32,7 +33,11 @@ def test_checkpoint_is_the_one_the_graphs_were_exported_from(model_json: dict) -
     assert model_json["provenance"]["checkpoint_sha256"] == digest
     checkpoint = torch.load(MODEL_DIR / "checkpoint.pt")
     assert "optimizer" not in checkpoint and "rng" not in checkpoint
-    assert checkpoint["classes"] == model_json["classes"] == ["__background__", "circle", "square", "triangle", "star", "ring"]
+    assert (
+        checkpoint["classes"]
+        == model_json["classes"]
+        == ["__background__", "circle", "square", "triangle", "star", "ring"]
+    )
     model = build_detector(**checkpoint["config"])
     model.load_state_dict(checkpoint["model"])
     assert count_parameters(model) == model_json["parameters"] == 2_728_125
@@ -59,8 +64,20 @@ def test_pytorch_reaches_the_model_cards_accuracy_on_the_test_split(tmp_path: Pa
 
 
 def test_typescript_pipeline_reaches_the_model_cards_accuracy(tmp_path: Path) -> None:
-    command = ["node", str(engine.EVAL_CLI), "eval", "--annotations", str(TEST_SPLIT / "annotations.json"),
-               "--images", str(TEST_SPLIT / "images"), "--model", str(MODEL_DIR), "--out", str(tmp_path / "run"), "--json"]
+    command = [
+        "node",
+        str(engine.EVAL_CLI),
+        "eval",
+        "--annotations",
+        str(TEST_SPLIT / "annotations.json"),
+        "--images",
+        str(TEST_SPLIT / "images"),
+        "--model",
+        str(MODEL_DIR),
+        "--out",
+        str(tmp_path / "run"),
+        "--json",
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert completed.returncode == 0, completed.stderr[-2000:]
     result = json.loads(completed.stdout)

@@ -9,9 +9,11 @@ Serve mode (used by tools/bench/bench-pipeline.mjs, which interleaves it with th
 request per line on stdin, {"image": PATH}, runs it once and answers one JSON line:
 {"total_ms", "stages": {"transform", "backbone", "rpn", "roi_heads", "postprocess"}, "detections"}.
 
-    .venv/bin/python tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --image test/fixtures/images/landscape.jpg --runs 5
+    .venv/bin/python tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 \\
+        --image test/fixtures/images/landscape.jpg --runs 5
     .venv/bin/python tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --serve
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +22,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Tuple
-
+from typing import Any
 
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
@@ -39,21 +40,37 @@ def rebuild_model(model_dir: Path, checkpoint: Path | None) -> FasterRCNN:
         candidate = model_dir / provenance["checkpoint"]
         checkpoint = candidate if candidate.is_file() else None
         if checkpoint is None:
-            raise SystemExit(f"{model_dir}: exported from checkpoint {provenance['checkpoint']}; pass --checkpoint PATH")
+            raise SystemExit(
+                f"{model_dir}: exported from checkpoint {provenance['checkpoint']}; pass --checkpoint PATH"
+            )
     if checkpoint is not None:
-        model, _, _ = load_model(checkpoint, None, manifest["architecture"], manifest.get("width", 1.0), None,
-                                 transform["min_size"], transform["max_size"])
+        model, _, _ = load_model(
+            checkpoint,
+            None,
+            manifest["architecture"],
+            manifest.get("width", 1.0),
+            None,
+            transform["min_size"],
+            transform["max_size"],
+        )
     else:
         seed = provenance.get("seed")
         if seed is None:
             raise SystemExit(f"{model_dir}: model.json provenance has neither a checkpoint nor a seed")
-        model, _, _ = load_model(None, int(seed), manifest["architecture"], manifest.get("width", 1.0),
-                                 len(manifest["classes"]), transform["min_size"], transform["max_size"])
+        model, _, _ = load_model(
+            None,
+            int(seed),
+            manifest["architecture"],
+            manifest.get("width", 1.0),
+            len(manifest["classes"]),
+            transform["min_size"],
+            transform["max_size"],
+        )
     return model.eval()
 
 
 @torch.no_grad()
-def timed_forward(model: FasterRCNN, image: Tensor) -> Tuple[float, Dict[str, float], int]:
+def timed_forward(model: FasterRCNN, image: Tensor) -> tuple[float, dict[str, float], int]:
     """GeneralizedRCNN.forward (eval) with a clock around each stage; returns (total ms, stage ms, detections)."""
     marks = [time.perf_counter()]
     original_size = [(image.shape[-2], image.shape[-1])]
@@ -73,12 +90,12 @@ def timed_forward(model: FasterRCNN, image: Tensor) -> Tuple[float, Dict[str, fl
 
 
 def serve(model: FasterRCNN) -> None:
-    cache: Dict[str, Tensor] = {}
+    cache: dict[str, Tensor] = {}
     print(json.dumps({"ready": True, "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         if not line.strip():
             continue
-        request: Dict[str, Any] = json.loads(line)
+        request: dict[str, Any] = json.loads(line)
         path = request["image"]
         if path not in cache:
             cache[path] = decode_image(Path(path)).tensor()

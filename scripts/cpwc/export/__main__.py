@@ -9,6 +9,7 @@ Writes backbone_rpn.onnx, box_head.onnx, model.json and, with --reference-images
 graphs in onnxruntime on a real image and exits non-zero if any output differs from PyTorch by more than
 1e-4 (max |ort - torch| / max |torch|). Also `python -m cpwc.export` or `cpwc-export`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import List
 
 import torch
 
@@ -28,24 +28,47 @@ from .runtime import REPO_ROOT
 DEFAULT_CHECK_IMAGE = REPO_ROOT / "test" / "fixtures" / "images" / "landscape.jpg"
 
 
-def parse_args(argv: List[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="npm run export --", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", choices=ARCHITECTURES, default="cpwc_r50_fpn",
-                        help="architecture for --seed (a checkpoint carries its own)")
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="npm run export --", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--arch",
+        choices=ARCHITECTURES,
+        default="cpwc_r50_fpn",
+        help="architecture for --seed (a checkpoint carries its own)",
+    )
     parser.add_argument("--width", type=float, default=1.0, help="ResNet width multiplier for --seed (default 1.0)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="torch.save({'model': state_dict, 'config': detector_config(model), 'classes': [...]})")
+    source.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="torch.save({'model': state_dict, 'config': detector_config(model), 'classes': [...]})",
+    )
     source.add_argument("--seed", type=int, help="export randomly initialised weights from this seed")
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--name", help="model name in model.json (default: the --out directory's name)")
-    parser.add_argument("--reference-images", type=Path, nargs="+", default=[], metavar="IMG",
-                        help="write reference.json with torchvision's outputs on these images")
+    parser.add_argument(
+        "--reference-images",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="IMG",
+        help="write reference.json with torchvision's outputs on these images",
+    )
     parser.add_argument("--num-classes", type=int, help="classes including background for --seed (default 91, COCO)")
-    parser.add_argument("--min-size", type=int, help="override the transform's min_size (default 800 or the checkpoint's)")
-    parser.add_argument("--max-size", type=int, help="override the transform's max_size (default 1333 or the checkpoint's)")
-    parser.add_argument("--check-image", type=Path, default=None,
-                        help=f"self-check image (default: the first reference image, else {DEFAULT_CHECK_IMAGE.name})")
+    parser.add_argument(
+        "--min-size", type=int, help="override the transform's min_size (default 800 or the checkpoint's)"
+    )
+    parser.add_argument(
+        "--max-size", type=int, help="override the transform's max_size (default 1333 or the checkpoint's)"
+    )
+    parser.add_argument(
+        "--check-image",
+        type=Path,
+        default=None,
+        help=f"self-check image (default: the first reference image, else {DEFAULT_CHECK_IMAGE.name})",
+    )
     parser.add_argument("--no-fold", action="store_true", help="do not fold batch norms into the convolutions")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     args = parser.parse_args(argv)
@@ -59,29 +82,42 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: List[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
-        model, classes, extra = load_model(args.checkpoint, args.seed, args.arch, args.width, args.num_classes,
-                                           args.min_size, args.max_size)
+        model, classes, extra = load_model(
+            args.checkpoint, args.seed, args.arch, args.width, args.num_classes, args.min_size, args.max_size
+        )
         check_image = args.check_image or (args.reference_images[0] if args.reference_images else DEFAULT_CHECK_IMAGE)
         result = export_model_directory(
-            model, args.out, classes, args.name or args.out.resolve().name, check_image, args.reference_images,
-            checkpoint=args.checkpoint, checkpoint_extra=extra, seed=args.seed,
+            model,
+            args.out,
+            classes,
+            args.name or args.out.resolve().name,
+            check_image,
+            args.reference_images,
+            checkpoint=args.checkpoint,
+            checkpoint_extra=extra,
+            seed=args.seed,
             export_command="npm run export -- " + " ".join(shlex.quote(a) for a in argv),
-            threads=args.threads, fold=not args.no_fold,
+            threads=args.threads,
+            fold=not args.no_fold,
         )
     except ExportError as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
     check = result.check
-    print(f"wrote {args.out} ({result.model_json['parameters']:,d} parameters) in {time.perf_counter() - started:.1f} s "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
-    print(f"self-check on {check.image} ({check.input_size[1]}x{check.input_size[0]} input, {check.proposals} proposals "
-          f"{check.rois_per_level}): max relative error graph A {check.max_a:.2e}, graph B {check.max_b:.2e}")
+    print(
+        f"wrote {args.out} ({result.model_json['parameters']:,d} parameters) in {time.perf_counter() - started:.1f} s "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    )
+    print(
+        f"self-check on {check.image} ({check.input_size[1]}x{check.input_size[0]} input, {check.proposals} proposals "
+        f"{check.rois_per_level}): max relative error graph A {check.max_a:.2e}, graph B {check.max_b:.2e}"
+    )
     return 0
 
 

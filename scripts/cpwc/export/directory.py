@@ -1,4 +1,5 @@
 """The whole export: a model to a self-describing model directory, checked before it is written."""
+
 from __future__ import annotations
 
 import copy
@@ -6,9 +7,10 @@ import datetime
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import torch
 import torchvision
@@ -26,15 +28,22 @@ from .torchvision_run import run_torchvision
 
 @dataclass
 class ExportResult:
-    model_json: Dict[str, Any]
+    model_json: dict[str, Any]
     check: SelfCheck
-    seconds: Dict[str, float]
+    seconds: dict[str, float]
 
 
-def load_model(checkpoint: Optional[Path], seed: Optional[int], arch: str, width: float, num_classes: Optional[int],
-               min_size: Optional[int], max_size: Optional[int]) -> Tuple[FasterRCNN, List[str], Dict[str, Any]]:
+def load_model(
+    checkpoint: Path | None,
+    seed: int | None,
+    arch: str,
+    width: float,
+    num_classes: int | None,
+    min_size: int | None,
+    max_size: int | None,
+) -> tuple[FasterRCNN, list[str], dict[str, Any]]:
     """The model to export, its class names and the checkpoint's extra fields."""
-    overrides: Dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
     if min_size is not None:
         overrides["min_size"] = min_size
     if max_size is not None:
@@ -63,13 +72,13 @@ def load_model(checkpoint: Optional[Path], seed: Optional[int], arch: str, width
 def export_model_directory(
     model: FasterRCNN,
     out: Path,
-    classes: List[str],
+    classes: list[str],
     name: str,
     check_image: Path,
     reference_images: Sequence[Path] = (),
-    checkpoint: Optional[Path] = None,
-    checkpoint_extra: Optional[Dict[str, Any]] = None,
-    seed: Optional[int] = None,
+    checkpoint: Path | None = None,
+    checkpoint_extra: dict[str, Any] | None = None,
+    seed: int | None = None,
     export_command: str = "",
     threads: int = 2,
     fold: bool = True,
@@ -77,7 +86,7 @@ def export_model_directory(
     """Writes backbone_rpn.onnx, box_head.onnx, model.json (and reference.json) into `out`; fails loudly."""
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    seconds: Dict[str, float] = {}
+    seconds: dict[str, float] = {}
     gate_image = decode_image(check_image)
     decoded_references = [decode_image(p) for p in reference_images]
     # torchvision's MultiScaleRoIAlign infers its scales on the first call: make that the full-size check image.
@@ -124,7 +133,9 @@ def export_model_directory(
         "self_check": {
             "max_rel_error_graph_a": check.max_a,
             "max_rel_error_graph_b": check.max_b,
-            "image": os.path.relpath(Path(check.image).resolve(), REPO_ROOT) if Path(check.image).resolve().is_relative_to(REPO_ROOT) else check.image,
+            "image": os.path.relpath(Path(check.image).resolve(), REPO_ROOT)
+            if Path(check.image).resolve().is_relative_to(REPO_ROOT)
+            else check.image,
             "input_size": list(check.input_size),
             "proposals": check.proposals,
             "rois_per_level": check.rois_per_level,

@@ -1,7 +1,6 @@
 """Folding frozen or eval-mode batch norms into the preceding convolutions (plain and CPWC)."""
-from __future__ import annotations
 
-from typing import Optional, Tuple
+from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +10,7 @@ from ..layers import CPWC, FoldedCPWC
 from ..resnet import Bottleneck
 
 
-def norm_affine(norm: nn.Module) -> Optional[Tuple[Tensor, Tensor]]:
+def norm_affine(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
     """(scale, shift) of a frozen or eval-mode batch norm, or None for norms that are not affine maps."""
     if isinstance(norm, FrozenBatchNorm2d):
         scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
@@ -26,8 +25,16 @@ def fold_conv(conv: nn.Module, scale: Tensor, shift: Tensor) -> nn.Module:
     if isinstance(conv, CPWC):
         return FoldedCPWC(conv, scale, shift)
     assert isinstance(conv, nn.Conv2d) and conv.bias is None
-    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                       conv.dilation, conv.groups, bias=True)
+    folded = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+    )
     with torch.no_grad():
         folded.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
         folded.bias.copy_(shift)

@@ -4,13 +4,15 @@ The export uses torch.onnx's torch.export-based (dynamo) exporter, the default a
 torch 2.9 (the TorchScript exporter, `dynamo=False`, is deprecated). Its dimensions are dynamic only where
 `dynamic_shapes` says so: image H/W, feature map sizes and the RoI count of every level (K = 0 included).
 """
+
 from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import onnx
 import torch
@@ -28,11 +30,11 @@ OPSET = 18
 class RpnLevel:
     name: str
     stride: int
-    anchor_sizes: List[int]
-    aspect_ratios: List[float]
+    anchor_sizes: list[int]
+    aspect_ratios: list[float]
 
 
-def rpn_levels(model: FasterRCNN) -> List[RpnLevel]:
+def rpn_levels(model: FasterRCNN) -> list[RpnLevel]:
     generator = model.rpn.anchor_generator
     if len(generator.sizes) == 5:
         names, strides = ["0", "1", "2", "3", "pool"], [4, 8, 16, 32, 64]
@@ -44,11 +46,11 @@ def rpn_levels(model: FasterRCNN) -> List[RpnLevel]:
     ]
 
 
-def roi_levels(model: FasterRCNN) -> List[str]:
+def roi_levels(model: FasterRCNN) -> list[str]:
     return list(model.roi_heads.box_roi_pool.featmap_names)
 
 
-def roi_strides(model: FasterRCNN) -> Dict[str, int]:
+def roi_strides(model: FasterRCNN) -> dict[str, int]:
     return {level.name: level.stride for level in rpn_levels(model) if level.name in roi_levels(model)}
 
 
@@ -62,11 +64,14 @@ class BackboneRpnGraph(nn.Module):
         self.rpn_level_names = [level.name for level in rpn_levels(model)]
         self.roi_level_names = roi_levels(model)
 
-    def output_names(self) -> List[str]:
-        return ([f"feature_{n}" for n in self.roi_level_names] + [f"objectness_{n}" for n in self.rpn_level_names]
-                + [f"bbox_deltas_{n}" for n in self.rpn_level_names])
+    def output_names(self) -> list[str]:
+        return (
+            [f"feature_{n}" for n in self.roi_level_names]
+            + [f"objectness_{n}" for n in self.rpn_level_names]
+            + [f"bbox_deltas_{n}" for n in self.rpn_level_names]
+        )
 
-    def forward(self, image: Tensor) -> Tuple[Tensor, ...]:
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         features = self.backbone(image)
         if isinstance(features, Tensor):
             features = OrderedDict([("0", features)])
@@ -92,19 +97,17 @@ class BoxHeadGraph(nn.Module):
         self.box_head = model.roi_heads.box_head
         self.box_predictor = model.roi_heads.box_predictor
 
-    def input_names(self) -> List[str]:
+    def input_names(self) -> list[str]:
         return [f"feature_{n}" for n in self.level_names] + [f"rois_{n}" for n in self.level_names]
 
-    def forward(self, *inputs: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         n = len(self.level_names)
         features, rois = inputs[:n], inputs[n:]
         pooled = []
         for feature, level_rois, scale in zip(features, rois, self.spatial_scales):
             boxes = torch.cat([torch.zeros_like(level_rois[:, :1]), level_rois], dim=1)
             pooled.append(
-                torchvision.ops.roi_align(
-                    feature, boxes, self.output_size, scale, self.sampling_ratio, aligned=False
-                )
+                torchvision.ops.roi_align(feature, boxes, self.output_size, scale, self.sampling_ratio, aligned=False)
             )
         box_features = self.box_head(torch.cat(pooled, dim=0) if n > 1 else pooled[0])
         return self.box_predictor(box_features)
@@ -116,7 +119,7 @@ def level_dim(axis: str, stride: int) -> str:
 
 def onnx_export(
     graph: nn.Module,
-    args: Tuple[Tensor, ...],
+    args: tuple[Tensor, ...],
     path: Path,
     input_names: Sequence[str],
     output_names: Sequence[str],
@@ -143,9 +146,7 @@ def onnx_export(
     program.save(str(path), external_data=False)
 
 
-def export_backbone_rpn(
-    model: FasterRCNN, path: Path, example_size: Tuple[int, int] = (320, 448)
-) -> Dict[str, Any]:
+def export_backbone_rpn(model: FasterRCNN, path: Path, example_size: tuple[int, int] = (320, 448)) -> dict[str, Any]:
     graph = BackboneRpnGraph(model).eval()
     outputs = graph.output_names()
     dynamic = {"image": {2: Dim("H"), 3: Dim("W")}}
@@ -154,7 +155,7 @@ def export_backbone_rpn(
     channels = model.backbone.out_channels
     anchors = model.rpn.anchor_generator.num_anchors_per_location()[0]
 
-    def shape(name: str) -> List[Any]:
+    def shape(name: str) -> list[Any]:
         kind, _, level = name.rpartition("_")
         c = {"feature": channels, "objectness": anchors, "bbox_deltas": 4 * anchors}[kind]
         return [1, c, level_dim("H", strides[level]), level_dim("W", strides[level])]
@@ -165,7 +166,7 @@ def export_backbone_rpn(
     }
 
 
-def box_head_dynamic_shapes(level_names: Sequence[str], dynamic_rois: bool) -> Tuple[Tuple[Any, ...]]:
+def box_head_dynamic_shapes(level_names: Sequence[str], dynamic_rois: bool) -> tuple[tuple[Any, ...]]:
     """dynamic_shapes for BoxHeadGraph.forward(*inputs): feature sizes and, unless `dynamic_rois` is False,
     every level's RoI count (0 allowed). The exporter specializes every dimension not named here to the
     example's size."""
@@ -174,7 +175,7 @@ def box_head_dynamic_shapes(level_names: Sequence[str], dynamic_rois: bool) -> T
     return (tuple(features + rois),)
 
 
-def export_box_head(model: FasterRCNN, path: Path, dynamic_rois: bool = True) -> Dict[str, Any]:
+def export_box_head(model: FasterRCNN, path: Path, dynamic_rois: bool = True) -> dict[str, Any]:
     """Exports graph B. `dynamic_rois=False` keeps the example's RoI counts static: the exporter's
     failure mode that the self-check has to catch (tested)."""
     graph = BoxHeadGraph(model).eval()
@@ -210,7 +211,7 @@ def export_box_head(model: FasterRCNN, path: Path, dynamic_rois: bool = True) ->
     }
 
 
-def check_onnx(path: Path, spec: Dict[str, Any]) -> None:
+def check_onnx(path: Path, spec: dict[str, Any]) -> None:
     onnx_model = onnx.load(str(path))
     onnx.checker.check_model(onnx_model, full_check=True)
     inputs = [i.name for i in onnx_model.graph.input]
@@ -219,7 +220,7 @@ def check_onnx(path: Path, spec: Dict[str, Any]) -> None:
         raise ExportError(f"{path.name}: graph I/O {inputs} -> {outputs} differs from the model.json description")
 
 
-def roi_align_modes(path: Path) -> List[str]:
+def roi_align_modes(path: Path) -> list[str]:
     """coordinate_transformation_mode of every RoiAlign node ("half_pixel" where unset, ONNX's default)."""
     modes = []
     for node in onnx.load(str(path)).graph.node:

@@ -1,4 +1,5 @@
 """model.json (docs/model-format.md) and reference.json."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,7 @@ import math
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -30,7 +31,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def git_commit() -> Optional[str]:
+def git_commit() -> str | None:
     try:
         result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
         return result.stdout.strip()
@@ -38,7 +39,7 @@ def git_commit() -> Optional[str]:
         return None
 
 
-def model_description(model: FasterRCNN, name: str, classes: List[str]) -> Dict[str, Any]:
+def model_description(model: FasterRCNN, name: str, classes: list[str]) -> dict[str, Any]:
     """model.json without graphs and provenance."""
     config = detector_config(model)
     transform = model.transform
@@ -69,14 +70,19 @@ def model_description(model: FasterRCNN, name: str, classes: List[str]) -> Dict[
         "coordinates": {
             "box_format": "xyxy",
             "pixel_convention": "continuous: pixel (i, j) covers [i, i+1) x [j, j+1); image spans [0, W] x [0, H]",
-            "roi_align": {"aligned": False, "onnx_coordinate_transformation_mode": "output_half_pixel",
-                          "output_size": [int(s) for s in roi_heads.box_roi_pool.output_size],
-                          "sampling_ratio": int(roi_heads.box_roi_pool.sampling_ratio)},
+            "roi_align": {
+                "aligned": False,
+                "onnx_coordinate_transformation_mode": "output_half_pixel",
+                "output_size": [int(s) for s in roi_heads.box_roi_pool.output_size],
+                "sampling_ratio": int(roi_heads.box_roi_pool.sampling_ratio),
+            },
         },
         "box_coder": {"bbox_xform_clip": float(rpn.box_coder.bbox_xform_clip)},
         "rpn": {
-            "levels": [{"name": l.name, "stride": l.stride, "anchor_sizes": l.anchor_sizes, "aspect_ratios": l.aspect_ratios}
-                       for l in rpn_levels(model)],
+            "levels": [
+                {"name": v.name, "stride": v.stride, "anchor_sizes": v.anchor_sizes, "aspect_ratios": v.aspect_ratios}
+                for v in rpn_levels(model)
+            ],
             "num_anchors_per_location": int(rpn.anchor_generator.num_anchors_per_location()[0]),
             "pre_nms_top_n": int(rpn._pre_nms_top_n["testing"]),
             "post_nms_top_n": int(rpn._post_nms_top_n["testing"]),
@@ -87,8 +93,13 @@ def model_description(model: FasterRCNN, name: str, classes: List[str]) -> Dict[
         },
         "roi_heads": {
             "featmap_names": roi_levels(model),
-            "level_mapper": {"k_min": k_levels[0], "k_max": k_levels[-1], "canonical_scale": 224,
-                             "canonical_level": 4, "eps": 1e-6},
+            "level_mapper": {
+                "k_min": k_levels[0],
+                "k_max": k_levels[-1],
+                "canonical_scale": 224,
+                "canonical_level": 4,
+                "eps": 1e-6,
+            },
             "score_thresh": float(roi_heads.score_thresh),
             "nms_thresh": float(roi_heads.nms_thresh),
             "detections_per_img": int(roi_heads.detections_per_img),
@@ -105,17 +116,23 @@ def float32_values(tensor: Tensor) -> Any:
     return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim > 1 else flat
 
 
-def detection_records(detections: Dict[str, Tensor], classes: List[str]) -> List[Dict[str, Any]]:
+def detection_records(detections: dict[str, Tensor], classes: list[str]) -> list[dict[str, Any]]:
     records = []
     boxes = float32_values(detections["boxes"])
     scores = float32_values(detections["scores"])
     for box, score, label in zip(boxes, scores, detections["labels"].tolist()):
-        records.append({"label": classes[label], "class_id": int(label), "score": score,
-                        "box": {"xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3]}})
+        records.append(
+            {
+                "label": classes[label],
+                "class_id": int(label),
+                "score": score,
+                "box": {"xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3]},
+            }
+        )
     return records
 
 
-def reference_entry(model: FasterRCNN, image: DecodedImage, classes: List[str], relative_to: Path) -> Dict[str, Any]:
+def reference_entry(model: FasterRCNN, image: DecodedImage, classes: list[str], relative_to: Path) -> dict[str, Any]:
     run = run_torchvision(model, image.tensor())
     try:
         file = os.path.relpath(image.path.resolve(), relative_to.resolve())

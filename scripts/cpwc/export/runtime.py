@@ -1,4 +1,5 @@
 """onnxruntime and image decoding through the project's own Node code (tools/node), as the server runs them."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ DECODE_IMAGE = REPO_ROOT / "tools" / "node" / "decode-image.mjs"
 ORT_RUN = REPO_ROOT / "tools" / "node" / "ort-run.mjs"
 
 
-def run_ort(model_path: Path, inputs: Dict[str, np.ndarray], threads: int = 2) -> Dict[str, np.ndarray]:
+def run_ort(model_path: Path, inputs: dict[str, np.ndarray], threads: int = 2) -> dict[str, np.ndarray]:
     """Runs one graph in onnxruntime-node (tools/node/ort-run.mjs) and returns its outputs by name."""
     with tempfile.TemporaryDirectory(prefix="cpwc-ort-") as tmp:
         in_dir, out_dir = Path(tmp) / "in", Path(tmp) / "out"
@@ -33,12 +33,16 @@ def run_ort(model_path: Path, inputs: Dict[str, np.ndarray], threads: int = 2) -
             manifest.append({"name": name, "shape": list(array.shape), "file": file})
         (in_dir / "manifest.json").write_text(json.dumps({"inputs": manifest}))
         env = dict(os.environ, ORT_THREADS=str(threads))
-        result = subprocess.run(["node", str(ORT_RUN), str(model_path), str(in_dir), str(out_dir)],
-                                capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            ["node", str(ORT_RUN), str(model_path), str(in_dir), str(out_dir)], capture_output=True, text=True, env=env
+        )
         if result.returncode != 0:
             raise ExportError(f"onnxruntime failed on {model_path.name}: {result.stderr.strip()}")
         out_manifest = json.loads((out_dir / "manifest.json").read_text())
-        return {o["name"]: np.fromfile(out_dir / o["file"], dtype="<f4").reshape(o["shape"]) for o in out_manifest["outputs"]}
+        return {
+            o["name"]: np.fromfile(out_dir / o["file"], dtype="<f4").reshape(o["shape"])
+            for o in out_manifest["outputs"]
+        }
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:

@@ -1,10 +1,10 @@
 """The self-check gate: both exported graphs in onnxruntime against PyTorch on a real image."""
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torchvision.models.detection import FasterRCNN
 
 from .errors import ExportError
 from .graphs import BackboneRpnGraph, roi_levels, roi_strides
-from .runtime import DecodedImage, run_ort, relative_error
+from .runtime import DecodedImage, relative_error, run_ort
 from .torchvision_run import TorchvisionRun, run_torchvision
 
 MAX_RELATIVE_ERROR = 1e-4
@@ -21,12 +21,12 @@ MAX_RELATIVE_ERROR = 1e-4
 
 @dataclass
 class SelfCheck:
-    errors_graph_a: Dict[str, float]
-    errors_graph_b: Dict[str, float]
+    errors_graph_a: dict[str, float]
+    errors_graph_b: dict[str, float]
     image: str
-    input_size: Tuple[int, int]
+    input_size: tuple[int, int]
     proposals: int
-    rois_per_level: Dict[str, int]
+    rois_per_level: dict[str, int]
 
     @property
     def max_a(self) -> float:
@@ -44,7 +44,7 @@ def level_indices(model: FasterRCNN, boxes: Tensor) -> Tensor:
     return model.roi_heads.box_roi_pool.map_levels([boxes])
 
 
-def split_by_level(model: FasterRCNN, proposals: Tensor) -> Tuple[Dict[str, Tensor], Tensor]:
+def split_by_level(model: FasterRCNN, proposals: Tensor) -> tuple[dict[str, Tensor], Tensor]:
     """Proposals per RoI level with torchvision's LevelMapper, and the permutation to level order."""
     names = roi_levels(model)
     levels = level_indices(model, proposals)
@@ -52,14 +52,14 @@ def split_by_level(model: FasterRCNN, proposals: Tensor) -> Tuple[Dict[str, Tens
     return {name: proposals[levels == i] for i, name in enumerate(names)}, order
 
 
-def level_filling_rois(model: FasterRCNN, proposals: Tensor, image_size: Tuple[int, int], per_level: int = 8) -> Tensor:
+def level_filling_rois(model: FasterRCNN, proposals: Tensor, image_size: tuple[int, int], per_level: int = 8) -> Tensor:
     """Extra in-image RoIs for RoI levels that the proposals leave (nearly) empty, so that the check
     covers every level's spatial scale: boxes of 1.2x the level's canonical size, centred on the first
     proposals and shifted inside the image. Levels no in-image box can reach stay empty."""
     height, width = image_size
     counts = torch.bincount(level_indices(model, proposals), minlength=len(roi_levels(model)))
     k_min = int(round(math.log2(roi_strides(model)[roi_levels(model)[0]])))
-    extra: List[Tensor] = []
+    extra: list[Tensor] = []
     for index, count in enumerate(counts.tolist()):
         if count >= per_level:
             continue
@@ -78,14 +78,15 @@ def level_filling_rois(model: FasterRCNN, proposals: Tensor, image_size: Tuple[i
 
 
 @torch.no_grad()
-def torchvision_box_head(model: FasterRCNN, run: TorchvisionRun, rois: Tensor) -> Tuple[Tensor, Tensor]:
+def torchvision_box_head(model: FasterRCNN, run: TorchvisionRun, rois: Tensor) -> tuple[Tensor, Tensor]:
     """torchvision's own MultiScaleRoIAlign + box head + predictor on `rois` (rows in `rois` order)."""
     pooled = model.roi_heads.box_roi_pool(run.features, [rois], [run.resized])
     return model.roi_heads.box_predictor(model.roi_heads.box_head(pooled))
 
 
-def self_check(model: FasterRCNN, directory: Path, image: DecodedImage, threads: int = 2,
-               run: Optional[TorchvisionRun] = None) -> SelfCheck:
+def self_check(
+    model: FasterRCNN, directory: Path, image: DecodedImage, threads: int = 2, run: TorchvisionRun | None = None
+) -> SelfCheck:
     """Runs both exported graphs in onnxruntime on `image` and compares them with the PyTorch model.
 
     Graph A gets torchvision's padded input; graph B gets the PyTorch feature maps and torchvision's
@@ -103,7 +104,7 @@ def self_check(model: FasterRCNN, directory: Path, image: DecodedImage, threads:
     rois = torch.cat([run.proposals, level_filling_rois(model, run.proposals, run.resized)])
     by_level, order = split_by_level(model, rois)
     logits, regression = torchvision_box_head(model, run, rois)
-    inputs_b: Dict[str, np.ndarray] = {}
+    inputs_b: dict[str, np.ndarray] = {}
     for name in roi_levels(model):
         inputs_b[f"feature_{name}"] = run.features[name].numpy()
     for name in roi_levels(model):
@@ -117,11 +118,21 @@ def self_check(model: FasterRCNN, directory: Path, image: DecodedImage, threads:
     kept = len(by_level[first])
     inputs_b[f"rois_{first}"] = np.zeros((0, 4), dtype=np.float32)
     got_empty = run_ort(directory / "box_head.onnx", inputs_b, threads)
-    errors_b[f"class_logits with rois_{first} empty"] = relative_error(got_empty["class_logits"], logits[order][kept:].numpy())
-    errors_b[f"box_regression with rois_{first} empty"] = relative_error(got_empty["box_regression"], regression[order][kept:].numpy())
+    errors_b[f"class_logits with rois_{first} empty"] = relative_error(
+        got_empty["class_logits"], logits[order][kept:].numpy()
+    )
+    errors_b[f"box_regression with rois_{first} empty"] = relative_error(
+        got_empty["box_regression"], regression[order][kept:].numpy()
+    )
 
-    check = SelfCheck(errors_a, errors_b, str(image.path), (int(run.padded.shape[2]), int(run.padded.shape[3])),
-                      len(run.proposals), {n: len(t) for n, t in by_level.items()})
+    check = SelfCheck(
+        errors_a,
+        errors_b,
+        str(image.path),
+        (int(run.padded.shape[2]), int(run.padded.shape[3])),
+        len(run.proposals),
+        {n: len(t) for n, t in by_level.items()},
+    )
     failures = {k: v for k, v in {**errors_a, **errors_b}.items() if not v <= MAX_RELATIVE_ERROR}
     if failures:
         raise ExportError(f"self-check failed (max relative error {MAX_RELATIVE_ERROR:g}): {failures}")

@@ -1,24 +1,22 @@
 """torchvision's own forward pass, step by step, as the reference the export is checked against."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, Tuple
 
 import torch
 from torch import Tensor
 from torchvision.models.detection import FasterRCNN
 
-from .graphs import roi_levels
-
 
 @dataclass
 class TorchvisionRun:
     padded: Tensor  # graph A input [1, 3, H, W]
-    resized: Tuple[int, int]  # (height, width) before padding
-    features: "OrderedDict[str, Tensor]"
+    resized: tuple[int, int]  # (height, width) before padding
+    features: OrderedDict[str, Tensor]
     proposals: Tensor  # [P, 4] graph-A input pixels
-    detections: Dict[str, Tensor]  # original pixels
+    detections: dict[str, Tensor]  # original pixels
 
 
 @torch.no_grad()

@@ -1,23 +1,25 @@
 """COCO-format detection data for training: dataset, flips, and a resumable, shardable batch order.
 
-    dataset = CocoDetectionDataset("data/shapes-train/annotations.json", "data/shapes-train/images",
-                                   flips=Flips(horizontal=0.5))
-    order = BatchOrder(len(dataset), batch_size=4, seed=1, rank=0, world_size=1)
-    for batch_indices in order.batches(epoch=0, start=0): ...
+dataset = CocoDetectionDataset("data/shapes-train/annotations.json", "data/shapes-train/images",
+                               flips=Flips(horizontal=0.5))
+order = BatchOrder(len(dataset), batch_size=4, seed=1, rank=0, world_size=1)
+for batch_indices in order.batches(epoch=0, start=0): ...
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-Target = Dict[str, Tensor]
+Target = dict[str, Tensor]
 
 
 class DatasetError(ValueError):
@@ -32,7 +34,7 @@ class Flips:
     vertical: float = 0.0
 
 
-def load_coco(annotations_path: str) -> Dict[str, Any]:
+def load_coco(annotations_path: str) -> dict[str, Any]:
     try:
         with open(annotations_path, encoding="utf-8") as handle:
             coco = json.load(handle)
@@ -57,32 +59,38 @@ class CocoDetectionDataset(torch.utils.data.Dataset):
     def __init__(self, annotations_path: str, images_dir: str, flips: Flips = Flips(0.0, 0.0), seed: int = 0) -> None:
         coco = load_coco(annotations_path)
         categories = sorted(coco["categories"], key=lambda c: c["id"])
-        self.category_ids: List[int] = [0] + [int(c["id"]) for c in categories]
-        self.classes: List[str] = ["__background__"] + [str(c["name"]) for c in categories]
+        self.category_ids: list[int] = [0] + [int(c["id"]) for c in categories]
+        self.classes: list[str] = ["__background__"] + [str(c["name"]) for c in categories]
         label_of = {category_id: label for label, category_id in enumerate(self.category_ids) if label > 0}
-        self.images: List[Dict[str, Any]] = sorted(coco["images"], key=lambda image: image["id"])
+        self.images: list[dict[str, Any]] = sorted(coco["images"], key=lambda image: image["id"])
         self.images_dir = images_dir
         self.flips = flips
         self.seed = seed
         self.epoch = 0
-        boxes: Dict[int, List[List[float]]] = {image["id"]: [] for image in self.images}
-        labels: Dict[int, List[int]] = {image["id"]: [] for image in self.images}
+        boxes: dict[int, list[list[float]]] = {image["id"]: [] for image in self.images}
+        labels: dict[int, list[int]] = {image["id"]: [] for image in self.images}
         for annotation in coco["annotations"]:
             if annotation.get("iscrowd", 0):
                 continue
             if annotation["image_id"] not in boxes:
-                raise DatasetError(f"annotation {annotation.get('id')} refers to unknown image {annotation['image_id']}")
+                raise DatasetError(
+                    f"annotation {annotation.get('id')} refers to unknown image {annotation['image_id']}"
+                )
             if annotation["category_id"] not in label_of:
-                raise DatasetError(f"annotation {annotation.get('id')} has unknown category {annotation['category_id']}")
+                raise DatasetError(
+                    f"annotation {annotation.get('id')} has unknown category {annotation['category_id']}"
+                )
             x, y, w, h = (float(v) for v in annotation["bbox"])
             if w <= 0 or h <= 0:
                 continue
             boxes[annotation["image_id"]].append([x, y, x + w, y + h])
             labels[annotation["image_id"]].append(label_of[annotation["category_id"]])
-        self.targets: List[Target] = [
-            {"boxes": torch.tensor(boxes[image["id"]], dtype=torch.float32).reshape(-1, 4),
-             "labels": torch.tensor(labels[image["id"]], dtype=torch.int64),
-             "image_id": torch.tensor(image["id"], dtype=torch.int64)}
+        self.targets: list[Target] = [
+            {
+                "boxes": torch.tensor(boxes[image["id"]], dtype=torch.float32).reshape(-1, 4),
+                "labels": torch.tensor(labels[image["id"]], dtype=torch.int64),
+                "image_id": torch.tensor(image["id"], dtype=torch.int64),
+            }
             for image in self.images
         ]
 
@@ -102,7 +110,7 @@ class CocoDetectionDataset(torch.utils.data.Dataset):
             raise DatasetError(f"cannot read image {path!r}: {error}") from error
         return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
 
-    def __getitem__(self, index: int) -> Tuple[Tensor, Target]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
         image = self.load_image(index)
         target = {key: value.clone() for key, value in self.targets[index].items()}
         draws = np.random.default_rng([self.seed, self.epoch, index]).random(2)
@@ -116,7 +124,7 @@ class CocoDetectionDataset(torch.utils.data.Dataset):
         return image, target
 
 
-def collate(batch: Sequence[Tuple[Tensor, Target]]) -> Tuple[List[Tensor], List[Target]]:
+def collate(batch: Sequence[tuple[Tensor, Target]]) -> tuple[list[Tensor], list[Target]]:
     return [image for image, _ in batch], [target for _, target in batch]
 
 
@@ -132,21 +140,21 @@ class BatchOrder:
     rank: int = 0
     world_size: int = 1
 
-    def rank_indices(self, epoch: int) -> List[int]:
+    def rank_indices(self, epoch: int) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(self.dataset_size, generator=generator).tolist()
         padded_size = -(-self.dataset_size // self.world_size) * self.world_size
         order += order[: padded_size - len(order)]
-        return order[self.rank::self.world_size]
+        return order[self.rank :: self.world_size]
 
     def batches_per_epoch(self) -> int:
         per_rank = -(-self.dataset_size // self.world_size)
         return per_rank // self.batch_size  # the incomplete last batch is dropped
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[List[int]]:
+    def batches(self, epoch: int, start: int = 0) -> Iterator[list[int]]:
         indices = self.rank_indices(epoch)
         for batch in range(start, self.batches_per_epoch()):
-            yield indices[batch * self.batch_size:(batch + 1) * self.batch_size]
+            yield indices[batch * self.batch_size : (batch + 1) * self.batch_size]
 
 
 __all__ = ["BatchOrder", "CocoDetectionDataset", "DatasetError", "Flips", "collate", "load_coco"]

@@ -1,6 +1,7 @@
 """Training helpers: learning-rate schedules (iteration- or wall-clock-based), atomic resumable
 checkpoints, RNG capture, JSON-lines logs, a progress bar, distributed setup, and evaluation of a
 detector with cpwc-detect's own COCO evaluator (`node dist/cli/index.js eval`)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ EVAL_CLI = os.path.join(REPO_ROOT, "dist", "cli", "index.js")
 
 
 # ---------------------------------------------------------------- learning rate
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -64,17 +67,16 @@ class Schedule:
         return lr
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, norm_weight_decay: float) -> List[Dict[str, Any]]:
+def parameter_groups(model: nn.Module, weight_decay: float, norm_weight_decay: float) -> list[dict[str, Any]]:
     """Trainable parameters, with 1-D tensors (norm scales/shifts, biases) in their own decay group."""
     decayed, undecayed = [], []
     for parameter in model.parameters():
         if parameter.requires_grad:
             (undecayed if parameter.ndim <= 1 else decayed).append(parameter)
-    return [{"params": decayed, "weight_decay": weight_decay},
-            {"params": undecayed, "weight_decay": norm_weight_decay}]
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": undecayed, "weight_decay": norm_weight_decay}]
 
 
-def build_optimizer(name: str, groups: List[Dict[str, Any]], lr: float, momentum: float) -> torch.optim.Optimizer:
+def build_optimizer(name: str, groups: list[dict[str, Any]], lr: float, momentum: float) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     if name == "adamw":
@@ -84,14 +86,19 @@ def build_optimizer(name: str, groups: List[Dict[str, Any]], lr: float, momentum
 
 # ---------------------------------------------------------------- RNG and checkpoints
 
-def capture_rng() -> Dict[str, Any]:
-    state: Dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+def capture_rng() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def restore_rng(state: Dict[str, Any]) -> None:
+def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
@@ -99,7 +106,7 @@ def restore_rng(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_atomic(payload: Dict[str, Any], path: str) -> None:
+def save_atomic(payload: dict[str, Any], path: str) -> None:
     """torch.save to a temporary file beside `path`, then rename: a crash never leaves half a checkpoint."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -108,20 +115,35 @@ def save_atomic(payload: Dict[str, Any], path: str) -> None:
     os.replace(temporary, path)
 
 
-def strip_for_inference(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+def strip_for_inference(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The parts the export needs: weights, builder config, class names, provenance; no optimizer/RNG."""
-    return {key: checkpoint[key] for key in ("model", "config", "classes", "category_ids", "iteration", "elapsed_s",
-                                             "seed", "training_data", "args", "metrics", "parameters")
-            if key in checkpoint}
+    return {
+        key: checkpoint[key]
+        for key in (
+            "model",
+            "config",
+            "classes",
+            "category_ids",
+            "iteration",
+            "elapsed_s",
+            "seed",
+            "training_data",
+            "args",
+            "metrics",
+            "parameters",
+        )
+        if key in checkpoint
+    }
 
 
 # ---------------------------------------------------------------- logging
 
+
 class JsonLinesLog:
     """Appends one JSON object per line (rank 0 only); `None` path means stdout is not used either."""
 
-    def __init__(self, path: Optional[str]) -> None:
-        self.handle: Optional[TextIO] = None
+    def __init__(self, path: str | None) -> None:
+        self.handle: TextIO | None = None
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self.handle = open(path, "a", encoding="utf-8")
@@ -164,8 +186,10 @@ class ProgressBar:
         if not self.enabled:
             return
         filled = int(round(self.width * min(max(progress, 0.0), 1.0)))
-        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * progress:5.1f}% it {iteration} "
-                f"loss {loss:.3f} lr {lr:.2e} elapsed {format_duration(elapsed)} ETA {format_duration(eta)}")
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * progress:5.1f}% it {iteration} "
+            f"loss {loss:.3f} lr {lr:.2e} elapsed {format_duration(elapsed)} ETA {format_duration(eta)}"
+        )
         self.stream.write(("\r" + line) if self.interactive else (line + "\n"))
         self.stream.flush()
 
@@ -176,6 +200,7 @@ class ProgressBar:
 
 
 # ---------------------------------------------------------------- distributed
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -216,7 +241,7 @@ def broadcast_float(value: float, context: DistributedContext) -> float:
     return float(tensor.item())
 
 
-def average_losses(losses: Dict[str, torch.Tensor], context: DistributedContext) -> Dict[str, float]:
+def average_losses(losses: dict[str, torch.Tensor], context: DistributedContext) -> dict[str, float]:
     names = sorted(losses)
     stacked = torch.stack([losses[name].detach().float() for name in names])
     if context.enabled:
@@ -228,8 +253,13 @@ def average_losses(losses: Dict[str, torch.Tensor], context: DistributedContext)
 def replicas_identical(model: nn.Module, context: DistributedContext) -> bool:
     """Whether every rank holds bit-identical parameters (what DDP's gradient all-reduce guarantees)."""
     flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
-    fingerprint = torch.stack([flat.sum(), (flat * flat).sum(), (flat * torch.arange(flat.numel(), dtype=flat.dtype,
-                                                                                     device=flat.device)).sum()])
+    fingerprint = torch.stack(
+        [
+            flat.sum(),
+            (flat * flat).sum(),
+            (flat * torch.arange(flat.numel(), dtype=flat.dtype, device=flat.device)).sum(),
+        ]
+    )
     gathered = [torch.empty_like(fingerprint) for _ in range(context.world_size)]
     torch.distributed.all_gather(gathered, fingerprint)
     return all(torch.equal(gathered[0], other) for other in gathered[1:])
@@ -237,23 +267,33 @@ def replicas_identical(model: nn.Module, context: DistributedContext) -> bool:
 
 # ---------------------------------------------------------------- evaluation
 
+
 @torch.no_grad()
-def predict_coco_results(model: nn.Module, dataset: CocoDetectionDataset, device: torch.device,
-                         batch_size: int = 4) -> List[Dict[str, Any]]:
-    """Detections on every image of `dataset` (no flips) as COCO results: image_id, category_id, bbox [x,y,w,h], score."""
+def predict_coco_results(
+    model: nn.Module, dataset: CocoDetectionDataset, device: torch.device, batch_size: int = 4
+) -> list[dict[str, Any]]:
+    """Detections on every image of `dataset` (no flips) as COCO results: image_id, category_id,
+    bbox [x,y,w,h], score."""
     was_training = model.training
     model.eval()
-    results: List[Dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for start in range(0, len(dataset), batch_size):
         indices = list(range(start, min(start + batch_size, len(dataset))))
         images = [dataset.load_image(index).to(device) for index in indices]
         for index, output in zip(indices, model(images)):
             image_id = int(dataset.images[index]["id"])
-            for box, label, score in zip(output["boxes"].tolist(), output["labels"].tolist(), output["scores"].tolist()):
+            for box, label, score in zip(
+                output["boxes"].tolist(), output["labels"].tolist(), output["scores"].tolist()
+            ):
                 x1, y1, x2, y2 = box
-                results.append({"image_id": image_id, "category_id": dataset.category_ids[label],
-                                "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
-                                "score": round(score, 5)})
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": dataset.category_ids[label],
+                        "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                        "score": round(score, 5),
+                    }
+                )
     model.train(was_training)
     return results
 
@@ -262,7 +302,9 @@ class EvaluatorUnavailable(RuntimeError):
     """cpwc-detect's evaluator (dist/cli/index.js eval) is not built or does not run."""
 
 
-def run_coco_eval(annotations_path: str, detections_path: str, cli: str = EVAL_CLI, timeout_s: float = 600) -> Dict[str, Any]:
+def run_coco_eval(
+    annotations_path: str, detections_path: str, cli: str = EVAL_CLI, timeout_s: float = 600
+) -> dict[str, Any]:
     """Runs `node dist/cli/index.js eval --annotations A --detections D --json` and returns its JSON."""
     if not os.path.isfile(cli):
         raise EvaluatorUnavailable(f"{cli} does not exist; build it with `npx tsc -p tsconfig.build.json`")
@@ -272,7 +314,9 @@ def run_coco_eval(annotations_path: str, detections_path: str, cli: str = EVAL_C
     except (OSError, subprocess.TimeoutExpired) as error:
         raise EvaluatorUnavailable(f"{' '.join(command)} failed: {error}") from error
     if completed.returncode != 0:
-        raise EvaluatorUnavailable(f"{' '.join(command)} exited {completed.returncode}: {completed.stderr.strip()[-500:]}")
+        raise EvaluatorUnavailable(
+            f"{' '.join(command)} exited {completed.returncode}: {completed.stderr.strip()[-500:]}"
+        )
     try:
         return json.loads(completed.stdout)
     except json.JSONDecodeError as error:
@@ -289,7 +333,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> Optional[float]:
+def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> float | None:
     if max_norm <= 0:
         return None
     return float(torch.nn.utils.clip_grad_norm_(list(parameters), max_norm))

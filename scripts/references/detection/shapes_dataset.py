@@ -16,6 +16,7 @@ Annotation semantics (COCO "instances", bbox only):
 Example:
   npm run dataset:shapes -- --split train --seed 1 --count 5000 --out data/shapes-train
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ import math
 import os
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -72,11 +73,12 @@ def image_rng(options: DatasetOptions, index: int) -> np.random.Generator:
 
 # ---------------------------------------------------------------- backgrounds
 
+
 def gradient_background(rng: np.random.Generator, size: int) -> np.ndarray:
     start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     angle = rng.uniform(0, 2 * math.pi)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    t = (xs * math.cos(angle) + ys * math.sin(angle))
+    t = xs * math.cos(angle) + ys * math.sin(angle)
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     return start[None, None, :] * (1 - t[..., None]) + end[None, None, :] * t[..., None]
 
@@ -133,9 +135,15 @@ def background(rng: np.random.Generator, size: int) -> Image.Image:
 
 # ---------------------------------------------------------------- shapes
 
+
 def regular_polygon(cx: float, cy: float, radius: float, sides: int, rotation: float) -> list[tuple[float, float]]:
-    return [(cx + radius * math.cos(rotation + 2 * math.pi * k / sides),
-             cy + radius * math.sin(rotation + 2 * math.pi * k / sides)) for k in range(sides)]
+    return [
+        (
+            cx + radius * math.cos(rotation + 2 * math.pi * k / sides),
+            cy + radius * math.sin(rotation + 2 * math.pi * k / sides),
+        )
+        for k in range(sides)
+    ]
 
 
 def star_polygon(cx: float, cy: float, radius: float, inner_ratio: float, rotation: float) -> list[tuple[float, float]]:
@@ -236,8 +244,11 @@ def render_image(options: DatasetOptions, index: int) -> tuple[Image.Image, list
 
 # ---------------------------------------------------------------- COCO output
 
+
 def image_extension(options: DatasetOptions, index: int) -> str:
-    if options.image_format == "png" or (options.image_format == "mixed" and index % MIXED_PNG_EVERY == MIXED_PNG_EVERY - 1):
+    if options.image_format == "png" or (
+        options.image_format == "mixed" and index % MIXED_PNG_EVERY == MIXED_PNG_EVERY - 1
+    ):
         return "png"
     return "jpg"
 
@@ -287,8 +298,12 @@ def generate(options: DatasetOptions, out_dir: str, progress: bool = False) -> d
         "info": {
             "description": "cpwc-detect synthetic shapes",
             "generator": "scripts/references/detection/shapes_dataset.py",
-            "split": options.split, "seed": options.seed, "count": options.count, "size": options.size,
-            "image_format": options.image_format, "jpeg_quality": options.jpeg_quality,
+            "split": options.split,
+            "seed": options.seed,
+            "count": options.count,
+            "size": options.size,
+            "image_format": options.image_format,
+            "jpeg_quality": options.jpeg_quality,
             "bbox_semantics": "exact tight box of the drawn shape, which occlusion never changes",
             "area_semantics": "visible mask pixels after occlusion by later objects",
         },
@@ -322,8 +337,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, required=True, help="number of images")
     parser.add_argument("--out", required=True, help="output directory (annotations.json and images/)")
     parser.add_argument("--size", type=int, default=320, help="square image side in pixels (default 320)")
-    parser.add_argument("--format", dest="image_format", choices=FORMATS, default="jpeg",
-                        help=f"image encoding; mixed = every {MIXED_PNG_EVERY}th image PNG (default jpeg)")
+    parser.add_argument(
+        "--format",
+        dest="image_format",
+        choices=FORMATS,
+        default="jpeg",
+        help=f"image encoding; mixed = every {MIXED_PNG_EVERY}th image PNG (default jpeg)",
+    )
     parser.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality (default 85)")
     return parser.parse_args(argv)
 

@@ -8,27 +8,30 @@ float16 values into float32 parameters, so the ONNX graphs and checkpoint.pt hol
 Norm parameters and running statistics stay float32 (running variances can be far below float16's
 normal range).
 
-  python -m cpwc_references.detection.strip_checkpoint checkpoints/shapes/model-final.pt models/shapes/checkpoint.pt --half-weights
+  python -m cpwc_references.detection.strip_checkpoint checkpoints/shapes/model-final.pt \\
+      models/shapes/checkpoint.pt --half-weights
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Any, Dict, List, Optional
-
+from typing import Any
 
 import torch  # noqa: E402
 
 from cpwc_references.detection.engine import save_atomic, strip_for_inference
 
 
-def halve_weights(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    return {key: value.half() if value.is_floating_point() and value.ndim >= 2 else value
-            for key, value in state_dict.items()}
+def halve_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {
+        key: value.half() if value.is_floating_point() and value.ndim >= 2 else value
+        for key, value in state_dict.items()
+    }
 
 
-def strip(checkpoint: Dict[str, Any], half_weights: bool) -> Dict[str, Any]:
+def strip(checkpoint: dict[str, Any], half_weights: bool) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError("expected a training checkpoint: a dict with 'model' and 'config'")
     stripped = strip_for_inference(checkpoint)
@@ -38,7 +41,7 @@ def strip(checkpoint: Dict[str, Any], half_weights: bool) -> Dict[str, Any]:
     return stripped
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="training checkpoint (last.pt or model-final.pt)")
     parser.add_argument("out", help="inference checkpoint to write (e.g. models/NAME/checkpoint.pt)")

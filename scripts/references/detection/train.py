@@ -14,6 +14,7 @@ Outputs in --output-dir: last.pt (resumable: model, optimizer, schedule position
 model-final.pt (weights + builder config + class names, for `npm run export`), log.jsonl, eval/.
 Evaluation uses cpwc-detect's own COCO evaluator (node dist/cli/index.js eval).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 
@@ -33,7 +34,7 @@ from cpwc_references.detection.data import BatchOrder, CocoDetectionDataset, Dat
 MAX_NON_FINITE_STEPS = 5
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--train-annotations", required=True, help="COCO instances JSON of the training split")
@@ -41,7 +42,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     data.add_argument("--val-annotations", help="COCO instances JSON of the validation split (optional)")
     data.add_argument("--val-images", help="directory of the validation images")
     data.add_argument("--max-train-images", type=int, default=0, help="use only the first N training images (0 = all)")
-    data.add_argument("--max-val-images", type=int, default=0, help="evaluate on the first N validation images (0 = all)")
+    data.add_argument(
+        "--max-val-images", type=int, default=0, help="evaluate on the first N validation images (0 = all)"
+    )
     data.add_argument("--hflip", type=float, default=0.5, help="probability of a horizontal flip (default 0.5)")
     data.add_argument("--vflip", type=float, default=0.0, help="probability of a vertical flip (default 0)")
     data.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
@@ -49,23 +52,38 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     model.add_argument("--arch", choices=ARCHITECTURES, default="cpwc_r50_fpn")
     model.add_argument("--width", type=float, default=1.0, help="ResNet width multiplier (default 1)")
-    model.add_argument("--norm", choices=("bn", "gn", "frozen_bn"), default="bn",
-                       help="ResNet norm layers: trainable BN or GN (from scratch), frozen BN (fine-tuning)")
-    model.add_argument("--context", choices=("cpwc", "cpwc_no_stage2", "pwc"), help="override the arch's 1x1 convolution")
+    model.add_argument(
+        "--norm",
+        choices=("bn", "gn", "frozen_bn"),
+        default="bn",
+        help="ResNet norm layers: trainable BN or GN (from scratch), frozen BN (fine-tuning)",
+    )
+    model.add_argument(
+        "--context", choices=("cpwc", "cpwc_no_stage2", "pwc"), help="override the arch's 1x1 convolution"
+    )
     model.add_argument("--fpn-channels", type=int, help="FPN width (FPN archs; builder default if omitted)")
     model.add_argument("--representation-size", type=int, help="TwoMLPHead width (FPN archs)")
     model.add_argument("--trainable-layers", type=int, help="ResNet stages that train, 0..5 (builder default)")
-    model.add_argument("--bn-eps", type=float, default=1e-5,
-                       help="batch-norm epsilon (torchvision's COCO detection weights use 0.0 with frozen BN)")
+    model.add_argument(
+        "--bn-eps",
+        type=float,
+        default=1e-5,
+        help="batch-norm epsilon (torchvision's COCO detection weights use 0.0 with frozen BN)",
+    )
     model.add_argument("--min-size", type=int, default=800, help="resize: shorter side (default 800)")
     model.add_argument("--max-size", type=int, default=1333, help="resize: longer side cap (default 1333)")
     model.add_argument("--rpn-pre-nms-top-n-train", type=int, help="torchvision default 2000")
     model.add_argument("--rpn-post-nms-top-n-train", type=int, help="torchvision default 2000")
     model.add_argument("--rpn-batch-size-per-image", type=int, help="torchvision default 256")
-    model.add_argument("--box-batch-size-per-image", type=int, help="RoIs sampled per image for the box head (default 512)")
-    model.add_argument("--init-from-plain", metavar="FILE",
-                       help="initialise from a plain (non-CPWC) torchvision Faster R-CNN state dict, e.g. "
-                            "fasterrcnn_resnet50_fpn COCO weights; CPWC's S1 starts at zero (cpwc.init_plain)")
+    model.add_argument(
+        "--box-batch-size-per-image", type=int, help="RoIs sampled per image for the box head (default 512)"
+    )
+    model.add_argument(
+        "--init-from-plain",
+        metavar="FILE",
+        help="initialise from a plain (non-CPWC) torchvision Faster R-CNN state dict, e.g. "
+        "fasterrcnn_resnet50_fpn COCO weights; CPWC's S1 starts at zero (cpwc.init_plain)",
+    )
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=int, default=4, help="images per iteration per process (default 4)")
@@ -73,18 +91,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     optim.add_argument("--lr", type=float, default=0.02, help="base learning rate (default 0.02)")
     optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     optim.add_argument("--weight-decay", type=float, default=1e-4)
-    optim.add_argument("--norm-weight-decay", type=float, default=0.0, help="weight decay of 1-D params (norms, biases)")
+    optim.add_argument(
+        "--norm-weight-decay", type=float, default=0.0, help="weight decay of 1-D params (norms, biases)"
+    )
     optim.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
-    optim.add_argument("--milestones", type=float, nargs="+", default=[0.67, 0.89],
-                       help="step schedule: fractions of the run where lr is multiplied by --gamma")
+    optim.add_argument(
+        "--milestones",
+        type=float,
+        nargs="+",
+        default=[0.67, 0.89],
+        help="step schedule: fractions of the run where lr is multiplied by --gamma",
+    )
     optim.add_argument("--gamma", type=float, default=0.1)
     optim.add_argument("--min-lr-factor", type=float, default=0.0, help="cosine floor as a fraction of --lr")
     optim.add_argument("--warmup-iterations", type=int, default=500)
     optim.add_argument("--warmup-factor", type=float, default=1e-3)
     optim.add_argument("--grad-clip", type=float, default=10.0, help="max gradient norm (0 = off)")
     optim.add_argument("--iterations", type=int, default=0, help="stop after N iterations (0 = no limit)")
-    optim.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
-                       help="stop after MINUTES of wall-clock time; the schedule runs over time instead of iterations")
+    optim.add_argument(
+        "--time-budget",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="stop after MINUTES of wall-clock time; the schedule runs over time instead of iterations",
+    )
     optim.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="mixed precision (auto = on CUDA)")
     optim.add_argument("--cpu", action="store_true", help="train on CPU even if CUDA is available")
 
@@ -92,9 +122,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     run.add_argument("--output-dir", required=True, help="checkpoints, log.jsonl and eval/ go here")
     run.add_argument("--checkpoint-every", type=int, default=200, help="write last.pt every N iterations")
     run.add_argument("--keep-checkpoints", action="store_true", help="also keep iter-NNNNNNN.pt at every checkpoint")
-    run.add_argument("--eval-every", type=int, default=0, help="evaluate on the val split every N iterations (0 = at the end only)")
+    run.add_argument(
+        "--eval-every", type=int, default=0, help="evaluate on the val split every N iterations (0 = at the end only)"
+    )
     run.add_argument("--log-every", type=int, default=20, help="log averaged losses every N iterations")
-    run.add_argument("--resume", help="checkpoint to resume from (last.pt), or 'auto' for OUTPUT_DIR/last.pt if present")
+    run.add_argument(
+        "--resume", help="checkpoint to resume from (last.pt), or 'auto' for OUTPUT_DIR/last.pt if present"
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=int, default=2, help="torch intra-op threads per process (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -117,17 +151,31 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--lr must be positive")
 
 
-def faster_rcnn_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
-    names = ("rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train", "rpn_batch_size_per_image", "box_batch_size_per_image")
+def faster_rcnn_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    names = (
+        "rpn_pre_nms_top_n_train",
+        "rpn_post_nms_top_n_train",
+        "rpn_batch_size_per_image",
+        "box_batch_size_per_image",
+    )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
     model = build_detector(
-        arch=args.arch, num_classes=num_classes, width=args.width, norm=args.norm, min_size=args.min_size,
-        max_size=args.max_size, context=args.context, fpn_channels=args.fpn_channels,
-        representation_size=args.representation_size, trainable_layers=args.trainable_layers,
-        bn_eps=args.bn_eps, **faster_rcnn_kwargs(args))
+        arch=args.arch,
+        num_classes=num_classes,
+        width=args.width,
+        norm=args.norm,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        context=args.context,
+        fpn_channels=args.fpn_channels,
+        representation_size=args.representation_size,
+        trainable_layers=args.trainable_layers,
+        bn_eps=args.bn_eps,
+        **faster_rcnn_kwargs(args),
+    )
     if args.init_from_plain:
         initialise_from_plain(model, args.init_from_plain)
     return model
@@ -161,8 +209,10 @@ def describe_training_data(annotations_path: str, image_count: int) -> str:
         info = json.load(handle).get("info") or {}
     described = f"{annotations_path} ({image_count} images)"
     if "generator" in info:
-        described += (f"; generated by {info['generator']} --split {info.get('split')} --seed {info.get('seed')} "
-                      f"--count {info.get('count')} --size {info.get('size')}")
+        described += (
+            f"; generated by {info['generator']} --split {info.get('split')} --seed {info.get('seed')} "
+            f"--count {info.get('count')} --size {info.get('size')}"
+        )
     return described
 
 
@@ -174,7 +224,7 @@ class Trainer:
         if args.max_train_images:
             self.train_set.images = self.train_set.images[: args.max_train_images]
             self.train_set.targets = self.train_set.targets[: args.max_train_images]
-        self.val_set: Optional[CocoDetectionDataset] = None
+        self.val_set: CocoDetectionDataset | None = None
         if args.val_annotations:
             self.val_set = CocoDetectionDataset(args.val_annotations, args.val_images)
             if self.val_set.category_ids != self.train_set.category_ids:
@@ -185,34 +235,47 @@ class Trainer:
         self.training_data = describe_training_data(args.train_annotations, len(self.train_set))
         self.order = BatchOrder(len(self.train_set), args.batch_size, args.seed, context.rank, context.world_size)
         if self.order.batches_per_epoch() < 1:
-            raise DatasetError(f"{len(self.train_set)} training images are too few for batch size "
-                               f"{args.batch_size} x {context.world_size} processes")
+            raise DatasetError(
+                f"{len(self.train_set)} training images are too few for batch size "
+                f"{args.batch_size} x {context.world_size} processes"
+            )
         self.model = build_model(args, len(self.train_set.classes)).to(context.device)
         self.parameters = count_parameters(self.model)
         self.optimizer = engine.build_optimizer(
-            args.optimizer, engine.parameter_groups(self.model, args.weight_decay, args.norm_weight_decay),
-            args.lr, args.momentum)
-        self.schedule = engine.Schedule(args.lr, args.schedule, args.warmup_iterations, args.warmup_factor,
-                                        args.min_lr_factor, tuple(args.milestones), args.gamma)
+            args.optimizer,
+            engine.parameter_groups(self.model, args.weight_decay, args.norm_weight_decay),
+            args.lr,
+            args.momentum,
+        )
+        self.schedule = engine.Schedule(
+            args.lr,
+            args.schedule,
+            args.warmup_iterations,
+            args.warmup_factor,
+            args.min_lr_factor,
+            tuple(args.milestones),
+            args.gamma,
+        )
         self.use_amp = context.device.type == "cuda" and args.amp != "off"
         self.scaler = torch.cuda.amp.GradScaler(enabled=self.use_amp)
         self.iteration, self.epoch, self.batch_in_epoch, self.elapsed_before = 0, 0, 0, 0.0
         self.log = engine.JsonLinesLog(os.path.join(args.output_dir, "log.jsonl") if context.is_main else None)
         self.evaluator_warned = False
         self.non_finite_steps = 0
-        self.last_metrics: Optional[Dict[str, Any]] = None
+        self.last_metrics: dict[str, Any] | None = None
         resume = self.resume_path()
         if resume:
             self.load(resume)
         if context.enabled:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[context.local_rank] if context.device.type == "cuda" else None)
+                self.model, device_ids=[context.local_rank] if context.device.type == "cuda" else None
+            )
         else:
             self.ddp = self.model
 
     # ------------------------------------------------------------ checkpoints
 
-    def resume_path(self) -> Optional[str]:
+    def resume_path(self) -> str | None:
         if not self.args.resume:
             return None
         if self.args.resume == "auto":
@@ -222,15 +285,24 @@ class Trainer:
             raise FileNotFoundError(f"--resume {self.args.resume!r}: no such checkpoint")
         return self.args.resume
 
-    def checkpoint(self, elapsed: float) -> Dict[str, Any]:
+    def checkpoint(self, elapsed: float) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "config": detector_config(self.model),
-            "classes": self.train_set.classes, "category_ids": self.train_set.category_ids,
-            "iteration": self.iteration, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "elapsed_s": elapsed, "rng": engine.capture_rng(), "args": vars(self.args),
-            "metrics": self.last_metrics, "parameters": self.parameters,
-            "seed": self.args.seed, "training_data": self.training_data,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "config": detector_config(self.model),
+            "classes": self.train_set.classes,
+            "category_ids": self.train_set.category_ids,
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "elapsed_s": elapsed,
+            "rng": engine.capture_rng(),
+            "args": vars(self.args),
+            "metrics": self.last_metrics,
+            "parameters": self.parameters,
+            "seed": self.args.seed,
+            "training_data": self.training_data,
         }
 
     def save(self, elapsed: float, name: str = "last.pt") -> None:
@@ -248,7 +320,9 @@ class Trainer:
         self.batch_in_epoch, self.elapsed_before = state["batch_in_epoch"], state["elapsed_s"]
         self.last_metrics = state.get("metrics")
         engine.restore_rng(state["rng"])
-        self.log.write("resume", checkpoint=path, iteration=self.iteration, epoch=self.epoch, elapsed_s=self.elapsed_before)
+        self.log.write(
+            "resume", checkpoint=path, iteration=self.iteration, epoch=self.epoch, elapsed_s=self.elapsed_before
+        )
 
     # ------------------------------------------------------------ loop
 
@@ -263,13 +337,16 @@ class Trainer:
     def loader(self) -> torch.utils.data.DataLoader:
         self.train_set.set_epoch(self.epoch)
         return torch.utils.data.DataLoader(
-            self.train_set, batch_sampler=list(self.order.batches(self.epoch, self.batch_in_epoch)),
-            collate_fn=collate, num_workers=self.args.workers,
+            self.train_set,
+            batch_sampler=list(self.order.batches(self.epoch, self.batch_in_epoch)),
+            collate_fn=collate,
+            num_workers=self.args.workers,
             # Its own generator: creating an iterator would otherwise draw from the global RNG, which a
             # resumed run restores at a different point than where the interrupted run created its loader.
-            generator=torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.epoch))
+            generator=torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.epoch),
+        )
 
-    def step(self, images: List[torch.Tensor], targets: List[Dict[str, torch.Tensor]]) -> Dict[str, float]:
+    def step(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> dict[str, float]:
         device = self.context.device
         images = [image.to(device, non_blocking=True) for image in images]
         targets = [{key: value.to(device) for key, value in target.items()} for target in targets]
@@ -287,8 +364,10 @@ class Trainer:
             self.non_finite_steps += 1
             self.log.write("non_finite_loss", iteration=self.iteration, losses=averaged)
             if self.non_finite_steps >= MAX_NON_FINITE_STEPS:
-                raise FloatingPointError(f"{self.non_finite_steps} consecutive non-finite losses at iteration "
-                                         f"{self.iteration}: {averaged}; lower --lr or raise --warmup-iterations")
+                raise FloatingPointError(
+                    f"{self.non_finite_steps} consecutive non-finite losses at iteration "
+                    f"{self.iteration}: {averaged}; lower --lr or raise --warmup-iterations"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.update()
             return averaged
@@ -299,15 +378,22 @@ class Trainer:
             averaged["grad_norm"] = grad_norm
         return averaged
 
-    def run(self) -> Dict[str, Any]:
+    def run(self) -> dict[str, Any]:
         args = self.args
-        self.log.write("start", args=vars(args), parameters=self.parameters, world_size=self.context.world_size,
-                       train_images=len(self.train_set), classes=self.train_set.classes,
-                       batches_per_epoch=self.order.batches_per_epoch(), torch=torch.__version__,
-                       threads=torch.get_num_threads())
+        self.log.write(
+            "start",
+            args=vars(args),
+            parameters=self.parameters,
+            world_size=self.context.world_size,
+            train_images=len(self.train_set),
+            classes=self.train_set.classes,
+            batches_per_epoch=self.order.batches_per_epoch(),
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+        )
         bar = engine.ProgressBar(enabled=self.context.is_main and not args.no_progress)
         started = time.monotonic()
-        window: Dict[str, float] = {}
+        window: dict[str, float] = {}
         window_count, window_started = 0, time.monotonic()
         elapsed = self.elapsed_before
         done = self.progress(elapsed) >= 1.0
@@ -328,10 +414,16 @@ class Trainer:
                     bar.update(min(progress, 1.0), self.iteration, losses["loss"], lr, elapsed, eta)
                 if self.iteration % args.log_every == 0 or done:
                     seconds = time.monotonic() - window_started
-                    self.log.write("train", iteration=self.iteration, epoch=self.epoch, lr=lr,
-                                   elapsed_s=round(elapsed, 2), progress=round(progress, 4),
-                                   s_per_iteration=round(seconds / window_count, 4),
-                                   **{name: round(total / window_count, 5) for name, total in window.items()})
+                    self.log.write(
+                        "train",
+                        iteration=self.iteration,
+                        epoch=self.epoch,
+                        lr=lr,
+                        elapsed_s=round(elapsed, 2),
+                        progress=round(progress, 4),
+                        s_per_iteration=round(seconds / window_count, 4),
+                        **{name: round(total / window_count, 5) for name, total in window.items()},
+                    )
                     window, window_count, window_started = {}, 0, time.monotonic()
                 if args.eval_every and self.iteration % args.eval_every == 0 and not done:
                     self.evaluate(f"iter{self.iteration:07d}")
@@ -350,8 +442,12 @@ class Trainer:
         if self.context.is_main:
             final = engine.strip_for_inference(self.checkpoint(elapsed))
             engine.save_atomic(final, os.path.join(args.output_dir, "model-final.pt"))
-        summary = {"iterations": self.iteration, "epochs": self.epoch + self.batch_in_epoch / self.order.batches_per_epoch(),
-                   "elapsed_s": round(elapsed, 1), "metrics": self.last_metrics}
+        summary = {
+            "iterations": self.iteration,
+            "epochs": self.epoch + self.batch_in_epoch / self.order.batches_per_epoch(),
+            "elapsed_s": round(elapsed, 1),
+            "metrics": self.last_metrics,
+        }
         if self.context.enabled:
             summary["ranks_in_sync"] = engine.replicas_identical(self.model, self.context)
         self.log.write("end", **summary)
@@ -359,7 +455,9 @@ class Trainer:
         return summary
 
     def eta(self, elapsed: float, progress: float, window_seconds: float, window_count: int) -> float:
-        if self.args.time_budget > 0 and (self.args.iterations <= 0 or elapsed / (60 * self.args.time_budget) >= progress):
+        if self.args.time_budget > 0 and (
+            self.args.iterations <= 0 or elapsed / (60 * self.args.time_budget) >= progress
+        ):
             return max(0.0, 60 * self.args.time_budget - elapsed)
         per_iteration = window_seconds / max(window_count, 1)
         return max(0, self.args.iterations - self.iteration) * per_iteration
@@ -380,12 +478,25 @@ class Trainer:
                 if not self.evaluator_warned:
                     print(f"warning: skipping evaluation: {error}", file=sys.stderr)
                 self.evaluator_warned = True
-                self.log.write("eval_skipped", tag=tag, iteration=self.iteration, reason=str(error),
-                               detections=detections_path, annotations=annotations)
+                self.log.write(
+                    "eval_skipped",
+                    tag=tag,
+                    iteration=self.iteration,
+                    reason=str(error),
+                    detections=detections_path,
+                    annotations=annotations,
+                )
             else:
                 self.last_metrics = metrics
-                self.log.write("eval", tag=tag, iteration=self.iteration, detections=detections_path,
-                               annotations=annotations, seconds=round(time.monotonic() - started, 1), metrics=metrics)
+                self.log.write(
+                    "eval",
+                    tag=tag,
+                    iteration=self.iteration,
+                    detections=detections_path,
+                    annotations=annotations,
+                    seconds=round(time.monotonic() - started, 1),
+                    metrics=metrics,
+                )
         if self.context.enabled:
             torch.distributed.barrier()
 
@@ -404,7 +515,7 @@ class Trainer:
         return path
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     context = engine.init_distributed(prefer_cuda=not args.cpu)
