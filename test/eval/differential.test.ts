@@ -1,0 +1,228 @@
+/**
+ * Our COCOeval against the live Python references on seeded synthetic datasets (synthetic-coco.ts):
+ * pycocotools 2.0.11 and faster-coco-eval 1.8.0, run by tools/eval/coco_reference.py with
+ * pythonExecutable() ($CPWC_PYTHON, else .venv/bin/python; the packages of scripts/constraints.txt).
+ *
+ * pycocotools: equal bit for bit in the whole precision[T,R,K,A,M] and recall[T,K,A,M] arrays,
+ * every per-category metric and the AP per IoU threshold. The 12 stats agree to 1e-12: they are
+ * numpy means of up to K*1010 values, and numpy 2.4 sums a contiguous array pairwise in one piece
+ * where numpy 1.24 (whose results we reproduce, see numeric.ts and fixtures.test.ts) sums blocks of
+ * 8192, so a mean over more than 8192 values can differ in the last bit.
+ * faster-coco-eval: the same arrays apart from one documented difference (see ONE_MINUS below);
+ * every mean agrees to 1e-12. How many stats are bit-identical is printed for both.
+ *
+ * The seeds are fixed; CPWC_EVAL_DIFF_SEED=N shifts them all by N for a wider search by hand.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { evaluateFiles, type EvaluationRun } from '../../src/eval/evaluate';
+import { DEFAULT_PARAMS } from '../../src/eval/params';
+import { pythonExecutable } from '../helpers/python';
+import { ROOT, tempDir, writeSyntheticCase, type SyntheticFiles } from './helpers';
+import type { SyntheticCounts, SyntheticOptions } from './synthetic-coco';
+
+const LIBRARIES = ['pycocotools', 'faster-coco-eval'] as const;
+type Library = (typeof LIBRARIES)[number];
+
+const VERSIONS: Record<Library, string> = { pycocotools: '2.0.11', 'faster-coco-eval': '1.8.0' };
+
+type CategoryNumbers = Record<string, number> & { category_id: number };
+
+interface ReferenceResult {
+  case: string;
+  library: Library;
+  stats: number[];
+  ap_per_iou_threshold: number[];
+  per_category: CategoryNumbers[];
+  shape: number[];
+  params: { iouThrs: number[]; recThrs: number[]; maxDets: number[]; areaRng: number[][]; areaRngLbl: string[] };
+}
+
+interface ReferenceReport {
+  versions: Record<string, string>;
+  results: ReferenceResult[];
+}
+
+const SHIFT = Number(process.env['CPWC_EVAL_DIFF_SEED'] ?? '0');
+if (!Number.isInteger(SHIFT)) throw new Error(`CPWC_EVAL_DIFF_SEED must be an integer, got ${process.env['CPWC_EVAL_DIFF_SEED']}`);
+
+/** 36 small cases of varied shape, and 4 larger ones whose stats average more than 8192 values. */
+const CASES: SyntheticOptions[] = [
+  ...Array.from({ length: 36 }, (_, i) => ({
+    seed: 1000 + i + SHIFT,
+    images: 4 + ((i * 7) % 29),
+    categories: 2 + ((i * 5) % 11),
+    maxObjectsPerImage: 1 + ((i * 3) % 12),
+  })),
+  ...Array.from({ length: 4 }, (_, i) => ({ seed: 2000 + i + SHIFT, images: 120, categories: 15 + 5 * i })),
+];
+
+function runReferences(cases: readonly SyntheticFiles[]): ReferenceReport {
+  const python = pythonExecutable();
+  const script = join(ROOT, 'tools/eval/coco_reference.py');
+  const args = [script, '--arrays', ...LIBRARIES.flatMap((l) => ['--library', l]), ...cases.map((c) => join(c.gt, '..'))];
+  const result = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  if (result.error !== undefined || result.status !== 0) {
+    throw new Error(
+      `the Python references did not run (${python} ${script}): ${result.error?.message ?? `exit ${result.status}`}\n${result.stderr}\n` +
+        'Create the venv with pycocotools and faster-coco-eval (pip install -c scripts/constraints.txt pycocotools faster-coco-eval) ' +
+        'or point CPWC_PYTHON at a Python that has them.',
+    );
+  }
+  return JSON.parse(result.stdout) as ReferenceReport;
+}
+
+function readF64(file: string): Float64Array {
+  const bytes = readFileSync(file);
+  return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+}
+
+/** The first index where two arrays differ (Object.is: -0 and NaN count), or -1. */
+function firstDifference(a: Float64Array, b: Float64Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}
+
+function ourCategoryNumbers(run: EvaluationRun): CategoryNumbers[] {
+  return run.summary.per_category.map((c) => ({
+    category_id: c.category_id,
+    ap: c.ap,
+    ap50: c.ap50,
+    ap75: c.ap75,
+    ap_small: c.ap_small,
+    ap_medium: c.ap_medium,
+    ap_large: c.ap_large,
+    ar1: c.ar1,
+    ar10: c.ar10,
+    ar100: c.ar100,
+    ar_small: c.ar_small,
+    ar_medium: c.ar_medium,
+    ar_large: c.ar_large,
+  }));
+}
+
+const root = tempDir('cpwc-eval-diff-');
+const files = CASES.map((options) => writeSyntheticCase(join(root, `seed-${options.seed}`), options));
+let report: ReferenceReport;
+const ours = new Map<string, EvaluationRun>();
+const exactStats: Record<Library, number> = { pycocotools: 0, 'faster-coco-eval': 0 };
+let maxStatDifference = 0;
+
+beforeAll(() => {
+  report = runReferences(files);
+  for (const f of files) ours.set(join(f.gt, '..'), evaluateFiles(f.gt, f.dt));
+});
+
+afterAll(() => {
+  const total = files.length * 12;
+  process.stdout.write(
+    `differential: ${files.length} cases; stats bit-identical: pycocotools ${exactStats.pycocotools}/${total}, ` +
+      `faster-coco-eval ${exactStats['faster-coco-eval']}/${total}; largest stat difference ${maxStatDifference}\n`,
+  );
+});
+
+it('runs the pinned reference versions', () => {
+  expect(report.versions).toMatchObject(VERSIONS);
+  expect(report.results).toHaveLength(files.length * LIBRARIES.length);
+});
+
+it('covers every edge case it claims to', () => {
+  const sum = (key: keyof SyntheticCounts): number => files.reduce((n, f) => n + f.data.counts[key], 0);
+  for (const key of [
+    'images_empty',
+    'images_without_gt',
+    'gt_crowd',
+    'gt_area_1024',
+    'gt_area_9216',
+    'gt_duplicate_boxes',
+    'detections_unknown_category',
+    'detections_in_category_without_gt',
+    'detections_area_boundary',
+    'detections_at_iou_threshold',
+  ] as const) {
+    expect([key, sum(key) > 0]).toEqual([key, true]);
+  }
+  // Every case has one (image, category) with more than 100 detections, and some cases round scores.
+  for (const f of files) expect(f.data.counts.detections_in_crowded_cell).toBeGreaterThan(100);
+  expect(files.filter((f) => f.data.counts.score_quantum >= 0.05).length).toBeGreaterThan(3);
+  // Exact score ties across detections of one case (the stable sort decides them).
+  const tied = files.filter((f) => new Set(f.data.dt.map((d) => d.score)).size < f.data.dt.length);
+  expect(tied).toHaveLength(files.length);
+});
+
+it('generates the same files from the same seed', () => {
+  const again = writeSyntheticCase(join(tempDir(), 'again'), CASES[0]!);
+  expect(readFileSync(again.gt, 'utf8')).toBe(readFileSync(files[0]!.gt, 'utf8'));
+  expect(readFileSync(again.dt, 'utf8')).toBe(readFileSync(files[0]!.dt, 'utf8'));
+});
+
+/**
+ * faster-coco-eval's accumulate() (detectron2's C++) computes precision as tp / (tp + fp), without
+ * pycocotools' + np.spacing(1): where the ranking so far is one true positive, it gives 1 where
+ * pycocotools (and we) give 1 / (1 + eps). That is the only difference in its arrays.
+ */
+const ONE_MINUS = 1 / (1 + 2.220446049250313e-16);
+
+function fasterCocoEvalPrecision(ours: Float64Array): Float64Array {
+  return ours.map((v) => (v === ONE_MINUS ? 1 : v));
+}
+
+/** Per-value comparison within `tolerance`, reporting the first value outside it. */
+function expectClose(what: string, ours: readonly number[], theirs: readonly number[], tolerance: number): void {
+  expect(ours).toHaveLength(theirs.length);
+  const bad = ours.findIndex((v, i) => !(Math.abs(v - theirs[i]!) <= tolerance));
+  expect(bad < 0 ? 'all within tolerance' : `${what}[${bad}]: ours ${ours[bad]}, reference ${theirs[bad]}`).toBe('all within tolerance');
+}
+
+const categoryValues = (rows: readonly CategoryNumbers[]): number[] => rows.flatMap((r) => Object.keys(r).sort().map((k) => r[k]!));
+
+describe.each(LIBRARIES)('equals %s', (library) => {
+  const resultFor = (dir: string): ReferenceResult => {
+    const r = report.results.find((x) => x.case === dir && x.library === library);
+    if (r === undefined) throw new Error(`no ${library} result for ${dir}`);
+    return r;
+  };
+
+  it('uses the same parameters (linspace thresholds, area ranges, maxDets)', () => {
+    const { params } = resultFor(join(files[0]!.gt, '..'));
+    expect(Array.from(DEFAULT_PARAMS.iouThrs)).toEqual(params.iouThrs);
+    expect(Array.from(DEFAULT_PARAMS.recThrs)).toEqual(params.recThrs);
+    expect(DEFAULT_PARAMS.maxDets).toEqual(params.maxDets);
+    expect(DEFAULT_PARAMS.areaRanges.map((r) => [...r])).toEqual(params.areaRng);
+    expect(DEFAULT_PARAMS.areaLabels).toEqual(params.areaRngLbl);
+  });
+
+  it.each(CASES.map((c) => [c.seed, c.images, c.categories]))('seed %d (%d images, %d categories)', (seed) => {
+    const dir = join(root, `seed-${seed}`);
+    const ref = resultFor(dir);
+    const run = ours.get(dir)!;
+    const { T, R, K, A, M } = run.evaluation.dims;
+    expect(ref.shape).toEqual([T, R, K, A, M]);
+
+    const precision = readF64(join(dir, `${library}.precision.f64`));
+    const recall = readF64(join(dir, `${library}.recall.f64`));
+    const ourPrecision = library === 'pycocotools' ? run.evaluation.precision : fasterCocoEvalPrecision(run.evaluation.precision);
+    expect({ precision: firstDifference(ourPrecision, precision), recall: firstDifference(run.evaluation.recall, recall) }).toEqual({
+      precision: -1,
+      recall: -1,
+    });
+
+    const categories = ourCategoryNumbers(run);
+    expect(categories.map((c) => c.category_id)).toEqual(ref.per_category.map((c) => c.category_id));
+    if (library === 'pycocotools') {
+      expect(categories).toEqual(ref.per_category);
+      expect(run.summary.ap_per_iou_threshold).toEqual(ref.ap_per_iou_threshold);
+    } else {
+      expectClose('per-category metric', categoryValues(categories), categoryValues(ref.per_category), 1e-12);
+      expectClose('AP per IoU threshold', run.summary.ap_per_iou_threshold, ref.ap_per_iou_threshold, 1e-12);
+    }
+
+    expectClose('stats', run.summary.stats, ref.stats, 1e-12);
+    run.summary.stats.forEach((value, i) => {
+      if (value === ref.stats[i]) exactStats[library]++;
+      maxStatDifference = Math.max(maxStatDifference, Math.abs(value - ref.stats[i]!));
+    });
+  });
+});
