@@ -107,8 +107,15 @@ const root = tempDir('cpwc-eval-diff-');
 const files = CASES.map((options) => writeSyntheticCase(join(root, `seed-${options.seed}`), options));
 let report: ReferenceReport;
 const ours = new Map<string, EvaluationRun>();
-const exactStats: Record<Library, number> = { pycocotools: 0, 'faster-coco-eval': 0 };
-let maxStatDifference = 0;
+/** What the comparisons saw, printed at the end: bit-identical stats and the largest differences. */
+const seen = Object.fromEntries(LIBRARIES.map((l) => [l, { exactStats: 0, stats: 0, perCategory: 0, apPerIou: 0 }])) as Record<
+  Library,
+  { exactStats: number; stats: number; perCategory: number; apPerIou: number }
+>;
+
+function largestDifference(ours: readonly number[], theirs: readonly number[]): number {
+  return ours.reduce((m, v, i) => Math.max(m, Math.abs(v - theirs[i]!)), 0);
+}
 
 beforeAll(() => {
   report = runReferences(files);
@@ -117,10 +124,13 @@ beforeAll(() => {
 
 afterAll(() => {
   const total = files.length * 12;
-  process.stdout.write(
-    `differential: ${files.length} cases; stats bit-identical: pycocotools ${exactStats.pycocotools}/${total}, ` +
-      `faster-coco-eval ${exactStats['faster-coco-eval']}/${total}; largest stat difference ${maxStatDifference}\n`,
-  );
+  for (const library of LIBRARIES) {
+    const x = seen[library];
+    process.stdout.write(
+      `differential vs ${library}: ${files.length} cases; stats bit-identical ${x.exactStats}/${total}; largest difference: ` +
+        `stats ${x.stats}, per-category ${x.perCategory}, AP per IoU threshold ${x.apPerIou}\n`,
+    );
+  }
 });
 
 it('runs the pinned reference versions', () => {
@@ -220,9 +230,10 @@ describe.each(LIBRARIES)('equals %s', (library) => {
     }
 
     expectClose('stats', run.summary.stats, ref.stats, 1e-12);
-    run.summary.stats.forEach((value, i) => {
-      if (value === ref.stats[i]) exactStats[library]++;
-      maxStatDifference = Math.max(maxStatDifference, Math.abs(value - ref.stats[i]!));
-    });
+    const x = seen[library];
+    x.exactStats += run.summary.stats.filter((v, i) => v === ref.stats[i]).length;
+    x.stats = Math.max(x.stats, largestDifference(run.summary.stats, ref.stats));
+    x.perCategory = Math.max(x.perCategory, largestDifference(categoryValues(categories), categoryValues(ref.per_category)));
+    x.apPerIou = Math.max(x.apPerIou, largestDifference(run.summary.ap_per_iou_threshold, ref.ap_per_iou_threshold));
   });
 });
