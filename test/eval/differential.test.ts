@@ -14,12 +14,13 @@
  * The seeds are fixed; CPWC_EVAL_DIFF_SEED=N shifts them all by N for a wider search by hand.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateFiles, type EvaluationRun } from '../../src/eval/evaluate';
 import { DEFAULT_PARAMS } from '../../src/eval/params';
 import { pythonExecutable } from '../helpers/python';
-import { ROOT, tempDir, writeSyntheticCase, type SyntheticFiles } from './helpers';
+import { EvalError } from '../../src/eval/errors';
+import { ROOT, tempDir, writeSyntheticCase, writeTemp } from './helpers';
 import type { SyntheticCounts, SyntheticOptions } from './synthetic-coco';
 
 const LIBRARIES = ['pycocotools', 'faster-coco-eval'] as const;
@@ -32,6 +33,8 @@ type CategoryNumbers = Record<string, number> & { category_id: number };
 interface ReferenceResult {
   case: string;
   library: Library;
+  /** Set instead of the numbers when the library raised on this input ("KeyError: 'iscrowd'"). */
+  error?: string;
   stats: number[];
   ap_per_iou_threshold: number[];
   per_category: CategoryNumbers[];
@@ -58,10 +61,10 @@ const CASES: SyntheticOptions[] = [
   ...Array.from({ length: 4 }, (_, i) => ({ seed: 2000 + i + SHIFT, images: 120, categories: 15 + 5 * i })),
 ];
 
-function runReferences(cases: readonly SyntheticFiles[]): ReferenceReport {
+function runReferences(dirs: readonly string[]): ReferenceReport {
   const python = pythonExecutable();
   const script = join(ROOT, 'tools/eval/coco_reference.py');
-  const args = [script, '--arrays', ...LIBRARIES.flatMap((l) => ['--library', l]), ...cases.map((c) => join(c.gt, '..'))];
+  const args = [script, '--arrays', ...LIBRARIES.flatMap((l) => ['--library', l]), ...dirs];
   const result = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   if (result.error !== undefined || result.status !== 0) {
     throw new Error(
@@ -117,8 +120,74 @@ function largestDifference(ours: readonly number[], theirs: readonly number[]): 
   return ours.reduce((m, v, i) => Math.max(m, Math.abs(v - theirs[i]!)), 0);
 }
 
+/**
+ * Inputs on which the references part ways: 'equal' means the library scores it and we equal it
+ * (as for the synthetic cases); a RegExp is the error the library raises; 'scores' means it scores
+ * it and we refuse the file (the `ours` error code).
+ */
+interface Probe {
+  name: string;
+  gt: Record<string, unknown>;
+  dt: Record<string, unknown>[];
+  references: Record<Library, 'equal' | 'scores' | RegExp>;
+  ours?: string;
+}
+
+const PROBE_IMAGES = [1, 2].map((id) => ({ id, width: 100, height: 100, file_name: `${id}.jpg` }));
+const PROBE_GT = [
+  { id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], area: 400, iscrowd: 0 },
+  { id: 2, image_id: 2, category_id: 1, bbox: [10, 10, 50, 50], area: 2500, iscrowd: 0 },
+];
+const PROBE_DT = [
+  { image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], score: 0.9 },
+  { image_id: 2, category_id: 1, bbox: [12, 10, 50, 50], score: 0.8 },
+  { image_id: 2, category_id: 1, bbox: [60, 60, 30, 30], score: 0.85 },
+];
+const probeGt = (annotations: Record<string, unknown>[]): Record<string, unknown> => ({
+  images: PROBE_IMAGES,
+  categories: [{ id: 1, name: 'a' }],
+  annotations,
+});
+
+const PROBES: Probe[] = [
+  { name: 'an empty results list', gt: probeGt(PROBE_GT), dt: [], references: { pycocotools: /^IndexError/, 'faster-coco-eval': 'equal' } },
+  {
+    name: 'GT annotations without iscrowd',
+    gt: probeGt(PROBE_GT.map(({ iscrowd: _, ...a }) => a)),
+    dt: PROBE_DT,
+    references: { pycocotools: /^KeyError: 'iscrowd'/, 'faster-coco-eval': 'equal' },
+  },
+  {
+    name: "a GT 'ignore' field (iscrowd overrides it)",
+    gt: probeGt([{ ...PROBE_GT[0]!, ignore: 1 }, { ...PROBE_GT[1]!, ignore: 0, iscrowd: 1 }]),
+    dt: PROBE_DT,
+    references: { pycocotools: 'equal', 'faster-coco-eval': 'equal' },
+  },
+  {
+    name: "a detection 'area' field (w*h overrides it)",
+    gt: probeGt(PROBE_GT),
+    dt: PROBE_DT.map((d) => ({ ...d, area: 5000 })),
+    references: { pycocotools: 'equal', 'faster-coco-eval': 'equal' },
+  },
+  {
+    name: 'GT annotations without area',
+    gt: probeGt(PROBE_GT.map(({ area: _, ...a }) => a)),
+    dt: PROBE_DT,
+    references: { pycocotools: /^KeyError: 'area'/, 'faster-coco-eval': 'scores' },
+    ours: 'FIELD_MISSING',
+  },
+];
+
+const probeDirs = PROBES.map((_, i) => join(root, `probe-${i}`));
+
 beforeAll(() => {
-  report = runReferences(files);
+  PROBES.forEach((probe, i) => {
+    const dir = probeDirs[i]!;
+    mkdirSync(dir);
+    writeTemp(dir, 'gt.json', JSON.stringify(probe.gt));
+    writeTemp(dir, 'dt.json', JSON.stringify(probe.dt));
+  });
+  report = runReferences([...files.map((f) => join(f.gt, '..')), ...probeDirs]);
   for (const f of files) ours.set(join(f.gt, '..'), evaluateFiles(f.gt, f.dt));
 });
 
@@ -135,7 +204,7 @@ afterAll(() => {
 
 it('runs the pinned reference versions', () => {
   expect(report.versions).toMatchObject(VERSIONS);
-  expect(report.results).toHaveLength(files.length * LIBRARIES.length);
+  expect(report.results).toHaveLength((files.length + PROBES.length) * LIBRARIES.length);
 });
 
 it('covers every edge case it claims to', () => {
@@ -162,12 +231,6 @@ it('covers every edge case it claims to', () => {
   expect(tied).toHaveLength(files.length);
 });
 
-it('generates the same files from the same seed', () => {
-  const again = writeSyntheticCase(join(tempDir(), 'again'), CASES[0]!);
-  expect(readFileSync(again.gt, 'utf8')).toBe(readFileSync(files[0]!.gt, 'utf8'));
-  expect(readFileSync(again.dt, 'utf8')).toBe(readFileSync(files[0]!.dt, 'utf8'));
-});
-
 /**
  * faster-coco-eval's accumulate() (detectron2's C++) computes precision as tp / (tp + fp), without
  * pycocotools' + np.spacing(1): where the ranking so far is one true positive, it gives 1 where
@@ -188,15 +251,43 @@ function expectClose(what: string, ours: readonly number[], theirs: readonly num
 
 const categoryValues = (rows: readonly CategoryNumbers[]): number[] => rows.flatMap((r) => Object.keys(r).sort().map((k) => r[k]!));
 
-describe.each(LIBRARIES)('equals %s', (library) => {
-  const resultFor = (dir: string): ReferenceResult => {
-    const r = report.results.find((x) => x.case === dir && x.library === library);
-    if (r === undefined) throw new Error(`no ${library} result for ${dir}`);
-    return r;
-  };
+function resultFor(library: Library, dir: string): ReferenceResult {
+  const r = report.results.find((x) => x.case === dir && x.library === library);
+  if (r === undefined) throw new Error(`no ${library} result for ${dir}`);
+  return r;
+}
 
+/** Every comparison, for one library on one case; returns the stats compared. */
+function expectEqualToReference(library: Library, dir: string, run: EvaluationRun): ReferenceResult {
+  const ref = resultFor(library, dir);
+  expect(ref.error).toBeUndefined();
+  const { T, R, K, A, M } = run.evaluation.dims;
+  expect(ref.shape).toEqual([T, R, K, A, M]);
+
+  const precision = readF64(join(dir, `${library}.precision.f64`));
+  const recall = readF64(join(dir, `${library}.recall.f64`));
+  const ourPrecision = library === 'pycocotools' ? run.evaluation.precision : fasterCocoEvalPrecision(run.evaluation.precision);
+  expect({ precision: firstDifference(ourPrecision, precision), recall: firstDifference(run.evaluation.recall, recall) }).toEqual({
+    precision: -1,
+    recall: -1,
+  });
+
+  const categories = ourCategoryNumbers(run);
+  expect(categories.map((c) => c.category_id)).toEqual(ref.per_category.map((c) => c.category_id));
+  if (library === 'pycocotools') {
+    expect(categories).toEqual(ref.per_category);
+    expect(run.summary.ap_per_iou_threshold).toEqual(ref.ap_per_iou_threshold);
+  } else {
+    expectClose('per-category metric', categoryValues(categories), categoryValues(ref.per_category), 1e-12);
+    expectClose('AP per IoU threshold', run.summary.ap_per_iou_threshold, ref.ap_per_iou_threshold, 1e-12);
+  }
+  expectClose('stats', run.summary.stats, ref.stats, 1e-12);
+  return ref;
+}
+
+describe.each(LIBRARIES)('equals %s', (library) => {
   it('uses the same parameters (linspace thresholds, area ranges, maxDets)', () => {
-    const { params } = resultFor(join(files[0]!.gt, '..'));
+    const { params } = resultFor(library, join(files[0]!.gt, '..'));
     expect(Array.from(DEFAULT_PARAMS.iouThrs)).toEqual(params.iouThrs);
     expect(Array.from(DEFAULT_PARAMS.recThrs)).toEqual(params.recThrs);
     expect(DEFAULT_PARAMS.maxDets).toEqual(params.maxDets);
@@ -206,34 +297,40 @@ describe.each(LIBRARIES)('equals %s', (library) => {
 
   it.each(CASES.map((c) => [c.seed, c.images, c.categories]))('seed %d (%d images, %d categories)', (seed) => {
     const dir = join(root, `seed-${seed}`);
-    const ref = resultFor(dir);
     const run = ours.get(dir)!;
-    const { T, R, K, A, M } = run.evaluation.dims;
-    expect(ref.shape).toEqual([T, R, K, A, M]);
-
-    const precision = readF64(join(dir, `${library}.precision.f64`));
-    const recall = readF64(join(dir, `${library}.recall.f64`));
-    const ourPrecision = library === 'pycocotools' ? run.evaluation.precision : fasterCocoEvalPrecision(run.evaluation.precision);
-    expect({ precision: firstDifference(ourPrecision, precision), recall: firstDifference(run.evaluation.recall, recall) }).toEqual({
-      precision: -1,
-      recall: -1,
-    });
-
-    const categories = ourCategoryNumbers(run);
-    expect(categories.map((c) => c.category_id)).toEqual(ref.per_category.map((c) => c.category_id));
-    if (library === 'pycocotools') {
-      expect(categories).toEqual(ref.per_category);
-      expect(run.summary.ap_per_iou_threshold).toEqual(ref.ap_per_iou_threshold);
-    } else {
-      expectClose('per-category metric', categoryValues(categories), categoryValues(ref.per_category), 1e-12);
-      expectClose('AP per IoU threshold', run.summary.ap_per_iou_threshold, ref.ap_per_iou_threshold, 1e-12);
-    }
-
-    expectClose('stats', run.summary.stats, ref.stats, 1e-12);
+    const ref = expectEqualToReference(library, dir, run);
     const x = seen[library];
     x.exactStats += run.summary.stats.filter((v, i) => v === ref.stats[i]).length;
     x.stats = Math.max(x.stats, largestDifference(run.summary.stats, ref.stats));
-    x.perCategory = Math.max(x.perCategory, largestDifference(categoryValues(categories), categoryValues(ref.per_category)));
+    const categories = categoryValues(ourCategoryNumbers(run));
+    x.perCategory = Math.max(x.perCategory, largestDifference(categories, categoryValues(ref.per_category)));
     x.apPerIou = Math.max(x.apPerIou, largestDifference(run.summary.ap_per_iou_threshold, ref.ap_per_iou_threshold));
+  });
+});
+
+describe.each(PROBES.map((probe, i) => [probe.name, probe, i] as const))('on %s', (_, probe, i) => {
+  const dir = (): string => probeDirs[i]!;
+  const evaluateProbe = (): EvaluationRun => evaluateFiles(join(dir(), 'gt.json'), join(dir(), 'dt.json'));
+
+  it(probe.ours === undefined ? 'we score it' : `we refuse it with ${probe.ours}`, () => {
+    if (probe.ours === undefined) {
+      expect(evaluateProbe().summary.stats).toHaveLength(12);
+    } else {
+      let error: unknown;
+      try {
+        evaluateProbe();
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(EvalError);
+      expect((error as EvalError).code).toBe(probe.ours);
+    }
+  });
+
+  it.each(LIBRARIES)('%s', (library) => {
+    const expected = probe.references[library];
+    if (expected === 'equal') expectEqualToReference(library, dir(), evaluateProbe());
+    else if (expected === 'scores') expect(resultFor(library, dir()).stats).toHaveLength(12);
+    else expect(resultFor(library, dir()).error).toMatch(expected);
   });
 });

@@ -111,6 +111,7 @@ function reference(library, dir) {
   }
   const report = JSON.parse(result.stdout);
   const r = report.results[0];
+  if (r.error !== undefined) return { error: `${library} cannot score this case: ${r.error}` };
   return { cpu: r.cpu_seconds, load: r.load_cpu_seconds, stats: r.stats, version: report.versions[library] };
 }
 

@@ -6,7 +6,8 @@ per IoU threshold and per-category metrics defined as in cpwc-detect's ``summari
 the entries > -1 of ``precision[:, :, k, area, maxDets]`` (AP) or ``recall[:, k, area, maxDets]``
 (AR), -1 when there are none. With --arrays it also writes ``<library>.precision.f64`` and
 ``<library>.recall.f64`` (float64, little-endian, numpy C order) into the case directory, for a
-bit-by-bit comparison of the whole accumulate() output.
+bit-by-bit comparison of the whole accumulate() output. A case a library cannot score (it raises)
+gives ``{"case", "library", "error"}`` with the exception's type and message.
 
 CPU time (``time.process_time``) is measured around evaluate() + accumulate() + summarize() only,
 and around loading (COCO() + loadRes()) separately; --repeat N gives the median of N evaluations.
@@ -163,6 +164,18 @@ def write_arrays(ev: Any, case: Path, library: str) -> None:
 
 
 def run_case(library: str, case: Path, repeat: int, arrays: bool) -> dict[str, Any]:
+    """One library on one case; an input the library cannot score gives {"error": ...} instead."""
+    try:
+        return score_case(library, case, repeat, arrays)
+    except Exception as err:  # noqa: BLE001 - the error is the result: which inputs a library refuses
+        return {
+            "case": str(case),
+            "library": library,
+            "error": f"{type(err).__name__}: {err}",
+        }
+
+
+def score_case(library: str, case: Path, repeat: int, arrays: bool) -> dict[str, Any]:
     start = time.process_time()
     gt, dt = load(library, case)
     load_seconds = time.process_time() - start
