@@ -39,6 +39,19 @@ describe('syntheticCoco', () => {
     expect(Math.max(...perCell.values())).toBeGreaterThan(100);
   });
 
+  it('ties scores across the maxDets=100 cut of the crowded (image, category)', () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const { dt } = syntheticCoco({ seed, images: 5, categories: 2 });
+      const perCell = new Map<string, number[]>();
+      for (const d of dt) {
+        const key = `${d.image_id}/${d.category_id}`;
+        perCell.set(key, [...(perCell.get(key) ?? []), d.score]);
+      }
+      const crowded = [...perCell.values()].find((scores) => scores.length > 100)!.sort((x, y) => y - x);
+      expect([seed, crowded[98] === crowded[99] && crowded[99] === crowded[100]]).toEqual([seed, true]);
+    }
+  });
+
   it.each([
     [{ seed: 1, images: 3, categories: 4 }, 'images must be an integer >= 4, got 3'],
     [{ seed: 1, images: 10, categories: 1 }, 'categories must be an integer >= 2, got 1'],

@@ -365,11 +365,16 @@ function crowdedImage(b: Builder, rng: Rng, image: SyntheticImage, categoryId: n
     objects.push(b.addGt(image, categoryId, bbox, b.gtArea(bbox), rng.chance(0.05)));
   }
   const n = rng.int(101, 180);
-  const tieScore = b.score(0.2, 0.8);
+  const scores = Array.from({ length: n }, () => b.score(0, 1));
+  // Places 95 to 106 (by score) get one score: the stable sort's order decides which make the cut.
+  const ranked = [...scores].sort((x, y) => y - x);
+  const tie = ranked[99]!;
+  const high = ranked[94]!;
+  const low = ranked[Math.min(105, n - 1)]!;
   for (let i = 0; i < n; i++) {
     const bbox = rng.chance(0.6) ? b.jittered(rng.pick(objects).bbox, 0.15) : b.randomBox(image);
-    // A block of exactly tied scores straddles the 100th place.
-    b.addDet(image.id, categoryId, bbox, i % 7 === 0 ? tieScore : b.score(0, 1));
+    const score = scores[i]!;
+    b.addDet(image.id, categoryId, bbox, score <= high && score >= low ? tie : score);
     b.counts.detections_in_crowded_cell++;
   }
 }
