@@ -11,9 +11,9 @@
 // from test/eval/synthetic-coco.ts (--synthetic forces it; 600 images, 80 categories by default).
 // Every run's stats are checked against the references (1e-12) and, for a golden case, expected.json.
 //
-// Usage: node tools/bench/bench-eval.mjs [--runs N] [--case case-large | --synthetic [--seed S] [--images N]] [--json]
+// Usage: node tools/bench/bench-eval.mjs [--runs N] [--case case-large | --synthetic [--seed S] [--images N] [--categories N]] [--json]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -74,6 +74,7 @@ function prepareCase() {
   const options = { seed: Number(values.seed), images: positiveInteger('images'), categories: positiveInteger('categories'), maxObjectsPerImage: 30 };
   if (!Number.isInteger(options.seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-eval-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const data = loadSyntheticGenerator(dir)(options);
   const caseDir = join(dir, 'case');
   mkdirSync(caseDir);
@@ -99,7 +100,9 @@ function timed(argv) {
     return Number(m[1]) * 60 + Number(m[2]);
   };
   const [user, sys] = lines[lines.length - 1].trim().split(/\s+/).map(seconds);
-  return { cpu: user + sys, stdout: readFileSync(outFile, 'utf8') };
+  const stdout = readFileSync(outFile, 'utf8');
+  rmSync(outFile);
+  return { cpu: user + sys, stdout };
 }
 
 /** One evaluation by a Python reference: { cpu, load, stats, version }, or { error } when it cannot run. */
