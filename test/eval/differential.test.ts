@@ -14,7 +14,7 @@
  * The seeds are fixed; CPWC_EVAL_DIFF_SEED=N shifts them all by N for a wider search by hand.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateFiles, type EvaluationRun } from '../../src/eval/evaluate';
 import { DEFAULT_PARAMS } from '../../src/eval/params';
@@ -76,9 +76,11 @@ function runReferences(dirs: readonly string[]): ReferenceReport {
   return JSON.parse(result.stdout) as ReferenceReport;
 }
 
+/** A float64 little-endian file as written by coco_reference.py --arrays (copied: no alignment assumption). */
 function readF64(file: string): Float64Array {
   const bytes = readFileSync(file);
-  return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Float64Array.from({ length: bytes.byteLength / 8 }, (_, i) => view.getFloat64(8 * i, true));
 }
 
 /** The first index where two arrays differ (Object.is: -0 and NaN count), or -1. */
@@ -192,6 +194,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
+  rmSync(root, { recursive: true, force: true }); // about 65 MB of arrays
   const total = files.length * 12;
   for (const library of LIBRARIES) {
     const x = seen[library];
