@@ -6,7 +6,7 @@
  * IoUs are computed once per (image, category) and reused for the four area ranges, and each
  * detection's outcome (true positive / false positive / ignored) per (area range, IoU threshold)
  * goes into a byte table that accumulation walks in score order.
- * The rules that must be copied exactly are listed in shared/fixtures/coco-eval/README.md.
+ * The rules that must be copied exactly are listed in docs/eval.md.
  */
 import type { Detections } from './detections';
 import type { GroundTruth, GroundTruthAnnotations } from './ground-truth';

@@ -1,5 +1,5 @@
 /**
- * One hand-made case per pycocotools rule (see shared/fixtures/coco-eval/README.md). Expected
+ * One hand-made case per pycocotools rule (see docs/eval.md). Expected
  * values are worked out by hand in the comments; each case would give a different number if the
  * rule were implemented the obvious-but-wrong way. Values are compared to 12 digits because
  * pycocotools computes precision as tp / (tp + fp + eps): a perfect ranking scores 0.9999999999999998.

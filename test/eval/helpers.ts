@@ -6,6 +6,7 @@ import { join, relative } from 'node:path';
 import { DetectionTable, type Detections } from '../../src/eval/detections';
 import { evaluateLoaded, type EvaluationRun } from '../../src/eval/evaluate';
 import { parseGroundTruth, type GroundTruth } from '../../src/eval/ground-truth';
+import { syntheticCoco, type SyntheticCase, type SyntheticOptions } from './synthetic-coco';
 
 export type Box = [number, number, number, number];
 
@@ -85,8 +86,27 @@ export function writeTemp(dir: string, name: string, content: string | Buffer): 
   return file;
 }
 
-/** Shared fixtures live beside the repository (CI has them at ../shared too). */
-export const FIXTURES = join(__dirname, '../../../shared/fixtures/coco-eval');
+/**
+ * The golden pycocotools cases of ../shared/fixtures/coco-eval, beside the repository in the
+ * project's own checkouts but not in a user's clone: tests that use them are an extra check and
+ * run only where they are present (see SHARED_FIXTURES_PRESENT). Everything else uses
+ * writeSyntheticCase.
+ */
+export const SHARED_FIXTURES = join(__dirname, '../../../shared/fixtures/coco-eval');
+export const SHARED_FIXTURES_PRESENT = existsSync(join(SHARED_FIXTURES, 'README.md'));
+
+export interface SyntheticFiles {
+  gt: string;
+  dt: string;
+  data: SyntheticCase;
+}
+
+/** Writes a synthetic case (see synthetic-coco.ts) as `dir`/gt.json and `dir`/dt.json. */
+export function writeSyntheticCase(dir: string, options: SyntheticOptions): SyntheticFiles {
+  mkdirSync(dir, { recursive: true });
+  const data = syntheticCoco(options);
+  return { gt: writeTemp(dir, 'gt.json', JSON.stringify(data.gt)), dt: writeTemp(dir, 'dt.json', JSON.stringify(data.dt)), data };
+}
 
 export const ROOT = join(__dirname, '../..');
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { EvalError } from '../../src/eval/errors';
 import { evaluateFiles } from '../../src/eval/evaluate';
 import { readResultsFile, type ResultsFormat } from '../../src/eval/results-reader';
-import { FIXTURES, tempDir, writeTemp } from './helpers';
+import { tempDir, writeSyntheticCase, writeTemp } from './helpers';
 
 function readAll(file: string, chunkBytes?: number): { records: unknown[]; lines: number[]; format: ResultsFormat } {
   const records: unknown[] = [];
@@ -30,7 +30,8 @@ function readError(file: string, chunkBytes?: number): EvalError {
 }
 
 const dir = tempDir();
-const basicDt = join(FIXTURES, 'case-basic', 'dt.json');
+const synthetic = writeSyntheticCase(join(dir, 'synthetic'), { seed: 3, images: 12, categories: 5 });
+const basicDt = synthetic.dt;
 const basicRecords = JSON.parse(readFileSync(basicDt, 'utf8')) as Record<string, unknown>[];
 const jsonl = writeTemp(dir, 'basic.jsonl', `${basicRecords.map((r) => JSON.stringify(r)).join('\n')}\n`);
 
@@ -101,7 +102,7 @@ describe('JSON Lines', () => {
   });
 
   it('gives the same evaluation as the JSON array', () => {
-    const gt = join(FIXTURES, 'case-basic', 'gt.json');
+    const gt = synthetic.gt;
     expect(evaluateFiles(gt, jsonl).summary).toEqual(evaluateFiles(gt, basicDt).summary);
   });
 
