@@ -63,8 +63,9 @@ function byShardName(a: string, b: string): number {
 }
 
 /**
- * Copies into `run` every image a shard finished that `run` has not (a skipped image is replaced
- * by a shard's detected one), in shard order; returns what each shard held.
+ * Copies into `run` every image a shard detected that `run` has not, in shard order; returns
+ * what each shard held. Images a shard could not read are not copied: the merge run tries them
+ * again itself, like every image no shard finished.
  */
 export function importShards(run: RunDirectory, shards: ShardDirectory[], gt: GroundTruth): ShardImport[] {
   const known = new Set(gt.images.map((image) => image.id));
@@ -73,10 +74,9 @@ export function importShards(run: RunDirectory, shards: ShardDirectory[], gt: Gr
     let imported = 0;
     let done = 0;
     for (const { record, lines } of recorded) {
-      if (record.status === 'done') done++;
-      if (!known.has(record.image_id)) continue;
-      const current = run.images.get(record.image_id);
-      if (current !== undefined && (current.status === 'done' || record.status === 'skipped')) continue;
+      if (record.status !== 'done') continue;
+      done++;
+      if (!known.has(record.image_id) || run.images.get(record.image_id)?.status === 'done') continue;
       const { detections_end: _end, ...rest } = record;
       run.commitImage(rest, lines);
       imported++;
