@@ -2,8 +2,9 @@
  * Detection through running cpwc-detect servers (`eval --server URL[,URL…]`): POST /v1/detect
  * with the raw image, at most `concurrencyPerServer` requests in flight to each server, a
  * per-request timeout, 503 + Retry-After honoured (that server gets nothing until then),
- * transient failures (network errors, timeouts, 500/502/504) retried with exponential backoff
- * on any server. Every server must serve the same model (GET /v1/models: name, graph
+ * transient failures (network errors, timeouts, 500/502/504) retried on any server, the failing
+ * server left alone for an exponentially growing time (a dead server is tried less and less
+ * often; a healthy one is always preferred). Every server must serve the same model (GET /v1/models: name, graph
  * checksums, input sizes, defaults), and every answer must name it.
  */
 import type { Detection } from '../../detection/types';
@@ -18,7 +19,7 @@ export interface ServerPoolOptions {
   concurrencyPerServer?: number;
   /** Per-request timeout in ms (default 120000). */
   timeoutMs?: number;
-  /** Tries of one image after network errors, timeouts and 5xx other than 503 (default 5). */
+  /** Tries of one image after network errors, timeouts and 5xx other than 503 (default 8: about 24 s of backoff on one server). */
   maxAttempts?: number;
   /** Longest wait for a busy (503) pool before giving up on an image, ms (default 600000). */
   maxBusyMs?: number;
@@ -43,6 +44,8 @@ interface ServerState {
   ok: number;
   busy: number;
   failures: number;
+  /** Transient failures since its last good answer: sets how long it is left alone. */
+  consecutiveFailures: number;
 }
 
 interface ErrorBody {
@@ -58,10 +61,6 @@ export function normalizeServerUrl(raw: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new EvalError('INVALID_ARGUMENT', `--server: '${raw}' is not an http(s) URL`);
   return url.href.replace(/\/+$/, '');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function retryAfterMs(header: string | null): number {
@@ -118,12 +117,12 @@ export class ServerPool implements DetectionSource {
   ) {
     this.perServer = options.concurrencyPerServer ?? 2;
     this.timeoutMs = options.timeoutMs ?? 120_000;
-    this.maxAttempts = options.maxAttempts ?? 5;
+    this.maxAttempts = options.maxAttempts ?? 8;
     this.maxBusyMs = options.maxBusyMs ?? 600_000;
     this.log = options.log ?? process.stderr;
     const key = options.apiKey ?? process.env.CPWC_API_KEY;
     this.headers = key === undefined || key === '' ? {} : { Authorization: `Bearer ${key}` };
-    this.servers = urls.map((url) => ({ url, inFlight: 0, pausedUntil: 0, requests: 0, ok: 0, busy: 0, failures: 0 }));
+    this.servers = urls.map((url) => ({ url, inFlight: 0, pausedUntil: 0, requests: 0, ok: 0, busy: 0, failures: 0, consecutiveFailures: 0 }));
     this.description = urls.join(',');
     this.concurrency = urls.length * this.perServer;
   }
@@ -180,7 +179,8 @@ export class ServerPool implements DetectionSource {
   private async acquire(): Promise<ServerState> {
     for (;;) {
       const now = Date.now();
-      const free = this.servers.filter((s) => s.inFlight < this.perServer && s.pausedUntil <= now).sort((a, b) => a.inFlight - b.inFlight)[0];
+      const free = this.servers.filter((s) => s.inFlight < this.perServer && s.pausedUntil <= now)
+        .sort((a, b) => a.consecutiveFailures - b.consecutiveFailures || a.inFlight - b.inFlight)[0];
       if (free !== undefined) {
         free.inFlight++;
         return free;
@@ -217,6 +217,7 @@ export class ServerPool implements DetectionSource {
       }
       if (outcome.kind === 'done') {
         server.ok++;
+        server.consecutiveFailures = 0;
         return outcome.result;
       }
       this.retries++;
@@ -230,12 +231,12 @@ export class ServerPool implements DetectionSource {
         continue;
       }
       server.failures++;
+      server.consecutiveFailures++;
       failures++;
-      if (failures >= this.maxAttempts) throw new EvalError('SERVER_FAILED', `${target}: ${outcome.why} (${failures} tries, giving up)`, { file: target });
-      const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1));
+      if (failures >= this.maxAttempts) throw new EvalError('SERVER_FAILED', `${target}: ${outcome.why} (the image failed ${failures} times, giving up)`, { file: target });
+      const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (server.consecutiveFailures - 1));
       server.pausedUntil = Math.max(server.pausedUntil, Date.now() + backoff);
-      this.note(`eval: ${target}: ${outcome.why}; retrying in ${(backoff / 1000).toFixed(2)} s (try ${failures + 1} of ${this.maxAttempts})`);
-      await sleep(backoff);
+      this.note(`eval: ${target}: ${outcome.why}; retrying the image (try ${failures + 1} of ${this.maxAttempts}), this server rests ${(backoff / 1000).toFixed(2)} s`);
     }
   }
 
