@@ -31,6 +31,7 @@ Options:
       --allow-missing     batch mode: score even if some images are missing or cannot be decoded
                           (they are left out and counted in the report); without it such a run
                           exits 1 and a rerun retries only those images
+      --threads N         batch mode: ONNX Runtime threads for --model (default: up to 4, the CPUs)
       --shard K/N         batch mode: do only part K (0-based) of N disjoint parts of the images
                           (split by image id), into OUT/shards/K-of-N; N processes or pods may share
                           one OUT. The same command without --shard merges the parts, detects any
@@ -63,13 +64,14 @@ const OPTIONS = {
   server: { type: 'string' },
   'server-concurrency': { type: 'string' },
   'server-timeout': { type: 'string' },
+  threads: { type: 'string' },
   report: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-/** The flags `cpwc-detect eval` accepts (the Kubernetes manifests' checks read them). */
-export const EVAL_FLAGS: readonly string[] = Object.keys(OPTIONS);
+/** The options of `cpwc-detect eval`, for parseArgs (the Kubernetes manifests' checks parse with them too). */
+export const EVAL_OPTIONS = OPTIONS;
 
 export type EvalCliOptions = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
 
@@ -170,6 +172,8 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
   const concurrency = parsePositive(values['server-concurrency'], '--server-concurrency', true);
   const timeout = parsePositive(values['server-timeout'], '--server-timeout', false);
   if (servers === undefined && (concurrency !== undefined || timeout !== undefined)) throw usageError('--server-concurrency and --server-timeout need --server');
+  const threads = parsePositive(values.threads, '--threads', true);
+  if (servers !== undefined && threads !== undefined) throw usageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
   const controller = new AbortController();
   const onSignal = (): void => {
     if (controller.signal.aborted) {
@@ -189,6 +193,7 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
       outDir,
       ...(scoreThreshold === undefined ? {} : { scoreThreshold }),
       ...(servers === undefined ? {} : { servers }),
+      ...(threads === undefined ? {} : { intraOpThreads: threads }),
       serverOptions: {
         ...(concurrency === undefined ? {} : { concurrencyPerServer: concurrency }),
         ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }),
