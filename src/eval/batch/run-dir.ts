@@ -63,6 +63,16 @@ export function identityDifference(previous: Partial<RunManifest>, manifest: Run
   return undefined;
 }
 
+/**
+ * A run.json written before runs recorded `model_identity` (and `shard`) is the same run when its
+ * model.json sha256 is this one's: it gets this run's identity, so an interrupted run of an
+ * earlier version resumes.
+ */
+function upgradeManifest(previous: RunManifest, manifest: RunManifest): RunManifest {
+  if (previous.model_identity !== undefined || previous.model_json_sha256 === null || previous.model_json_sha256 !== manifest.model_json_sha256) return previous;
+  return { ...previous, model_identity: manifest.model_identity, shard: previous.shard ?? null, detector: previous.detector ?? 'local' };
+}
+
 /** Reads and parses a run.json. */
 export function readManifest(file: string): RunManifest {
   let text: string;
@@ -128,7 +138,7 @@ export class RunDirectory {
     let run: RunDirectory | undefined;
     try {
       if (existsSync(manifestPath)) {
-        const previous = readManifest(manifestPath);
+        const previous = upgradeManifest(readManifest(manifestPath), manifest);
         const difference = identityDifference(previous, manifest);
         if (difference !== undefined) {
           throw new EvalError(

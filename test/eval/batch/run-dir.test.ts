@@ -88,6 +88,19 @@ describe('RunDirectory', () => {
     expect(errorOf(() => RunDirectory.open(dir, { ...manifest, score_threshold: 0.5 })).field).toBe('score_threshold');
   });
 
+  it('resumes a run.json of an earlier version (no model identity) when model.json is the same, and refuses it when not', () => {
+    const dir = join(tempDir(), 'run');
+    RunDirectory.open(dir, manifest).close();
+    const { model_identity: _identity, shard: _shard, detector: _detector, ...earlier } = manifest;
+    writeFileSync(join(dir, 'run.json'), JSON.stringify(earlier));
+    const resumed = RunDirectory.open(dir, manifest);
+    expect(resumed.resumed).toBe(true);
+    expect(resumed.manifest.model_identity).toEqual(manifest.model_identity);
+    resumed.close();
+    const err = errorOf(() => RunDirectory.open(dir, { ...manifest, model_json_sha256: 'f'.repeat(64) }));
+    expect(err.field).toBe('model_identity');
+  });
+
   it('refuses a non-empty directory that is not a run', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'notes.txt'), 'mine');
