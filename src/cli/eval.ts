@@ -160,13 +160,17 @@ function parsePositive(text: string | undefined, flag: string, integer: boolean)
 /** Batch mode: run the model over the dataset (resumable), score, report; Ctrl-C stops after the current image. */
 async function runBatchMode(values: EvalCliOptions, annotations: string, imagesDir: string, outDir: string): Promise<number> {
   const scoreThreshold = parseScoreThreshold(values['score-threshold']);
-  const [{ runBatch, runShard }, { DEFAULT_MODEL_DIR }, { parseShard }] = await Promise.all([
+  const [{ runBatch, runShard }, { DEFAULT_MODEL_DIR }, { parseShard }, { normalizeServerUrl }] = await Promise.all([
     import('../eval/batch/runner'),
     import('../detection/model'),
     import('../eval/batch/shard'),
+    import('../eval/batch/server-pool'),
   ]);
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
-  const servers = values.server?.split(',').filter((u) => u.trim() !== '');
+  const servers = values.server
+    ?.split(',')
+    .filter((u) => u.trim() !== '')
+    .map(normalizeServerUrl);
   if (values.server !== undefined && (servers === undefined || servers.length === 0)) throw usageError('--server needs one or more URLs, comma-separated');
   if (servers !== undefined && values.model !== undefined) throw usageError('--server detects with the servers\' model; --model is for detection in this process, use one or the other');
   const concurrency = parsePositive(values['server-concurrency'], '--server-concurrency', true);

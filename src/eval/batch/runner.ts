@@ -419,6 +419,12 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
           .join('; ')}${skipped.length > 20 ? '; …' : ''}`
       : `All ${gt.images.length} images processed`,
   ];
+  if (shards.length > 0) {
+    notes.push(
+      `Merged from ${shards.length} shard(s): ${shards.map((s) => `${s.shard} ${s.images_done} done, ${s.images_failed} failed`).join('; ')}; ` +
+        `${processed} image(s) detected by the merge itself`,
+    );
+  }
   if (mapping.categoriesWithoutClass.length > 0) notes.push(`Categories the model cannot detect: ${mapping.categoriesWithoutClass.join(', ')}`);
   const report = await writeReport(path.join(options.outDir, 'report'), evaluation.evaluation, evaluation.summary, {
     annotations: options.annotations,

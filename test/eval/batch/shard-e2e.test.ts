@@ -61,6 +61,7 @@ describe('three shards in parallel on one OUT, then the merge', () => {
     // each image recorded once: the merge copies what shards detected, and tries the two failed ones once more
     expect([...recordedIds(out)].sort((a, b) => a - b)).toEqual(Array.from({ length: TOTAL_IMAGES }, (_, i) => i + 1));
     expect(JSON.parse(readFileSync(join(out, 'report/summary.json'), 'utf8')).stats).toEqual(reference.stats);
+    expect(readFileSync(join(out, 'report/summary.md'), 'utf8')).toContain('Merged from 3 shard(s): 0-of-3 1 done, 1 failed; 1-of-3 4 done, 0 failed; 2-of-3 3 done, 1 failed; 2 image(s) detected by the merge itself');
   });
 
   it('reports the totals: images done and failed per shard, and what the merge did itself', () => {
@@ -122,6 +123,24 @@ describe('a shard that never ran', () => {
     expect(merged.run.images_not_from_shards).toBe(5);
     expect(merge.stderr).toContain('5 of 10 images left to detect here');
     expect(results(merged)).toEqual(results(reference));
+  });
+});
+
+describe('usage', () => {
+  it.each([
+    [['--shard', '3/3'], "--shard must be K/N with N in [1, 10000] and K in [0, N-1] (K is 0-based, like JOB_COMPLETION_INDEX), got '3/3'"],
+    [['--server', 'http://127.0.0.1:9', '--model', MODEL], "--server detects with the servers' model; --model is for detection in this process"],
+    [['--server', 'ftp://host'], "--server: 'ftp://host' is not an http(s) URL"],
+    [['--server', ','], '--server needs one or more URLs, comma-separated'],
+    [['--server-concurrency', '2'], '--server-concurrency and --server-timeout need --server'],
+    [['--server', 'http://127.0.0.1:9', '--server-concurrency', '0'], "--server-concurrency must be a positive integer, got '0'"],
+    [['--threads', 'two'], "--threads must be a positive integer, got 'two'"],
+  ])('%j is a usage error (exit 2) naming the flag', async (extra, message) => {
+    const out = join(tempDir(), 'usage');
+    const run = await runEval(out, extra);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+    expect(existsSync(join(out, 'run.json'))).toBe(false);
   });
 });
 
