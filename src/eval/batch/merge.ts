@@ -64,13 +64,15 @@ function byShardName(a: string, b: string): number {
 
 /**
  * Copies into `run` every image a shard detected that `run` has not, in shard order; returns
- * what each shard held. Images a shard could not read are not copied: the merge run tries them
+ * what each shard held, and the ids any shard recorded (detected or failed). Images a shard could not read are not copied: the merge run tries them
  * again itself, like every image no shard finished.
  */
-export function importShards(run: RunDirectory, shards: ShardDirectory[], gt: GroundTruth): ShardImport[] {
+export function importShards(run: RunDirectory, shards: ShardDirectory[], gt: GroundTruth): { shards: ShardImport[]; recordedIds: Set<number> } {
   const known = new Set(gt.images.map((image) => image.id));
-  return shards.map((shard) => {
+  const recordedIds = new Set<number>();
+  const imports = shards.map((shard) => {
     const recorded = readRecordedImages(shard.dir);
+    for (const { record } of recorded) recordedIds.add(record.image_id);
     let imported = 0;
     let done = 0;
     for (const { record, lines } of recorded) {
@@ -90,4 +92,5 @@ export function importShards(run: RunDirectory, shards: ShardDirectory[], gt: Gr
       running_pid: lockHolder(join(shard.dir, '.lock')) ?? null,
     };
   });
+  return { shards: imports, recordedIds };
 }

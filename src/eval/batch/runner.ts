@@ -76,7 +76,11 @@ export interface BatchSummary {
   seconds_this_session: number;
   /** What the merge took from each OUT/shards/K-of-N ([] when the run was not sharded). */
   shards: ShardImport[];
-  /** Images no shard had finished, detected by this run (all images when not sharded). */
+  /** Images of the dataset no shard had recorded when the merge started (0 when not sharded). */
+  images_missing_from_shards: number;
+  /** Images a shard recorded as unreadable only (the merge tries them again; 0 when not sharded). */
+  images_failed_in_shards: number;
+  /** Images this run detected itself (all images when not sharded). */
   images_not_from_shards: number;
   /** --server: requests, 503s and failures per server. */
   detector_stats: Record<string, unknown>;
@@ -342,14 +346,23 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
   let run: RunDirectory | undefined;
   let processed = 0;
   let shards: ShardImport[] = [];
+  let missingFromShards = 0;
+  let failedInShards = 0;
   try {
     const shardDirs = findShards(options.outDir, manifest);
     run = RunDirectory.open(options.outDir, manifest);
-    shards = importShards(run, shardDirs, gt);
-    const finished = gt.images.filter((image) => run!.images.get(image.id)?.status === 'done').length;
+    const merged = importShards(run, shardDirs, gt);
+    shards = merged.shards;
+    const left = gt.images.filter((image) => run!.images.get(image.id)?.status !== 'done');
+    const finished = gt.images.length - left.length;
     if (shards.length > 0) {
+      failedInShards = left.filter((image) => merged.recordedIds.has(image.id)).length;
+      missingFromShards = left.length - failedInShards;
       const parts = shards.map((s) => `${s.shard} ${s.images_done} done${s.images_failed > 0 ? `, ${s.images_failed} failed` : ''}${s.running_pid === null ? '' : ` (still running, pid ${s.running_pid})`}`);
-      log.write(`eval: merged ${shards.length} shard(s) into ${options.outDir}: ${parts.join('; ')}; ${gt.images.length - finished} of ${gt.images.length} images left to detect here\n`);
+      log.write(
+        `eval: merged ${shards.length} shard(s) into ${options.outDir}: ${parts.join('; ')}; ` +
+          `${left.length} of ${gt.images.length} images left to detect here (${missingFromShards} no shard recorded, ${failedInShards} failed in a shard)\n`,
+      );
     } else if (run.images.size > 0) {
       log.write(`eval: resuming ${options.outDir}: ${finished}/${gt.images.length} images already done\n`);
     }
@@ -407,6 +420,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     resumed: run.resumed,
     seconds_this_session: (performance.now() - started) / 1000,
     shards,
+    images_missing_from_shards: missingFromShards,
+    images_failed_in_shards: failedInShards,
     images_not_from_shards: processed,
     detector_stats: source.stats(),
   };

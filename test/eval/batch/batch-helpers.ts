@@ -22,6 +22,8 @@ export interface BatchJson {
     images_skipped: number;
     images_this_session: number;
     images_not_from_shards: number;
+    images_missing_from_shards: number;
+    images_failed_in_shards: number;
     detector: string;
     shards: { shard: string; images_recorded: number; images_done: number; images_failed: number; imported: number; running_pid: number | null }[];
     detector_stats: { servers?: { url: string; requests: number; ok: number; busy_503: number; failures: number }[]; retries?: number };

@@ -71,7 +71,8 @@ describe('three shards in parallel on one OUT, then the merge', () => {
       ['2-of-3', 3, 1, 3, null],
     ]);
     expect(mergeStderr).toContain('eval: merged 3 shard(s) into');
-    expect(mergeStderr).toContain('0-of-3 1 done, 1 failed; 1-of-3 4 done; 2-of-3 3 done, 1 failed; 2 of 10 images left to detect here');
+    expect(mergeStderr).toContain('0-of-3 1 done, 1 failed; 1-of-3 4 done; 2-of-3 3 done, 1 failed; 2 of 10 images left to detect here (0 no shard recorded, 2 failed in a shard)');
+    expect([merged.run.images_missing_from_shards, merged.run.images_failed_in_shards]).toEqual([0, 2]);
     // The two images no shard could read are tried once more by the merge, and fail again.
     expect(merged.run.images_not_from_shards).toBe(2);
     expect(merged.run.images_skipped).toBe(2);
@@ -121,7 +122,8 @@ describe('a shard that never ran', () => {
     expect(merged.run.shards.map((s) => s.shard)).toEqual(['0-of-3', '1-of-3']);
     // shard 2's four images, and image 10 that shard 0 could not decode
     expect(merged.run.images_not_from_shards).toBe(5);
-    expect(merge.stderr).toContain('5 of 10 images left to detect here');
+    expect(merge.stderr).toContain('5 of 10 images left to detect here (4 no shard recorded, 1 failed in a shard)');
+    expect([merged.run.images_missing_from_shards, merged.run.images_failed_in_shards]).toEqual([4, 1]);
     expect(results(merged)).toEqual(results(reference));
   });
 });
