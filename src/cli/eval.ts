@@ -41,6 +41,8 @@ Options:
                           is read from the CPWC_API_KEY environment variable
       --server-concurrency N  requests in flight per server (default 2)
       --server-timeout S  seconds one request may take before it is retried (default 120)
+      --server-attempts N tries of one image after network errors, timeouts and 5xx other than
+                          503 before the run stops (default 8; 503 + Retry-After is waited out)
       --report DIR        write summary.json, summary.md, per_category.csv, pr_curves.svg/.png
       --json              print one JSON object:
                           {"stats": [12 numbers], "per_category": {"<category_id>": AP or -1}, ...}
@@ -64,6 +66,7 @@ const OPTIONS = {
   server: { type: 'string' },
   'server-concurrency': { type: 'string' },
   'server-timeout': { type: 'string' },
+  'server-attempts': { type: 'string' },
   threads: { type: 'string' },
   report: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -175,7 +178,10 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
   if (servers !== undefined && values.model !== undefined) throw usageError('--server detects with the servers\' model; --model is for detection in this process, use one or the other');
   const concurrency = parsePositive(values['server-concurrency'], '--server-concurrency', true);
   const timeout = parsePositive(values['server-timeout'], '--server-timeout', false);
-  if (servers === undefined && (concurrency !== undefined || timeout !== undefined)) throw usageError('--server-concurrency and --server-timeout need --server');
+  const attempts = parsePositive(values['server-attempts'], '--server-attempts', true);
+  if (servers === undefined && (concurrency !== undefined || timeout !== undefined || attempts !== undefined)) {
+    throw usageError('--server-concurrency, --server-timeout and --server-attempts need --server');
+  }
   const threads = parsePositive(values.threads, '--threads', true);
   if (servers !== undefined && threads !== undefined) throw usageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
   const controller = new AbortController();
@@ -201,6 +207,7 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
       serverOptions: {
         ...(concurrency === undefined ? {} : { concurrencyPerServer: concurrency }),
         ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }),
+        ...(attempts === undefined ? {} : { maxAttempts: attempts }),
       },
       allowMissing: values['allow-missing'],
       signal: controller.signal,

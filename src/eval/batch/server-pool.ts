@@ -31,9 +31,13 @@ export interface ServerPoolOptions {
 /** Server error codes that mean "this image cannot be detected" (skipped, like a local run's). */
 const SKIPPABLE_CODES = new Set(['IMAGE_EMPTY', 'IMAGE_MISSING', 'IMAGE_UNSUPPORTED_FORMAT', 'IMAGE_DECODE_FAILED', 'IMAGE_TOO_LARGE', 'BODY_TOO_LARGE']);
 const TRANSIENT_STATUSES = new Set([500, 502, 504]);
+/** GET /v1/models at the start: a server that does not answer it this fast is not there. */
+const CONNECT_TIMEOUT_MS = 30_000;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 8_000;
 const RETRY_AFTER_MAX_S = 30;
+/** A "Retry-After: 0" still waits this long, so a busy pool is not polled in a tight loop. */
+const RETRY_AFTER_MIN_S = 0.1;
 
 interface ServerState {
   url: string;
@@ -65,7 +69,7 @@ export function normalizeServerUrl(raw: string): string {
 
 function retryAfterMs(header: string | null): number {
   const seconds = Number(header);
-  return (Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, RETRY_AFTER_MAX_S) : 1) * 1000;
+  return (header !== null && Number.isFinite(seconds) && seconds >= 0 ? Math.min(Math.max(seconds, RETRY_AFTER_MIN_S), RETRY_AFTER_MAX_S) : 1) * 1000;
 }
 
 async function errorOf(response: Response): Promise<{ code: string; message: string }> {
@@ -138,9 +142,10 @@ export class ServerPool implements DetectionSource {
       const source = `${url}/v1/models`;
       let response: Response;
       try {
-        response = await fetch(source, { headers, signal: AbortSignal.timeout(options.timeoutMs ?? 120_000) });
+        response = await fetch(source, { headers, signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
       } catch (cause) {
-        throw new EvalError('SERVER_FAILED', `${source}: no answer (${(cause as Error).message}); is a cpwc-detect server running there?`, { file: source }, { cause });
+        const why = (cause as Error).name === 'TimeoutError' ? `within ${CONNECT_TIMEOUT_MS / 1000} s` : `(${(cause as Error).message})`;
+        throw new EvalError('SERVER_FAILED', `${source}: no answer ${why}; is a cpwc-detect server running there?`, { file: source }, { cause });
       }
       if (response.status !== 200) {
         const error = await errorOf(response);

@@ -103,6 +103,20 @@ describe('eval --server when a server goes away mid-run', () => {
   });
 });
 
+describe('eval --server when requests time out', () => {
+  it('retries each image, stops clearly after --server-attempts, and the run resumes', async () => {
+    const out = join(tempDir(), 'timeouts');
+    // 1 ms: no detection answers that fast, so every request times out
+    const failed = await runEval(out, ['--server', roomy.url, '--server-timeout', '0.001', '--server-attempts', '2', '--allow-missing']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(`eval: ${roomy.url}/v1/detect: no answer within 1 ms; retrying the image (try 2 of 2), this server rests 0.25 s`);
+    expect(failed.stderr).toMatch(new RegExp(`${roomy.url}/v1/detect: no answer within 1 ms \\(the image failed 2 times, giving up\\)`));
+    const json = parseJson<BatchJson>(await runEval(out, ['--server', roomy.url, '--allow-missing']));
+    expect(results(json)).toEqual(results(reference));
+    expect(sortedDetections(out)).toEqual(sortedDetections(referenceOut));
+  });
+});
+
 describe('eval --server and the model', () => {
   it('refuses a server of another model than the run recorded in OUT', async () => {
     const run = await runEval(referenceOut, ['--server', otherModel.url, '--allow-missing']);
