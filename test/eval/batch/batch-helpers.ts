@@ -46,8 +46,8 @@ export function evalArgs(out: string, extra: string[]): string[] {
 }
 
 /** Starts `cpwc-detect eval` without blocking this process's event loop (servers in it must answer). */
-export function startEval(out: string, extra: string[]): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
-  const child = spawn(process.execPath, evalArgs(out, extra), { cwd: ROOT });
+export function startEval(out: string, extra: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
+  const child = spawn(process.execPath, evalArgs(out, extra), { cwd: ROOT, env });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -60,8 +60,8 @@ export function startEval(out: string, extra: string[]): { child: ChildProcess; 
   return { child, done, stderr: () => stderr };
 }
 
-export function runEval(out: string, extra: string[]): Promise<CliRun> {
-  return startEval(out, extra).done;
+export function runEval(out: string, extra: string[], env?: NodeJS.ProcessEnv): Promise<CliRun> {
+  return startEval(out, extra, env).done;
 }
 
 export function parseJson<T>(run: CliRun): T {

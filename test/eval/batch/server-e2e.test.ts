@@ -117,6 +117,24 @@ describe('eval --server when requests time out', () => {
   });
 });
 
+describe('eval --server and API keys', () => {
+  it('sends CPWC_API_KEY as a bearer token, and stops clearly without it', async () => {
+    const keyed = await serve(MODEL, { apiKeys: ['batch-key-0001'] });
+    try {
+      const { CPWC_API_KEY: _unset, ...environment } = process.env;
+      const refused = await runEval(join(tempDir(), 'nokey'), ['--server', keyed.url, '--allow-missing'], environment);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`${keyed.url}/v1/models: HTTP 401 UNAUTHORIZED`);
+      const out = join(tempDir(), 'key');
+      const json = parseJson<BatchJson>(await runEval(out, ['--server', keyed.url, '--allow-missing'], { ...environment, CPWC_API_KEY: 'batch-key-0001' }));
+      expect(results(json)).toEqual(results(reference));
+      expect(json.run.detector_stats.servers![0]!.ok).toBe(9);
+    } finally {
+      await keyed.shutdown();
+    }
+  });
+});
+
 describe('eval --server and the model', () => {
   it('refuses a server of another model than the run recorded in OUT', async () => {
     const run = await runEval(referenceOut, ['--server', otherModel.url, '--allow-missing']);
