@@ -128,6 +128,23 @@ describe('a shard that never ran', () => {
   });
 });
 
+describe('shards of different N in one OUT', () => {
+  it('merge each image once', async () => {
+    const out = join(tempDir(), 'sharded');
+    parseJson<ShardJson>(await runEval(out, [...LOCAL, '--shard', '0/2'])); // ids 1, 3, 5, 7, 9, 10
+    parseJson<ShardJson>(await runEval(out, [...LOCAL, '--shard', '1/3'])); // ids 1, 2, 4, 8
+    const merged = parseJson<BatchJson>(await runEval(out, LOCAL));
+    expect(merged.run.shards.map((s) => [s.shard, s.imported])).toEqual([
+      ['0-of-2', 4],
+      ['1-of-3', 3],
+    ]);
+    expect(merged.run.images_not_from_shards).toBe(3); // image 6, and 9, 10 that cannot be read
+    expect(results(merged)).toEqual(results(reference));
+    expect([...recordedIds(out)].sort((a, b) => a - b)).toEqual(Array.from({ length: TOTAL_IMAGES }, (_, i) => i + 1));
+    expect(sortedDetections(out)).toEqual(sortedDetections(referenceOut));
+  });
+});
+
 describe('usage', () => {
   it.each([
     [['--shard', '3/3'], "--shard must be K/N with N in [1, 10000] and K in [0, N-1] (K is 0-based, like JOB_COMPLETION_INDEX), got '3/3'"],
