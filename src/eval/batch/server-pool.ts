@@ -34,6 +34,7 @@ const TRANSIENT_STATUSES = new Set([500, 502, 504]);
 /** GET /v1/models at the start: a server that does not answer it this fast is not there. */
 const CONNECT_TIMEOUT_MS = 30_000;
 const BACKOFF_BASE_MS = 250;
+const RESUME_HINT = '; the images done so far are recorded: rerun the same command to resume once the servers answer';
 const BACKOFF_MAX_MS = 8_000;
 const RETRY_AFTER_MAX_S = 30;
 /** A "Retry-After: 0" still waits this long, so a busy pool is not polled in a tight loop. */
@@ -230,7 +231,7 @@ export class ServerPool implements DetectionSource {
         server.busy++;
         server.pausedUntil = Math.max(server.pausedUntil, Date.now() + outcome.waitMs);
         if (Date.now() - startedAt > this.maxBusyMs) {
-          throw new EvalError('SERVER_FAILED', `${target}: still busy after ${Math.round(this.maxBusyMs / 1000)} s of retries (${outcome.why})`, { file: target });
+          throw new EvalError('SERVER_FAILED', `${target}: still busy after ${Math.round(this.maxBusyMs / 1000)} s of retries (${outcome.why})${RESUME_HINT}`, { file: target });
         }
         this.note(`eval: ${target} answered ${outcome.why}; it gets no request for ${(outcome.waitMs / 1000).toFixed(1)} s`);
         continue;
@@ -238,7 +239,9 @@ export class ServerPool implements DetectionSource {
       server.failures++;
       server.consecutiveFailures++;
       failures++;
-      if (failures >= this.maxAttempts) throw new EvalError('SERVER_FAILED', `${target}: ${outcome.why} (the image failed ${failures} times, giving up)`, { file: target });
+      if (failures >= this.maxAttempts) {
+        throw new EvalError('SERVER_FAILED', `${target}: ${outcome.why} (the image failed ${failures} times, giving up)${RESUME_HINT}`, { file: target });
+      }
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (server.consecutiveFailures - 1));
       server.pausedUntil = Math.max(server.pausedUntil, Date.now() + backoff);
       this.note(`eval: ${target}: ${outcome.why}; retrying the image (try ${failures + 1} of ${this.maxAttempts}), this server rests ${(backoff / 1000).toFixed(2)} s`);
