@@ -4,13 +4,14 @@
  * and with two of which one has no queue and is made to answer 503 + Retry-After; servers of
  * another model must be refused.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Detector } from '../../../src/detection/detector';
 import { Detector as DetectorClass } from '../../../src/detection/detector';
 import { startTestServer, type TestServer } from '../../server/helpers';
-import { ensureDistBuilt, tempDir } from '../helpers';
-import { MODEL, OTHER_MODEL, TOTAL_IMAGES, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
+import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
+import { CLI, MODEL, OTHER_MODEL, TOTAL_IMAGES, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
 import { readFileSync } from 'node:fs';
 
 let reference: BatchJson;
@@ -83,15 +84,37 @@ describe('eval --server with two servers, one of them without a queue', () => {
   });
 });
 
+/** `cpwc-detect serve` as a child process (so that it can be killed), resolved once it is ready. */
+async function serveChild(): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--model', MODEL, '--host', '127.0.0.1', '--port', '0', '--threads', '1'], { cwd: ROOT });
+  child.stderr!.resume();
+  let buffer = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`cpwc-detect serve exited ${code} before it was ready`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      for (const line of buffer.split('\n').slice(0, -1)) {
+        if (!line.startsWith('{')) continue; // the log is JSON lines; anything else is not the ready line
+        const record = JSON.parse(line) as { msg?: string; url?: string };
+        if (record.msg === 'ready' && record.url !== undefined) resolve(record.url);
+      }
+      buffer = buffer.slice(buffer.lastIndexOf('\n') + 1);
+    });
+  });
+  return { url, child };
+}
+
 describe('eval --server when a server goes away mid-run', () => {
   it('retries its images on the others and still ends with the local results', async () => {
-    const leaving = await serve(MODEL);
+    const leaving = await serveChild();
     const hold = await holdOnlyPlace(tiny); // so that only `leaving` can work until it is gone
     const out = join(tempDir(), 'failover');
     const run = startEval(out, ['--server', `${leaving.url},${tiny.url}`, '--server-concurrency', '1', '--allow-missing']);
-    await until(() => recordedIds(out).length >= 2, 'two images done by the server that will leave');
-    await leaving.shutdown();
-    await until(() => run.stderr().includes(`eval: ${leaving.url}/v1/detect: fetch failed`), 'a failed request to the server that left');
+    await until(() => recordedIds(out).length >= 2, 'two images done by the server that will be killed');
+    const killed = new Promise((resolve) => leaving.child.once('exit', resolve));
+    leaving.child.kill('SIGKILL');
+    await killed;
+    await until(() => run.stderr().includes(`eval: ${leaving.url}/v1/detect: fetch failed`), 'a failed request to the killed server');
     hold.destroy();
     const json = parseJson<BatchJson>(await run.done);
     expect(results(json)).toEqual(results(reference));
