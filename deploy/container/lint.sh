@@ -5,7 +5,8 @@
 #   - the manifests agree with the Dockerfile and with each other: the exposed port, the
 #     probe paths (/healthz, /readyz), selectors and labels, named ports, the HPA target,
 #     resources on every container, the kustomization listing every manifest, and the
-#     compose file's port, Prometheus config and scrape target.
+#     compose file's port, Prometheus config and scrape target; the batch-eval Jobs pass only
+#     flags of `cpwc-detect eval`, and an Indexed Job's --shard N is its completions.
 #
 #   deploy/container/lint.sh [--help]
 set -euo pipefail
@@ -66,13 +67,31 @@ for path, docs in k8s.items():
     for doc in docs:
         if doc.get("kind") == "Kustomization":
             listed = set(doc.get("resources", []))
-            manifests = {pathlib.Path(p).name for p in k8s if not p.endswith("kustomization.yaml")}
+            here = pathlib.Path(path).parent  # a kustomization lists the manifests of its own directory
+            manifests = {pathlib.Path(p).name for p in k8s if pathlib.Path(p).parent == here and not p.endswith("kustomization.yaml")}
             check(listed == manifests, f"{path}: resources {sorted(listed)} != manifests {sorted(manifests)}")
             continue
         for key in ("apiVersion", "kind"):
             check(key in doc, f"{path}: a document lacks {key}")
         check(bool(doc.get("metadata", {}).get("name")), f"{path}: a document lacks metadata.name")
-        by_kind[doc.get("kind", "?")] = doc
+        if doc.get("kind") != "Job":  # the batch-eval Jobs (deploy/k8s/batch-eval) are checked below
+            by_kind[doc.get("kind", "?")] = doc
+
+# ---- batch-evaluation Jobs: `cpwc-detect eval` flags, --shard N = completions (test/eval/batch/k8s-jobs.test.ts checks more) ----
+eval_flags = set(re.findall(r"^  '?([a-z][a-z-]*)'?: \{ type:", pathlib.Path("src/cli/eval.ts").read_text(), re.M))
+for path, docs in k8s.items():
+    for doc in docs:
+        if doc.get("kind") != "Job":
+            continue
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        args = [str(a) for a in container.get("args", [])]
+        check(args[:3] == ["node", "dist/cli/index.js", "eval"], f"{path}: the Job does not run `node dist/cli/index.js eval`")
+        unknown = [a for a in args if a.startswith("--") and a[2:] not in eval_flags]
+        check(not unknown, f"{path}: flags {unknown} are not options of cpwc-detect eval (src/cli/eval.ts)")
+        shard = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--shard"]
+        if doc["spec"].get("completionMode") == "Indexed":
+            want = f"$(JOB_COMPLETION_INDEX)/{doc['spec'].get('completions')}"
+            check(shard == [want], f"{path}: an Indexed Job must pass --shard {want}, has {shard}")
 
 deployment = by_kind.get("Deployment")
 check(deployment is not None, "deploy/k8s: no Deployment")

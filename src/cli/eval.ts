@@ -2,7 +2,8 @@
  * `cpwc-detect eval`: COCO bbox mAP with pycocotools' numbers.
  *
  *   results-file mode: --annotations GT.json --detections RESULTS.json [--json] [--report DIR]
- *   batch mode:        --annotations GT.json --images DIR --out runs/NAME [--model DIR] [--json]
+ *   batch mode:        --annotations GT.json --images DIR --out runs/NAME [--model DIR | --server URL[,URL…]]
+ *                      [--shard K/N] [--allow-missing] [--json]
  */
 import { parseArgs } from 'node:util';
 import { EvalError } from '../eval/errors';
@@ -11,7 +12,8 @@ import { categoryTableText } from '../eval/format';
 
 const HELP = `Usage:
   cpwc-detect eval --annotations GT.json --detections RESULTS.json [--json] [--report DIR]
-  cpwc-detect eval --annotations GT.json --images DIR --out runs/NAME [--model DIR] [--json]
+  cpwc-detect eval --annotations GT.json --images DIR --out runs/NAME [--model DIR | --server URL[,URL...]]
+                   [--shard K/N] [--allow-missing] [--json]
 
 Scores detections with COCO bbox mAP. The numbers are pycocotools' COCOeval(iouType='bbox')
 numbers, bit for bit; the text output is its summarize() block plus a per-category table.
@@ -26,13 +28,30 @@ Options:
       --out DIR           batch mode: run directory; detections.jsonl is written as it goes and
                           a rerun of the same command resumes where it stopped; report in DIR/report
       --score-threshold X batch mode: keep detections with score >= X (default: the model's)
+      --allow-missing     batch mode: score even if some images are missing or cannot be decoded
+                          (they are left out and counted in the report); without it such a run
+                          exits 1 and a rerun retries only those images
+      --threads N         batch mode: ONNX Runtime threads for --model (default: up to 4, the CPUs)
+      --shard K/N         batch mode: do only part K (0-based) of N disjoint parts of the images
+                          (split by image id), into OUT/shards/K-of-N; N processes or pods may share
+                          one OUT. The same command without --shard merges the parts, detects any
+                          image no shard finished, and scores (docs/batch-eval.md)
+      --server URL[,URL]  batch mode: detect through running cpwc-detect servers (POST /v1/detect)
+                          instead of --model; every server must serve the same model. An API key
+                          is read from the CPWC_API_KEY environment variable
+      --server-concurrency N  requests in flight per server (default 2)
+      --server-timeout S  seconds one request may take before it is retried (default 120)
+      --server-attempts N tries of one image after network errors, timeouts and 5xx other than
+                          503 before the run stops (default 8; 503 + Retry-After is waited out)
       --report DIR        write summary.json, summary.md, per_category.csv, pr_curves.svg/.png
       --json              print one JSON object:
                           {"stats": [12 numbers], "per_category": {"<category_id>": AP or -1}, ...}
   -h, --help              show this help
 
-Exit status: 0 scored, 1 invalid input (the message names the file, the record and the field),
-2 usage error, 130 interrupted (batch mode: rerun the same command to resume).
+Exit status: 0 scored (or, with --shard, the shard is done), 1 invalid input (the message
+names the file, the record and the field), unreadable images without --allow-missing, a run
+of other options in OUT, or a server failure, 2 usage error, 130 interrupted (batch mode:
+rerun the same command to resume).
 `;
 
 const OPTIONS = {
@@ -42,10 +61,20 @@ const OPTIONS = {
   model: { type: 'string' },
   out: { type: 'string' },
   'score-threshold': { type: 'string' },
+  'allow-missing': { type: 'boolean', default: false },
+  shard: { type: 'string' },
+  server: { type: 'string' },
+  'server-concurrency': { type: 'string' },
+  'server-timeout': { type: 'string' },
+  'server-attempts': { type: 'string' },
+  threads: { type: 'string' },
   report: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+/** The options of `cpwc-detect eval`, for parseArgs (the Kubernetes manifests' checks parse with them too). */
+export const EVAL_OPTIONS = OPTIONS;
 
 export type EvalCliOptions = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
 
@@ -122,10 +151,39 @@ function parseScoreThreshold(text: string | undefined): number | undefined {
   return value;
 }
 
+function parsePositive(text: string | undefined, flag: string, integer: boolean): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw usageError(`${flag} must be a positive ${integer ? 'integer' : 'number'}, got '${text}'`);
+  }
+  return value;
+}
+
 /** Batch mode: run the model over the dataset (resumable), score, report; Ctrl-C stops after the current image. */
 async function runBatchMode(values: EvalCliOptions, annotations: string, imagesDir: string, outDir: string): Promise<number> {
   const scoreThreshold = parseScoreThreshold(values['score-threshold']);
-  const [{ runBatch }, { DEFAULT_MODEL_DIR }] = await Promise.all([import('../eval/batch/runner'), import('../detection/model')]);
+  const [{ runBatch, runShard }, { DEFAULT_MODEL_DIR }, { parseShard }, { normalizeServerUrl }] = await Promise.all([
+    import('../eval/batch/runner'),
+    import('../detection/model'),
+    import('../eval/batch/shard'),
+    import('../eval/batch/server-pool'),
+  ]);
+  const shard = values.shard === undefined ? undefined : parseShard(values.shard);
+  const servers = values.server
+    ?.split(',')
+    .filter((u) => u.trim() !== '')
+    .map(normalizeServerUrl);
+  if (values.server !== undefined && (servers === undefined || servers.length === 0)) throw usageError('--server needs one or more URLs, comma-separated');
+  if (servers !== undefined && values.model !== undefined) throw usageError('--server detects with the servers\' model; --model is for detection in this process, use one or the other');
+  const concurrency = parsePositive(values['server-concurrency'], '--server-concurrency', true);
+  const timeout = parsePositive(values['server-timeout'], '--server-timeout', false);
+  const attempts = parsePositive(values['server-attempts'], '--server-attempts', true);
+  if (servers === undefined && (concurrency !== undefined || timeout !== undefined || attempts !== undefined)) {
+    throw usageError('--server-concurrency, --server-timeout and --server-attempts need --server');
+  }
+  const threads = parsePositive(values.threads, '--threads', true);
+  if (servers !== undefined && threads !== undefined) throw usageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
   const controller = new AbortController();
   const onSignal = (): void => {
     if (controller.signal.aborted) {
@@ -138,18 +196,39 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const result = await runBatch({
+    const options = {
       annotations,
       imagesDir,
       modelDir: values.model ?? DEFAULT_MODEL_DIR,
       outDir,
       ...(scoreThreshold === undefined ? {} : { scoreThreshold }),
+      ...(servers === undefined ? {} : { servers }),
+      ...(threads === undefined ? {} : { intraOpThreads: threads }),
+      serverOptions: {
+        ...(concurrency === undefined ? {} : { concurrencyPerServer: concurrency }),
+        ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }),
+        ...(attempts === undefined ? {} : { maxAttempts: attempts }),
+      },
+      allowMissing: values['allow-missing'],
       signal: controller.signal,
-    });
+    };
+    if (shard !== undefined) {
+      const summary = await runShard({ ...options, shard });
+      if (values.json) process.stdout.write(`${JSON.stringify({ shard: summary })}\n`);
+      else {
+        process.stdout.write(
+          `shard ${shard.index}/${shard.count}: ${summary.images_done} of ${summary.images_in_shard} images done` +
+            `${summary.images_failed > 0 ? `, ${summary.images_failed} unreadable` : ''} (${summary.images_this_session} this session), in ${summary.shard_dir}\n`,
+        );
+      }
+      process.stderr.write(`eval: shard ${shard.index}/${shard.count} finished; when every shard has, run the same command without --shard to merge and score\n`);
+      return 0;
+    }
+    const result = await runBatch(options);
     printResult(result.evaluation, values.json, { run: result.batch });
     printNotes(result.evaluation);
     if (result.batch.images_skipped > 0) {
-      process.stderr.write(`note: ${result.batch.images_skipped} image(s) were skipped (missing or unreadable) and left out of scoring; see ${outDir}/images.jsonl\n`);
+      process.stderr.write(`note: ${result.batch.images_skipped} image(s) could not be read or decoded and were left out of scoring (--allow-missing); see ${outDir}/images.jsonl\n`);
     }
     if (result.report.pngError !== undefined) process.stderr.write(`warning: pr_curves.png not rendered (${result.report.pngError})\n`);
     process.stderr.write(`report written to ${result.report.dir}/ (${result.report.files.join(', ')})\n`);
@@ -176,8 +255,8 @@ export async function run(argv: string[]): Promise<number> {
     const annotations = values.annotations;
     if (annotations === undefined) throw usageError('--annotations is required');
     if (values.detections !== undefined) {
-      if (values.images !== undefined || values.out !== undefined || values.model !== undefined) {
-        throw usageError('--detections scores an existing results file; --images/--out/--model are for batch mode, use one or the other');
+      if (values.images !== undefined || values.out !== undefined || values.model !== undefined || values.shard !== undefined || values.server !== undefined) {
+        throw usageError('--detections scores an existing results file; --images/--out/--model/--shard/--server are for batch mode, use one or the other');
       }
       return await runResultsFile(values, annotations, values.detections);
     }

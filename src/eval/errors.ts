@@ -13,6 +13,9 @@ export type EvalErrorCode =
   | 'INVALID_ARGUMENT' // command-line usage
   | 'MODEL_CLASSES_UNMATCHED' // batch mode: no model class maps to a dataset category
   | 'RUN_MISMATCH' // batch mode: --out holds a run of another dataset or model
+  | 'IMAGES_UNREADABLE' // batch mode: some images could not be read or decoded (see --allow-missing)
+  | 'MODEL_MISMATCH' // batch mode --server: a server serves another model than the run's
+  | 'SERVER_FAILED' // batch mode --server: a server refused or kept failing
   | 'INTERRUPTED'; // batch mode: stopped by SIGINT/SIGTERM (resumable)
 
 export interface EvalErrorDetails {

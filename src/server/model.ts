@@ -15,6 +15,8 @@ export interface ServedModel {
   classes: readonly string[];
   transform: { min_size: number; max_size: number; size_divisible: number };
   roi_heads: { score_thresh: number; detections_per_img: number };
+  /** The graphs' sha256 (model.json `graphs`): clients such as `eval --server` check the model's identity with them. */
+  graphs?: { backbone_rpn: { sha256: string }; box_head: { sha256: string } };
   provenance?: unknown;
 }
 
@@ -41,6 +43,8 @@ export function describeModel(model: ServedModel): Record<string, unknown> {
       score_threshold: model.roi_heads.score_thresh,
       max_detections: model.roi_heads.detections_per_img,
     },
+    graphs:
+      model.graphs === undefined ? null : { backbone_rpn: { sha256: model.graphs.backbone_rpn.sha256 }, box_head: { sha256: model.graphs.box_head.sha256 } },
     provenance: model.provenance ?? null,
   };
 }

@@ -250,6 +250,8 @@ describe('information and operations routes', () => {
       defaults: { score_threshold: modelJson.roi_heads.score_thresh, max_detections: modelJson.roi_heads.detections_per_img },
       provenance: modelJson.provenance,
     });
+    const graphs = (modelJson as unknown as { graphs: Record<'backbone_rpn' | 'box_head', { sha256: string }> }).graphs;
+    expect(body.models[0]!.graphs).toEqual({ backbone_rpn: { sha256: graphs.backbone_rpn.sha256 }, box_head: { sha256: graphs.box_head.sha256 } });
   });
 
   it('is alive and ready once warmed up', async () => {

@@ -30,6 +30,8 @@ export class Progress {
     alreadyDone: number,
     private readonly stream: ProgressStream = process.stderr,
     private readonly now: () => number = () => performance.now(),
+    /** Line prefix: 'eval', or 'eval[shard 1/3]' so that each shard's progress is its own. */
+    private readonly label: string = 'eval',
   ) {
     this.startedAt = now();
     this.startDone = alreadyDone;
@@ -54,7 +56,7 @@ export class Progress {
       if (!force && t - this.lastDrawAt < 100) return;
       const width = 24;
       const filled = this.total === 0 ? width : Math.round((width * done) / this.total);
-      this.stream.write(`\r\x1b[Keval [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.describe(done, skipped)}`);
+      this.stream.write(`\r\x1b[K${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.describe(done, skipped)}`);
       this.drawn = true;
     } else {
       const decile = this.total === 0 ? 10 : Math.floor((10 * done) / this.total);
@@ -63,7 +65,7 @@ export class Progress {
       this.lastLineDecile = decile;
       this.lastLineAt = t;
       this.lastLineDone = done;
-      this.stream.write(`eval: ${this.describe(done, skipped)}\n`);
+      this.stream.write(`${this.label}: ${this.describe(done, skipped)}\n`);
     }
     this.lastDrawAt = t;
   }

@@ -8,6 +8,8 @@
  *                     after that image's detections are on disk, with the byte length
  *                     detections.jsonl had at that point
  *   report/           written at the end
+ *   shards/K-of-N/    runs of `--shard K/N` (each one laid out like this), merged by the run
+ *                     without --shard
  *
  * Every append is fsynced. On resume, a partial last line of images.jsonl is dropped and
  * detections.jsonl is cut back to the length the last finished image recorded, which removes
@@ -16,6 +18,7 @@
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { EvalError } from '../errors';
+import type { ModelIdentity } from './model-identity';
 
 export const RUN_FORMAT = 'cpwc-detect-eval-run';
 
@@ -26,16 +29,64 @@ export interface RunManifest {
   annotations_sha256: string;
   images_dir: string;
   model_dir: string;
-  model_json_sha256: string;
+  /** sha256 of model.json; null when detection ran through servers (--server). */
+  model_json_sha256: string | null;
   model_name: string;
+  /** What makes two runs' detections equal: name, graph checksums, input sizes, defaults (model-identity.ts). */
+  model_identity: ModelIdentity;
   score_threshold: number | null;
+  /** `--shard K/N` as { index: K, count: N }; null for the whole dataset. */
+  shard: { index: number; count: number } | null;
+  /** 'local' (a model directory) or the server URLs (--server), for the record. */
+  detector: string;
   /** "class_id" -> dataset category_id, as the run maps them. */
   category_map: Record<string, number>;
   created_at: string;
 }
 
-/** The manifest fields that must be equal for a resume to continue the same run. */
-const IDENTITY_FIELDS = ['annotations_sha256', 'model_json_sha256', 'score_threshold', 'category_map'] as const;
+/** The manifest fields that must be equal for two sessions (or a shard and its merge) to be one run. */
+export const IDENTITY_FIELDS = ['annotations_sha256', 'model_identity', 'score_threshold', 'category_map'] as const;
+
+/** Entries a run directory may hold before its run.json exists (a crash while it was being created). */
+const CREATION_LEFTOVERS = new Set(['.lock', 'run.json.tmp', 'shards']);
+
+/**
+ * The first identity field in which `previous` (a run.json on disk) differs from `manifest`,
+ * with both values, or undefined when they are the same run.
+ */
+export function identityDifference(previous: Partial<RunManifest>, manifest: RunManifest, fields: readonly (keyof RunManifest)[] = [...IDENTITY_FIELDS, 'shard']): { field: string; was: string; now: string } | undefined {
+  for (const field of fields) {
+    const was = JSON.stringify(previous[field] ?? null);
+    const now = JSON.stringify(manifest[field] ?? null);
+    if (was !== now) return { field, was, now };
+  }
+  return undefined;
+}
+
+/**
+ * A run.json written before runs recorded `model_identity` (and `shard`) is the same run when its
+ * model.json sha256 is this one's: it gets this run's identity, so an interrupted run of an
+ * earlier version resumes.
+ */
+function upgradeManifest(previous: RunManifest, manifest: RunManifest): RunManifest {
+  if (previous.model_identity !== undefined || previous.model_json_sha256 === null || previous.model_json_sha256 !== manifest.model_json_sha256) return previous;
+  return { ...previous, model_identity: manifest.model_identity, shard: previous.shard ?? null, detector: previous.detector ?? 'local' };
+}
+
+/** Reads and parses a run.json. */
+export function readManifest(file: string): RunManifest {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new EvalError('FILE_UNREADABLE', `${file}: cannot read the run manifest: ${(cause as Error).message}`, { file }, { cause });
+  }
+  try {
+    return JSON.parse(text) as RunManifest;
+  } catch (cause) {
+    throw new EvalError('JSON_MALFORMED', `${file}: not valid JSON (the run directory is damaged)`, { file }, { cause });
+  }
+}
 
 export interface ImageRecord {
   image_id: number;
@@ -82,55 +133,41 @@ export class RunDirectory {
   static open(dir: string, manifest: RunManifest): RunDirectory {
     mkdirSync(dir, { recursive: true });
     const manifestPath = join(dir, 'run.json');
-    let run: RunDirectory;
-    if (existsSync(manifestPath)) {
-      const previous = JSON.parse(readFileSync(manifestPath, 'utf8')) as RunManifest;
-      for (const field of IDENTITY_FIELDS) {
-        if (JSON.stringify(previous[field]) !== JSON.stringify(manifest[field])) {
+    const lockPath = join(dir, '.lock');
+    lockDirectory(dir, lockPath);
+    let run: RunDirectory | undefined;
+    try {
+      if (existsSync(manifestPath)) {
+        const previous = upgradeManifest(readManifest(manifestPath), manifest);
+        const difference = identityDifference(previous, manifest);
+        if (difference !== undefined) {
           throw new EvalError(
             'RUN_MISMATCH',
-            `${dir} holds a run with a different ${field.replace(/_/g, ' ')} (${JSON.stringify(previous[field])}, now ${JSON.stringify(manifest[field])}); ` +
+            `${dir} holds a run with a different ${difference.field.replace(/_/g, ' ')} (${difference.was}, now ${difference.now}); ` +
               'use another --out directory, or delete this one to start over',
-            { file: manifestPath, field },
+            { file: manifestPath, field: difference.field },
           );
         }
+        run = new RunDirectory(dir, { ...previous, images_dir: manifest.images_dir, detector: manifest.detector }, true);
+      } else {
+        const entries = readdirSync(dir).filter((name) => !CREATION_LEFTOVERS.has(name));
+        if (entries.length > 0) {
+          throw new EvalError('RUN_MISMATCH', `${dir} is not empty and has no run.json: refusing to write a run into it (use a new --out directory)`, {
+            file: dir,
+          });
+        }
+        // A run.json.tmp without run.json is a creation that crashed before the rename: redo it.
+        writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+        renameSync(`${manifestPath}.tmp`, manifestPath);
+        run = new RunDirectory(dir, manifest, false);
       }
-      run = new RunDirectory(dir, { ...previous, images_dir: manifest.images_dir }, true);
-    } else {
-      const entries = readdirSync(dir).filter((name) => name !== '.lock');
-      if (entries.length > 0) {
-        throw new EvalError('RUN_MISMATCH', `${dir} is not empty and has no run.json: refusing to write a run into it (use a new --out directory)`, {
-          file: dir,
-        });
-      }
-      writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
-      renameSync(`${manifestPath}.tmp`, manifestPath);
-      run = new RunDirectory(dir, manifest, false);
-    }
-    run.lock();
-    try {
       run.recover();
     } catch (err) {
-      run.close();
+      if (run === undefined) unlockDirectory(lockPath);
+      else run.close();
       throw err;
     }
     return run;
-  }
-
-  private lock(): void {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        writeFileSync(this.lockPath, `${process.pid}\n`, { flag: 'wx' });
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const pid = Number(readFileSync(this.lockPath, 'utf8').trim());
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-          throw new EvalError('RUN_MISMATCH', `another cpwc-detect eval (pid ${pid}) is writing to ${this.dir}`, { file: this.lockPath });
-        }
-        unlinkSync(this.lockPath); // stale: its process is gone
-      }
-    }
   }
 
   /** Reads images.jsonl (dropping a partial last line) and cuts detections.jsonl back to match it. */
@@ -189,11 +226,85 @@ export class RunDirectory {
     for (const fd of [this.detectionsFd, this.imagesFd]) if (fd >= 0) closeSync(fd);
     this.detectionsFd = -1;
     this.imagesFd = -1;
+    unlockDirectory(this.lockPath);
+  }
+}
+
+/** One finished image of a run directory read by another process, with its detection lines. */
+export interface RecordedImage {
+  record: ImageRecord;
+  /** Its lines of detections.jsonl, each ending in '\n' ('' when it has none). */
+  lines: string;
+}
+
+/**
+ * Reads the finished images of a run directory without changing it (another process may be
+ * appending to it): the complete lines of images.jsonl, each with the detections.jsonl bytes
+ * between the previous record's detections_end and its own. Records in file order; an image
+ * recorded twice (a skipped image retried) keeps its last record.
+ */
+export function readRecordedImages(dir: string): RecordedImage[] {
+  const imagesPath = join(dir, 'images.jsonl');
+  const detectionsPath = join(dir, 'detections.jsonl');
+  const text = existsSync(imagesPath) ? readFileSync(imagesPath, 'utf8') : '';
+  const detections = existsSync(detectionsPath) ? readFileSync(detectionsPath) : Buffer.alloc(0);
+  const byId = new Map<number, RecordedImage>();
+  let start = 0;
+  text.slice(0, text.lastIndexOf('\n') + 1).split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let record: ImageRecord;
     try {
-      if (readFileSync(this.lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(this.lockPath);
-    } catch {
-      // already gone
+      record = JSON.parse(line) as ImageRecord;
+    } catch (cause) {
+      throw new EvalError('JSON_MALFORMED', `${imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`, { file: imagesPath, location: `line ${i + 1}` }, { cause });
     }
+    if (record.detections_end > detections.length || record.detections_end < start) {
+      throw new EvalError('RUN_MISMATCH', `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ${detectionsPath} has ${detections.length}: the run directory is damaged`, {
+        file: detectionsPath,
+        location: `line ${i + 1}`,
+      });
+    }
+    byId.delete(record.image_id);
+    byId.set(record.image_id, { record, lines: detections.subarray(start, record.detections_end).toString('utf8') });
+    start = record.detections_end;
+  });
+  return [...byId.values()];
+}
+
+/** Takes `dir`'s lock file for this process, or refuses while another live process holds it. */
+function lockDirectory(dir: string, lockPath: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockPath, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = lockHolder(lockPath);
+      if (pid !== undefined && pid !== process.pid) {
+        throw new EvalError('RUN_MISMATCH', `another cpwc-detect eval (pid ${pid}) is writing to ${dir}`, { file: lockPath });
+      }
+      unlinkSync(lockPath); // stale: its process is gone
+    }
+  }
+}
+
+/** The live process holding a run directory's lock file, if any. */
+export function lockHolder(lockPath: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(lockPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
+}
+
+function unlockDirectory(lockPath: string): void {
+  try {
+    if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath);
+  } catch {
+    // already gone
   }
 }
 

@@ -1,12 +1,14 @@
 /**
  * Batch evaluation: run a detector over every image of a COCO annotation file, write COCO
- * results as it goes (resumable, see run-dir.ts), then score them with the evaluator.
+ * results as it goes (resumable, see run-dir.ts), then score them with the evaluator. The work
+ * may be split: `--shard K/N` runs one part into OUT/shards/K-of-N (shard.ts) and the run
+ * without --shard merges the parts (merge.ts); detection may run in this process
+ * (local-source.ts) or through cpwc-detect servers (server-pool.ts).
  */
 import { createHash } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { DetectError } from '../../detection/errors';
-import type { Detector } from '../../detection/detector';
+import type { Detection } from '../../detection/types';
 import { loadDetectionsFile } from '../detections';
 import { EvalError } from '../errors';
 import { evaluateLoaded, type EvaluationRun } from '../evaluate';
@@ -14,7 +16,12 @@ import { loadGroundTruthFile, withoutImages, type GroundTruth, type ImageInfo } 
 import { writeReport, type ReportFiles } from '../report/report';
 import { mapClassesToCategories, type CategoryMapping } from './class-map';
 import { Progress, type ProgressStream } from './progress';
-import { RUN_FORMAT, RunDirectory, type ImageRecord, type RunManifest } from './run-dir';
+import type { DetectionSource } from './detection-source';
+import { openLocalSource } from './local-source';
+import { findShards, importShards, type ShardImport } from './merge';
+import { IDENTITY_FIELDS, identityDifference, readManifest, RUN_FORMAT, RunDirectory, type ImageRecord, type RunManifest } from './run-dir';
+import { ServerPool, type ServerPoolOptions } from './server-pool';
+import { shardDir, shardName, shardOf, type Shard } from './shard';
 
 export interface BatchOptions {
   annotations: string;
@@ -29,6 +36,17 @@ export interface BatchOptions {
   log?: ProgressStream;
   /** When aborted, the run stops after the image in progress is recorded (throws INTERRUPTED). */
   signal?: AbortSignal;
+  /** Detect through these cpwc-detect servers instead of `modelDir` (--server). */
+  servers?: string[];
+  /** Pool settings for `servers`: concurrency per server, timeout, retries, API key. */
+  serverOptions?: Omit<ServerPoolOptions, 'urls' | 'log'>;
+  /** Score even when some images could not be read or decoded (else IMAGES_UNREADABLE). */
+  allowMissing?: boolean;
+}
+
+/** `runShard`'s options: a batch run's, plus which part. */
+export interface ShardOptions extends BatchOptions {
+  shard: Shard;
 }
 
 export interface SkippedImage {
@@ -41,8 +59,10 @@ export interface SkippedImage {
 export interface BatchSummary {
   out_dir: string;
   detections_file: string;
-  model_dir: string;
+  model_dir: string | null;
   model_name: string;
+  /** 'local' or the server URLs. */
+  detector: string;
   category_mapping: CategoryMapping['method'];
   unmatched_model_classes: string[];
   categories_without_model_class: string[];
@@ -54,6 +74,31 @@ export interface BatchSummary {
   images_this_session: number;
   resumed: boolean;
   seconds_this_session: number;
+  /** What the merge took from each OUT/shards/K-of-N ([] when the run was not sharded). */
+  shards: ShardImport[];
+  /** Images of the dataset no shard had recorded when the merge started (0 when not sharded). */
+  images_missing_from_shards: number;
+  /** Images a shard recorded as unreadable only (the merge tries them again; 0 when not sharded). */
+  images_failed_in_shards: number;
+  /** Images this run detected itself (all images when not sharded). */
+  images_not_from_shards: number;
+  /** --server: requests, 503s and failures per server. */
+  detector_stats: Record<string, unknown>;
+}
+
+/** What `runShard` did. */
+export interface ShardSummary {
+  shard: string;
+  out_dir: string;
+  shard_dir: string;
+  detector: string;
+  images_in_shard: number;
+  images_done: number;
+  images_failed: number;
+  images_this_session: number;
+  resumed: boolean;
+  seconds_this_session: number;
+  detector_stats: Record<string, unknown>;
 }
 
 export interface BatchResult {
@@ -61,9 +106,6 @@ export interface BatchResult {
   batch: BatchSummary;
   report: ReportFiles;
 }
-
-/** Image failures that skip the image; anything else (model, runtime) stops the run. */
-const SKIPPABLE_DETECT_ERRORS = new Set(['IMAGE_EMPTY', 'IMAGE_UNSUPPORTED_FORMAT', 'IMAGE_DECODE_FAILED', 'IMAGE_TOO_LARGE']);
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -90,7 +132,7 @@ async function readImage(imagesDir: string, image: ImageInfo): Promise<ImageByte
 }
 
 /** COCO result lines for one image's detections: bbox [x, y, w, h] in original pixels. */
-function resultLines(imageId: number, detections: { class_id: number; score: number; box: { xmin: number; ymin: number; xmax: number; ymax: number } }[], mapping: CategoryMapping, categoryIds: number[]): { lines: string; count: number } {
+function resultLines(imageId: number, detections: readonly Detection[], mapping: CategoryMapping, categoryIds: number[]): { lines: string; count: number } {
   let lines = '';
   let count = 0;
   for (const d of detections) {
@@ -103,51 +145,190 @@ function resultLines(imageId: number, detections: { class_id: number; score: num
   return { lines, count };
 }
 
-async function loadDetector(options: BatchOptions): Promise<Detector> {
-  const { Detector } = await import('../../detection/detector');
-  return Detector.load(options.modelDir, options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads });
+interface DetectAllOptions {
+  imagesDir: string;
+  scoreThreshold: number | undefined;
+  signal: AbortSignal | undefined;
+  log: ProgressStream;
+  /** Progress prefix: 'eval', 'eval[shard 1/3]'. */
+  label: string;
 }
 
-/** Runs the model over the images not yet done, recording each; returns when all are done or the signal fires. */
-async function detectAll(run: RunDirectory, gt: GroundTruth, detector: Detector, mapping: CategoryMapping, options: BatchOptions, log: ProgressStream): Promise<number> {
-  const pending = gt.images.filter((image) => !run.images.has(image.id));
-  const progress = new Progress(gt.images.length, gt.images.length - pending.length, log);
-  let skipped = [...run.images.values()].filter((r) => r.status === 'skipped').length;
+/**
+ * Detects every image of `images` that `run` has not finished (a skipped image is tried again),
+ * `source.concurrency` at a time, recording each as it completes; returns how many were
+ * processed. Stops taking images when the signal fires; the first error stops the run once the
+ * images in flight are recorded.
+ */
+async function detectAll(run: RunDirectory, images: readonly ImageInfo[], source: DetectionSource, mapping: CategoryMapping, categoryIds: number[], options: DetectAllOptions): Promise<number> {
+  const { log } = options;
+  const pending = images.filter((image) => run.images.get(image.id)?.status !== 'done');
+  const progress = new Progress(images.length, images.length - pending.length, log, undefined, options.label);
+  let done = images.length - pending.length;
+  let skipped = 0;
   let processed = 0;
-  const detectOptions = options.scoreThreshold === undefined ? {} : { scoreThreshold: options.scoreThreshold };
-  let nextRead = pending.length > 0 ? readImage(options.imagesDir, pending[0]!) : undefined;
-  for (let i = 0; i < pending.length; i++) {
-    if (options.signal?.aborted === true) break;
-    const image = pending[i]!;
-    const read = await nextRead!;
-    nextRead = i + 1 < pending.length ? readImage(options.imagesDir, pending[i + 1]!) : undefined;
-    const base = { image_id: image.id, file_name: image.file_name ?? null };
-    let record: Omit<ImageRecord, 'detections_end'>;
-    let lines = '';
-    if (!read.ok) {
-      record = { ...base, status: 'skipped', detections: 0, reason: read.reason };
-    } else {
-      try {
-        const result = await detector.detect(read.bytes, detectOptions);
-        const mapped = resultLines(image.id, result.detections, mapping, gt.categoryIds);
-        lines = mapped.lines;
-        record = { ...base, status: 'done', detections: mapped.count };
-      } catch (err) {
-        if (!(err instanceof DetectError) || !SKIPPABLE_DETECT_ERRORS.has(err.code)) throw err;
-        record = { ...base, status: 'skipped', detections: 0, reason: `${err.code}: ${err.message}` };
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (next < pending.length && failure === undefined && options.signal?.aborted !== true) {
+      const image = pending[next++]!;
+      const read = await readImage(options.imagesDir, image);
+      const base = { image_id: image.id, file_name: image.file_name ?? null };
+      let record: Omit<ImageRecord, 'detections_end'>;
+      let lines = '';
+      if (!read.ok) {
+        record = { ...base, status: 'skipped', detections: 0, reason: read.reason };
+      } else {
+        const result = await source.detect(read.bytes, options.scoreThreshold);
+        if (result.ok) {
+          const mapped = resultLines(image.id, result.detections, mapping, categoryIds);
+          lines = mapped.lines;
+          record = { ...base, status: 'done', detections: mapped.count };
+        } else {
+          record = { ...base, status: 'skipped', detections: 0, reason: result.reason };
+        }
+      }
+      run.commitImage(record, lines);
+      processed++;
+      done++;
+      if (record.status === 'skipped') {
+        skipped++;
+        log.write(`${log.isTTY === true ? '\r\x1b[K' : ''}${options.label}: skipped image ${image.id} (${image.file_name ?? 'no file_name'}): ${record.reason}\n`);
+      }
+      progress.update(done, skipped);
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, Math.min(source.concurrency, pending.length)) }, () =>
+    worker().catch((error: unknown) => {
+      failure ??= { error };
+    }),
+  );
+  await Promise.all(workers);
+  progress.finish(done, skipped);
+  if (failure !== undefined) throw failure.error;
+  return processed;
+}
+
+interface PreparedRun {
+  gt: GroundTruth;
+  source: DetectionSource;
+  mapping: CategoryMapping;
+  manifest: RunManifest;
+}
+
+async function openSource(options: BatchOptions, log: ProgressStream): Promise<DetectionSource> {
+  if (options.servers !== undefined && options.servers.length > 0) return ServerPool.connect({ ...options.serverOptions, urls: options.servers, log });
+  return openLocalSource(options.modelDir, options.intraOpThreads);
+}
+
+/** Reads the dataset, opens the detection source and builds the run's manifest. */
+async function prepare(options: BatchOptions, shard: Shard | null, log: ProgressStream): Promise<PreparedRun> {
+  const annotationsPath = path.resolve(options.annotations);
+  const annotationsSha = sha256(readFileOrThrow(annotationsPath, 'annotation file'));
+  const gt = loadGroundTruthFile(options.annotations);
+  const source = await openSource(options, log);
+  try {
+    const mapping = mapClassesToCategories(source.classes, gt, source.modelDir ?? source.description);
+    const categoryMap: Record<string, number> = {};
+    mapping.categoryIndexByClass.forEach((index, classId) => {
+      if (index >= 0) categoryMap[String(classId)] = gt.categoryIds[index]!;
+    });
+    const manifest: RunManifest = {
+      format: RUN_FORMAT,
+      version: 1,
+      annotations: annotationsPath,
+      annotations_sha256: annotationsSha,
+      images_dir: path.resolve(options.imagesDir),
+      model_dir: source.modelDir ?? '',
+      model_json_sha256: source.modelJsonSha256,
+      model_name: source.identity.name,
+      model_identity: source.identity,
+      score_threshold: options.scoreThreshold ?? null,
+      category_map: categoryMap,
+      shard,
+      detector: source.description,
+      created_at: new Date().toISOString(),
+    };
+    return { gt, source, mapping, manifest };
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+}
+
+function logMapping(mapping: CategoryMapping, log: ProgressStream): void {
+  if (mapping.unmatchedClasses.length > 0) log.write(`eval: model classes with no dataset category (dropped): ${mapping.unmatchedClasses.join(', ')}\n`);
+  if (mapping.categoriesWithoutClass.length > 0) {
+    log.write(`eval: dataset categories the model cannot detect (scored as missed): ${mapping.categoriesWithoutClass.join(', ')}\n`);
+  }
+}
+
+/**
+ * Runs one part of a sharded run (`--shard K/N`) into OUT/shards/K-of-N, resumably; scoring is
+ * left to the merge (the same command without --shard). Refuses when OUT already holds a
+ * run of another dataset, model or settings.
+ *
+ * @example
+ *   await runShard({ annotations: 'val.json', imagesDir: 'val/', modelDir: 'models/m', outDir: 'runs/val', shard: { index: 0, count: 4 } });
+ */
+export async function runShard(options: ShardOptions): Promise<ShardSummary> {
+  const log = options.log ?? process.stderr;
+  const started = performance.now();
+  const label = `eval[shard ${options.shard.index}/${options.shard.count}]`;
+  const { gt, source, mapping, manifest } = await prepare(options, options.shard, log);
+  const dir = shardDir(options.outDir, options.shard);
+  let run: RunDirectory | undefined;
+  let processed = 0;
+  const images = gt.images.filter((image) => shardOf(image.id, options.shard.count) === options.shard.index);
+  try {
+    const mainManifest = path.join(options.outDir, 'run.json');
+    if (existsSync(mainManifest)) {
+      const difference = identityDifference(readManifest(mainManifest), manifest, IDENTITY_FIELDS);
+      if (difference !== undefined) {
+        throw new EvalError(
+          'RUN_MISMATCH',
+          `${options.outDir} holds a run with a different ${difference.field.replace(/_/g, ' ')} (${difference.was}, this shard: ${difference.now}); use the run's options or another --out`,
+          { file: mainManifest, field: difference.field },
+        );
       }
     }
-    run.commitImage(record, lines);
-    processed++;
-    if (record.status === 'skipped') {
-      skipped++;
-      log.write(`${log.isTTY === true ? '\r\x1b[K' : ''}eval: skipped image ${image.id} (${image.file_name ?? 'no file_name'}): ${record.reason}\n`);
-    }
-    progress.update(run.images.size, skipped);
+    run = RunDirectory.open(dir, manifest);
+    const already = images.filter((image) => run!.images.get(image.id)?.status === 'done').length;
+    log.write(`${label}: ${images.length} of ${gt.images.length} images are this shard's${already > 0 ? `, ${already} already done` : ''}; writing ${dir}\n`);
+    logMapping(mapping, log);
+    processed = await detectAll(run, images, source, mapping, gt.categoryIds, {
+      imagesDir: options.imagesDir,
+      scoreThreshold: options.scoreThreshold,
+      signal: options.signal,
+      log,
+      label,
+    });
+  } finally {
+    run?.close();
+    await source.close();
   }
-  progress.finish(run.images.size, skipped);
-  await nextRead;
-  return processed;
+  const records = images.map((image) => run.images.get(image.id)).filter((r) => r !== undefined);
+  if (records.length < images.length) {
+    throw new EvalError(
+      'INTERRUPTED',
+      `interrupted: ${records.length} of this shard's ${images.length} images are done and recorded in ${dir}; run the same command again to resume`,
+      { file: dir },
+    );
+  }
+  const done = records.filter((r) => r.status === 'done').length;
+  return {
+    shard: shardName(options.shard),
+    out_dir: path.resolve(options.outDir),
+    shard_dir: path.resolve(dir),
+    detector: source.description,
+    images_in_shard: images.length,
+    images_done: done,
+    images_failed: images.length - done,
+    images_this_session: processed,
+    resumed: run.resumed,
+    seconds_this_session: (performance.now() - started) / 1000,
+    detector_stats: source.stats(),
+  };
 }
 
 /**
@@ -161,43 +342,41 @@ async function detectAll(run: RunDirectory, gt: GroundTruth, detector: Detector,
 export async function runBatch(options: BatchOptions): Promise<BatchResult> {
   const log = options.log ?? process.stderr;
   const started = performance.now();
-  const annotationsPath = path.resolve(options.annotations);
-  const annotationsSha = sha256(readFileOrThrow(annotationsPath, 'annotation file'));
-  const gt = loadGroundTruthFile(options.annotations);
-  const modelJsonSha = sha256(readFileOrThrow(path.join(options.modelDir, 'model.json'), 'model.json'));
-  const detector = await loadDetector(options);
+  const { gt, source, mapping, manifest } = await prepare(options, null, log);
   let run: RunDirectory | undefined;
   let processed = 0;
-  let mapping: CategoryMapping;
+  let shards: ShardImport[] = [];
+  let missingFromShards = 0;
+  let failedInShards = 0;
   try {
-    mapping = mapClassesToCategories(detector.model.classes, gt, options.modelDir);
-    const categoryMap: Record<string, number> = {};
-    mapping.categoryIndexByClass.forEach((index, classId) => {
-      if (index >= 0) categoryMap[String(classId)] = gt.categoryIds[index]!;
-    });
-    const manifest: RunManifest = {
-      format: RUN_FORMAT,
-      version: 1,
-      annotations: annotationsPath,
-      annotations_sha256: annotationsSha,
-      images_dir: path.resolve(options.imagesDir),
-      model_dir: detector.modelDir,
-      model_json_sha256: modelJsonSha,
-      model_name: detector.model.name,
-      score_threshold: options.scoreThreshold ?? null,
-      category_map: categoryMap,
-      created_at: new Date().toISOString(),
-    };
+    const shardDirs = findShards(options.outDir, manifest);
     run = RunDirectory.open(options.outDir, manifest);
-    if (run.images.size > 0) log.write(`eval: resuming ${options.outDir}: ${run.images.size}/${gt.images.length} images already done\n`);
-    if (mapping.unmatchedClasses.length > 0) log.write(`eval: model classes with no dataset category (dropped): ${mapping.unmatchedClasses.join(', ')}\n`);
-    if (mapping.categoriesWithoutClass.length > 0) {
-      log.write(`eval: dataset categories the model cannot detect (scored as missed): ${mapping.categoriesWithoutClass.join(', ')}\n`);
+    const merged = importShards(run, shardDirs, gt);
+    shards = merged.shards;
+    const left = gt.images.filter((image) => run!.images.get(image.id)?.status !== 'done');
+    const finished = gt.images.length - left.length;
+    if (shards.length > 0) {
+      failedInShards = left.filter((image) => merged.recordedIds.has(image.id)).length;
+      missingFromShards = left.length - failedInShards;
+      const parts = shards.map((s) => `${s.shard} ${s.images_done} done${s.images_failed > 0 ? `, ${s.images_failed} failed` : ''}${s.running_pid === null ? '' : ` (still running, pid ${s.running_pid})`}`);
+      log.write(
+        `eval: merged ${shards.length} shard(s) into ${options.outDir}: ${parts.join('; ')}; ` +
+          `${left.length} of ${gt.images.length} images left to detect here (${missingFromShards} no shard recorded, ${failedInShards} failed in a shard)\n`,
+      );
+    } else if (run.images.size > 0) {
+      log.write(`eval: resuming ${options.outDir}: ${finished}/${gt.images.length} images already done\n`);
     }
-    processed = await detectAll(run, gt, detector, mapping, options, log);
+    logMapping(mapping, log);
+    processed = await detectAll(run, gt.images, source, mapping, gt.categoryIds, {
+      imagesDir: options.imagesDir,
+      scoreThreshold: options.scoreThreshold,
+      signal: options.signal,
+      log,
+      label: 'eval',
+    });
   } finally {
     run?.close();
-    await detector.close();
+    await source.close();
   }
   const done = run.images;
   if (done.size < gt.images.length) {
@@ -212,13 +391,24 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     .filter((r) => r.status === 'skipped')
     .map((r) => ({ image_id: r.image_id, file_name: r.file_name, reason: r.reason ?? '' }))
     .sort((a, b) => a.image_id - b.image_id);
+  if (skipped.length > 0 && options.allowMissing !== true) {
+    throw new EvalError(
+      'IMAGES_UNREADABLE',
+      `${skipped.length} of ${gt.images.length} images could not be read or decoded, so their ground truth cannot be scored: ` +
+        `${skipped.slice(0, 5).map((s) => `${s.image_id} (${s.file_name ?? '?'}: ${s.reason})`).join('; ')}${skipped.length > 5 ? '; …' : ''}. ` +
+        `Fix them and run the same command again (only they are retried; the list is in ${run.imagesPath}), ` +
+        `or add --allow-missing to score the other ${gt.images.length - skipped.length} without them`,
+      { file: run.imagesPath },
+    );
+  }
   const scoredGt = withoutImages(gt, new Set(skipped.map((s) => s.image_id)));
   const evaluation = evaluateLoaded(scoredGt, loadDetectionsFile(run.detectionsPath, scoredGt));
   const batch: BatchSummary = {
     out_dir: path.resolve(options.outDir),
     detections_file: run.detectionsPath,
-    model_dir: detector.modelDir,
-    model_name: detector.model.name,
+    model_dir: source.modelDir,
+    model_name: source.identity.name,
+    detector: source.description,
     category_mapping: mapping.method,
     unmatched_model_classes: mapping.unmatchedClasses,
     categories_without_model_class: mapping.categoriesWithoutClass,
@@ -229,16 +419,27 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     images_this_session: processed,
     resumed: run.resumed,
     seconds_this_session: (performance.now() - started) / 1000,
+    shards,
+    images_missing_from_shards: missingFromShards,
+    images_failed_in_shards: failedInShards,
+    images_not_from_shards: processed,
+    detector_stats: source.stats(),
   };
   const notes = [
-    `Model: \`${detector.modelDir}\` (${detector.model.name}); classes mapped to categories by ${mapping.method === 'coco-id' ? 'COCO id' : 'name'}`,
+    `Model: \`${source.modelDir ?? source.description}\` (${source.identity.name}); classes mapped to categories by ${mapping.method === 'coco-id' ? 'COCO id' : 'name'}`,
     skipped.length > 0
-      ? `${skipped.length} of ${gt.images.length} images skipped (missing or unreadable) and left out of scoring: ${skipped
+      ? `${skipped.length} of ${gt.images.length} images unreadable or not decodable, left out of scoring (--allow-missing): ${skipped
           .slice(0, 20)
           .map((s) => `${s.image_id} (${s.file_name ?? '?'}: ${s.reason})`)
           .join('; ')}${skipped.length > 20 ? '; …' : ''}`
       : `All ${gt.images.length} images processed`,
   ];
+  if (shards.length > 0) {
+    notes.push(
+      `Merged from ${shards.length} shard(s): ${shards.map((s) => `${s.shard} ${s.images_done} done, ${s.images_failed} failed`).join('; ')}; ` +
+        `${processed} image(s) detected by the merge itself`,
+    );
+  }
   if (mapping.categoriesWithoutClass.length > 0) notes.push(`Categories the model cannot detect: ${mapping.categoriesWithoutClass.join(', ')}`);
   const report = await writeReport(path.join(options.outDir, 'report'), evaluation.evaluation, evaluation.summary, {
     annotations: options.annotations,

@@ -35,11 +35,12 @@ interface BatchJson {
   };
 }
 
-function batchArgs(out: string, extra: string[] = []): string[] {
+/** The fixture set has a missing file and a non-image, so a run that scores needs --allow-missing. */
+function batchArgs(out: string, extra: string[] = ['--allow-missing']): string[] {
   return [CLI, 'eval', '--annotations', ANNOTATIONS, '--images', IMAGES, '--model', MODEL, '--out', out, '--json', ...extra];
 }
 
-function runToEnd(out: string, extra: string[] = []): { status: number | null; json: BatchJson | undefined; stderr: string } {
+function runToEnd(out: string, extra: string[] = ['--allow-missing']): { status: number | null; json: BatchJson | undefined; stderr: string } {
   const result = spawnSync(process.execPath, batchArgs(out, extra), { cwd: ROOT, encoding: 'utf8' });
   return { status: result.status, json: result.status === 0 ? (JSON.parse(result.stdout) as BatchJson) : undefined, stderr: result.stderr };
 }
@@ -134,15 +135,32 @@ describe('an uninterrupted run', () => {
     expect(written).toEqual(records);
   });
 
-  it('writes the report and does nothing more when run again', () => {
+  it('writes the report, with the count of unreadable images, and only retries those when run again', () => {
     const summary = JSON.parse(readFileSync(join(referenceOut, 'report/summary.json'), 'utf8')) as { stats: number[]; run: { images_skipped: number } };
     expect(summary.stats).toEqual(reference.stats);
     expect(summary.run.images_skipped).toBe(2);
+    expect(readFileSync(join(referenceOut, 'report/summary.md'), 'utf8')).toContain('2 of 10 images unreadable or not decodable, left out of scoring');
     expect(existsSync(join(referenceOut, 'report/pr_curves.png'))).toBe(true);
     const again = runToEnd(referenceOut);
     expect(again.status).toBe(0);
-    expect(again.json!.run.images_this_session).toBe(0);
+    expect(again.json!.run.images_this_session).toBe(2);
     expect(results(again.json!)).toEqual(results(reference));
+  });
+});
+
+describe('a run with unreadable images and no --allow-missing', () => {
+  it('exits 1 naming how many images could not be read, writes no report, and scores once they are allowed', () => {
+    const out = join(tempDir(), 'run');
+    const strict = runToEnd(out, []);
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toContain('2 of 10 images could not be read or decoded, so their ground truth cannot be scored: 9 (missing.jpg: file not found); 10 (README.md: IMAGE_UNSUPPORTED_FORMAT');
+    expect(strict.stderr).toContain('or add --allow-missing to score the other 8 without them');
+    expect(existsSync(join(out, 'report'))).toBe(false);
+    expect(recordedImages(out)).toBe(TOTAL_IMAGES);
+    const allowed = runToEnd(out);
+    expect(allowed.status).toBe(0);
+    expect(allowed.json!.run.images_this_session).toBe(2); // only the two failed images are tried again
+    expect(results(allowed.json!)).toEqual(results(reference));
   });
 });
 

@@ -1,0 +1,99 @@
+/** Shared by the sharded and --server batch tests: the CLI as a real child process over the batch fixture set. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../helpers';
+
+export const CLI = join(ROOT, 'dist/cli/index.js');
+export const ANNOTATIONS = join(ROOT, 'test/eval/fixtures/batch-dataset/annotations.json');
+export const IMAGES = join(ROOT, 'test/fixtures/images');
+export const MODEL = join(ROOT, 'test/fixtures/models/tiny-fpn');
+export const OTHER_MODEL = join(ROOT, 'test/fixtures/models/tiny-c4');
+export const TOTAL_IMAGES = 10;
+
+export interface BatchJson {
+  stats: number[];
+  per_category: Record<string, number>;
+  categories: unknown[];
+  counts: unknown;
+  run: {
+    images_total: number;
+    images_scored: number;
+    images_skipped: number;
+    images_this_session: number;
+    images_not_from_shards: number;
+    images_missing_from_shards: number;
+    images_failed_in_shards: number;
+    detector: string;
+    shards: { shard: string; images_recorded: number; images_done: number; images_failed: number; imported: number; running_pid: number | null }[];
+    detector_stats: { servers?: { url: string; requests: number; ok: number; busy_503: number; failures: number }[]; retries?: number };
+  };
+}
+
+export interface ShardJson {
+  shard: { shard: string; images_in_shard: number; images_done: number; images_failed: number; images_this_session: number; resumed: boolean };
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function evalArgs(out: string, extra: string[]): string[] {
+  return [CLI, 'eval', '--annotations', ANNOTATIONS, '--images', IMAGES, '--out', out, '--json', ...extra];
+}
+
+/** Starts `cpwc-detect eval` without blocking this process's event loop (servers in it must answer). */
+export function startEval(out: string, extra: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
+  const child = spawn(process.execPath, evalArgs(out, extra), { cwd: ROOT, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const done = new Promise<CliRun>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return { child, done, stderr: () => stderr };
+}
+
+export function runEval(out: string, extra: string[], env?: NodeJS.ProcessEnv): Promise<CliRun> {
+  return startEval(out, extra, env).done;
+}
+
+export function parseJson<T>(run: CliRun): T {
+  if (run.code !== 0) throw new Error(`eval exited ${run.code ?? run.signal}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as T;
+}
+
+/** The stable part of a scored result (timings and session counters differ between runs). */
+export function results(json: BatchJson): unknown {
+  return { stats: json.stats, per_category: json.per_category, categories: json.categories, counts: json.counts };
+}
+
+/** image_id of every complete images.jsonl line of a run directory, in file order. */
+export function recordedIds(dir: string): number[] {
+  const file = join(dir, 'images.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.endsWith('}'))
+    .map((l) => (JSON.parse(l) as { image_id: number }).image_id);
+}
+
+/** The detections.jsonl lines of a run directory, sorted (shards and parallel requests commit in another order). */
+export function sortedDetections(dir: string): string[] {
+  return readFileSync(join(dir, 'detections.jsonl'), 'utf8').split('\n').filter((l) => l !== '').sort();
+}
+
+/** Polls until `condition` holds (a precondition of the test, not a timing guess), failing after `timeoutMs`. */
+export async function until(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
