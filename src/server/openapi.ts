@@ -82,6 +82,15 @@ function kservePaths(security: Json[]): Json {
       responses: { '200': { description: '{"name", "ready": true}' }, '503': { description: 'not ready (starting or draining)' }, '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
     },
   });
+  const config = (versioned: boolean): Json => ({
+    get: {
+      summary: "Triton's model configuration: max_batch_size 0, input IMAGE TYPE_STRING [1], the four outputs",
+      tags,
+      security,
+      parameters: kserveModelParams(versioned),
+      responses: { '200': { description: 'Model configuration', content: { 'application/json': { schema: { type: 'object' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
+    },
+  });
   const infer = (versioned: boolean): Json => ({
     post: {
       summary: 'KServe v2 inference: one image as input IMAGE (BYTES, shape [1]), base64 in JSON or raw bytes with the binary tensor extension',
@@ -117,6 +126,8 @@ function kservePaths(security: Json[]): Json {
     '/v2/models/{model}/versions/{version}': metadata(true),
     '/v2/models/{model}/ready': ready(false),
     '/v2/models/{model}/versions/{version}/ready': ready(true),
+    '/v2/models/{model}/config': config(false),
+    '/v2/models/{model}/versions/{version}/config': config(true),
     '/v2/models/{model}/infer': infer(false),
     '/v2/models/{model}/versions/{version}/infer': infer(true),
   };

@@ -105,6 +105,16 @@ describe('real Python clients against a listening server', () => {
           { name: 'LABELS', datatype: 'BYTES', shape: [-1] },
         ],
       },
+      config: {
+        name: MODEL, platform: 'cpwc-detect', backend: 'cpwc-detect', max_batch_size: 0,
+        input: [{ name: 'IMAGE', data_type: 'TYPE_STRING', dims: [1] }],
+        output: [
+          { name: 'BOXES', data_type: 'TYPE_FP32', dims: [-1, 4] },
+          { name: 'SCORES', data_type: 'TYPE_FP32', dims: [-1] },
+          { name: 'CLASS_IDS', data_type: 'TYPE_INT64', dims: [-1] },
+          { name: 'LABELS', data_type: 'TYPE_STRING', dims: [-1] },
+        ],
+      },
     });
     const all = await nativeDetections(open, image);
     expect(all.length).toBeGreaterThan(3);

@@ -26,6 +26,8 @@ export const KSERVE_ROUTES: ReadonlyArray<{ path: string; methods: readonly stri
   { path: '/v2/models/:model/versions/:version', methods: ['GET'] },
   { path: '/v2/models/:model/ready', methods: ['GET'] },
   { path: '/v2/models/:model/versions/:version/ready', methods: ['GET'] },
+  { path: '/v2/models/:model/config', methods: ['GET'] },
+  { path: '/v2/models/:model/versions/:version/config', methods: ['GET'] },
   { path: '/v2/models/:model/infer', methods: ['POST'] },
   { path: '/v2/models/:model/versions/:version/infer', methods: ['POST'] },
 ];
@@ -56,6 +58,19 @@ function modelMetadata(endpoint: ModelEndpoint): Record<string, unknown> {
     platform: 'cpwc-detect',
     inputs: [{ name: INPUT_NAME, datatype: 'BYTES', shape: [1] }],
     outputs: OUTPUTS,
+  };
+}
+
+/** Triton's model configuration (GET …/config): no batching, one BYTES input, four outputs. */
+function modelConfig(endpoint: ModelEndpoint): Record<string, unknown> {
+  const tritonType = (datatype: Datatype): string => (datatype === 'BYTES' ? 'TYPE_STRING' : `TYPE_${datatype}`);
+  return {
+    name: endpoint.name,
+    platform: 'cpwc-detect',
+    backend: 'cpwc-detect',
+    max_batch_size: 0,
+    input: [{ name: INPUT_NAME, data_type: 'TYPE_STRING', dims: [1] }],
+    output: OUTPUTS.map((o) => ({ name: o.name, data_type: tritonType(o.datatype), dims: o.shape })),
   };
 }
 
@@ -149,6 +164,9 @@ export function kserveRoutes(context: RouteContext, serverVersion: string): Rout
   for (const prefix of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
     router.get(prefix, style, context.requireKey, (req: Request, res: Response) => {
       res.status(200).json(modelMetadata(resolveVersioned(context, req)));
+    });
+    router.get(`${prefix}/config`, style, context.requireKey, (req: Request, res: Response) => {
+      res.status(200).json(modelConfig(resolveVersioned(context, req)));
     });
     router.get(`${prefix}/ready`, style, context.requireKey, (req: Request, res: Response) => {
       ready(res, { name: resolveVersioned(context, req).name });

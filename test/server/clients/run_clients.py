@@ -69,6 +69,7 @@ def triton(case: Case) -> Any:
             "model_ready": client.is_model_ready(case["model"], headers=headers),
             "server": client.get_server_metadata(headers=headers),
             "model": client.get_model_metadata(case["model"], headers=headers),
+            "config": client.get_model_config(case["model"], headers=headers),
         }
     images = [Path(p).read_bytes() for p in case.get("images", [case.get("image")])]
     binary = case.get("binary_input", True)
