@@ -16,7 +16,7 @@ import { ApiKeys, bearerToken } from './auth';
 import { readImageUpload } from './body';
 import type { ServerConfig } from './config';
 import { createCors } from './cors';
-import { styledErrorBody } from './error-style';
+import { styledErrorBody, useErrorStyle } from './error-style';
 import { HttpError, toHttpError } from './errors';
 import { InferenceService } from './inference';
 import { createHttpLogger } from './logging';
@@ -25,7 +25,7 @@ import { describeModel, type ServedDetector } from './model';
 import { singleModelCatalog } from './model-catalog';
 import { buildOpenApi } from './openapi';
 import { paramSource, parseNativeParams } from './params';
-import type { RouteContext } from './routes/context';
+import type { RouteContext, RouteSpec } from './routes/context';
 import { DEEPSTACK_ROUTES, deepstackRoutes } from './routes/deepstack';
 import { HUGGINGFACE_ROUTES, huggingFaceRoutes } from './routes/huggingface';
 import { KSERVE_ROUTES, kserveRoutes } from './routes/kserve';
@@ -63,7 +63,7 @@ export interface DetectionApp {
 }
 
 /** Every route and its methods: drives 405 answers and is checked against the OpenAPI document. */
-export const ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }> = [
+export const ROUTES: readonly RouteSpec[] = [
   { path: '/', methods: ['GET'] },
   { path: '/v1/detect', methods: ['POST'] },
   ...DEEPSTACK_ROUTES,
@@ -247,7 +247,7 @@ export function createApp(options: AppOptions): DetectionApp {
 
   for (const route of ROUTES) {
     const allow = route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods;
-    app.all(route.path, (req: Request, _res: Response, next: NextFunction) => {
+    app.all(route.path, useErrorStyle(route.errorStyle ?? 'native'), (req: Request, _res: Response, next: NextFunction) => {
       next(new HttpError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${route.path}; use ${allow.join(', ')}`, { headers: { Allow: allow.join(', ') } }));
     });
   }

@@ -194,6 +194,20 @@ describe('protocol routes', () => {
     expect(await keyed.json()).toEqual({ name: MODEL, ready: true });
   });
 
+  it("answers a wrong method in the route's protocol shape, with Allow", async () => {
+    const cases: Array<[string, string, unknown]> = [
+      ['GET', '/v1/vision/detection', { success: false, error: 'GET is not allowed on /v1/vision/detection; use POST', code: 405 }],
+      ['GET', `/models/${MODEL}`, { error: 'GET is not allowed on /models/:model; use POST' }],
+      ['GET', `/v2/models/${MODEL}/infer`, { error: 'GET is not allowed on /v2/models/:model/infer; use POST' }],
+      ['POST', '/v2/health/live', { error: 'POST is not allowed on /v2/health/live; use GET, HEAD' }],
+    ];
+    for (const [method, route, body] of cases) {
+      const response = await fetch(`${server.url}${route}`, { method });
+      expect([route, response.status, await response.json()]).toEqual([route, 405, body]);
+      expect(response.headers.get('allow')).not.toBeNull();
+    }
+  });
+
   describe('CORS', () => {
     it('answers a preflight from an allowed origin and marks its answers, errors included; other origins get no CORS headers', async () => {
       const preflight = await fetch(`${cors.url}/v1/detect`, {

@@ -6,7 +6,16 @@
 import type { RequestHandler, Response } from 'express';
 import type { ApiKeys } from '../auth';
 import type { ServerConfig } from '../config';
+import type { ErrorStyle } from '../error-style';
 import type { ModelCatalog } from '../model-catalog';
+
+/** One route and its methods (drives 405 answers, checked against the OpenAPI document). */
+export interface RouteSpec {
+  path: string;
+  methods: readonly string[];
+  /** The shape of this route's errors, its 405 included; native when absent. */
+  errorStyle?: ErrorStyle;
+}
 
 export interface RouteContext {
   catalog: ModelCatalog;

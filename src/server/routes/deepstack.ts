@@ -11,7 +11,7 @@ import { readImageUpload } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
 import { paramSource, parseUnitInterval, type ParamSource } from '../params';
-import type { RouteContext } from './context';
+import type { RouteContext, RouteSpec } from './context';
 
 const DEFAULT_MIN_CONFIDENCE = 0.45;
 const MODULE_ID = 'cpwc-detect';
@@ -19,12 +19,12 @@ const MODULE_NAME = 'cpwc-detect Faster R-CNN';
 /** The server's version as CodeProject.AI's /v1/status/updateavailable reports it. */
 const SERVER_VERSION = { major: 0, minor: 1, patch: 0 };
 
-export const DEEPSTACK_ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }> = [
-  { path: '/v1/vision/detection', methods: ['POST'] },
-  { path: '/v1/vision/custom/list', methods: ['POST'] },
-  { path: '/v1/vision/custom/:model', methods: ['POST'] },
-  { path: '/v1/status/ping', methods: ['GET'] },
-  { path: '/v1/status/updateavailable', methods: ['GET'] },
+export const DEEPSTACK_ROUTES: readonly RouteSpec[] = [
+  { path: '/v1/vision/detection', methods: ['POST'], errorStyle: 'deepstack' },
+  { path: '/v1/vision/custom/list', methods: ['POST'], errorStyle: 'deepstack' },
+  { path: '/v1/vision/custom/:model', methods: ['POST'], errorStyle: 'deepstack' },
+  { path: '/v1/status/ping', methods: ['GET'], errorStyle: 'deepstack' },
+  { path: '/v1/status/updateavailable', methods: ['GET'], errorStyle: 'deepstack' },
 ];
 
 export interface DeepStackPrediction {

@@ -11,9 +11,9 @@ import { readRawBody } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
 import { parseUnitInterval } from '../params';
-import type { RouteContext } from './context';
+import type { RouteContext, RouteSpec } from './context';
 
-export const HUGGINGFACE_ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }> = [{ path: '/models/:model', methods: ['POST'] }];
+export const HUGGINGFACE_ROUTES: readonly RouteSpec[] = [{ path: '/models/:model', methods: ['POST'], errorStyle: 'message' }];
 
 export interface HuggingFaceDetection {
   label: string;

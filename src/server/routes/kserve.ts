@@ -15,21 +15,21 @@ import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
 import type { ModelEndpoint } from '../model-catalog';
 import { parsePositiveInteger, parseUnitInterval } from '../params';
-import type { RouteContext } from './context';
+import type { RouteContext, RouteSpec } from './context';
 import { encodeInferResponse, parseInferRequest, type Datatype, type InferRequest, type OutputTensor } from './kserve-tensors';
 
-export const KSERVE_ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }> = [
-  { path: '/v2', methods: ['GET'] },
-  { path: '/v2/health/live', methods: ['GET'] },
-  { path: '/v2/health/ready', methods: ['GET'] },
-  { path: '/v2/models/:model', methods: ['GET'] },
-  { path: '/v2/models/:model/versions/:version', methods: ['GET'] },
-  { path: '/v2/models/:model/ready', methods: ['GET'] },
-  { path: '/v2/models/:model/versions/:version/ready', methods: ['GET'] },
-  { path: '/v2/models/:model/config', methods: ['GET'] },
-  { path: '/v2/models/:model/versions/:version/config', methods: ['GET'] },
-  { path: '/v2/models/:model/infer', methods: ['POST'] },
-  { path: '/v2/models/:model/versions/:version/infer', methods: ['POST'] },
+export const KSERVE_ROUTES: readonly RouteSpec[] = [
+  { path: '/v2', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/health/live', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/health/ready', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/models/:model', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/models/:model/versions/:version', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/models/:model/ready', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/models/:model/versions/:version/ready', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/models/:model/config', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/models/:model/versions/:version/config', methods: ['GET'], errorStyle: 'message' },
+  { path: '/v2/models/:model/infer', methods: ['POST'], errorStyle: 'message' },
+  { path: '/v2/models/:model/versions/:version/infer', methods: ['POST'], errorStyle: 'message' },
 ];
 
 export const MODEL_VERSION = '1';
