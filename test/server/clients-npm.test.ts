@@ -94,8 +94,10 @@ describe('real npm clients against a listening server', () => {
   });
 
   describe('node-red-contrib-deepstack', () => {
+    const runtimes: NodeRedRuntime[] = [];
     const flow = (server: TestServer, apiKey?: string): { runtime: NodeRedRuntime; detection: RuntimeNode; custom: (model: string) => RuntimeNode } => {
       const runtime = new NodeRedRuntime();
+      runtimes.push(runtime);
       runtime.load(serverNode);
       runtime.load(objectDetectionNode);
       runtime.load(customModelNode);
@@ -120,6 +122,8 @@ describe('real npm clients against a listening server', () => {
       jest.spyOn(console, 'log').mockImplementation(() => undefined);
     });
     afterEach(() => jest.restoreAllMocks());
+    // no test ends with the nodes' status timers still pending
+    afterAll(() => Promise.all(runtimes.map((r) => r.idle())));
 
     it("object detection and custom model nodes get /v1/detect's detections at their confidence, filters and drawing work", async () => {
       const reference = deepstackShape(await nativeDetections(open, landscape, '?score_threshold=0.5'));

@@ -37,6 +37,7 @@ export class NodeRedRuntime {
   private readonly types = new Map<string, NodeConstructor>();
   private readonly instances = new Map<string, RuntimeNode>();
   private readonly credentials = new Map<string, Record<string, string>>();
+  private readonly statusResets: Array<Promise<void>> = [];
 
   /** The `RED` object handed to a node module. */
   readonly red = {
@@ -71,11 +72,27 @@ export class NodeRedRuntime {
     return node;
   }
 
+  /** Resolves once every node that answered has set its status back to idle (its timer has run). */
+  async idle(): Promise<void> {
+    await Promise.all(this.statusResets);
+  }
+
   /** Sends `msg` to the node's input; resolves with what it sends, rejects with what it reports as an error. */
   input(node: RuntimeNode, msg: NodeMessage): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const onSend = (output: unknown): void => {
         node.off('runtime:error', onError);
+        // node-red-contrib-deepstack's nodes set their status back to "idling" 2 s after a success
+        this.statusResets.push(
+          new Promise<void>((settle) => {
+            const onStatus = (status: Record<string, string>): void => {
+              if (status.text !== 'idling') return;
+              node.off('runtime:status', onStatus);
+              settle();
+            };
+            node.on('runtime:status', onStatus);
+          }),
+        );
         resolve(output);
       };
       const onError = (reason: unknown): void => {
