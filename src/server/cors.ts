@@ -15,7 +15,7 @@ const PREFLIGHT_MAX_AGE_S = '600';
 /** Middleware for `origins` (`*` = any); undefined when CORS is off (no origins). */
 export function createCors(origins: readonly string[]): RequestHandler | undefined {
   if (origins.length === 0) return undefined;
-  const any = origins.includes('*');
+  const anyOrigin = origins.includes('*');
   const allowed = new Set(origins.map((o) => o.toLowerCase()));
   return (req: Request, res: Response, next: NextFunction): void => {
     const origin = req.headers.origin;
@@ -24,11 +24,11 @@ export function createCors(origins: readonly string[]): RequestHandler | undefin
       return;
     }
     res.vary('Origin');
-    if (!any && !allowed.has(origin.toLowerCase())) {
+    if (!anyOrigin && !allowed.has(origin.toLowerCase())) {
       next();
       return;
     }
-    res.setHeader('Access-Control-Allow-Origin', any ? '*' : origin);
+    res.setHeader('Access-Control-Allow-Origin', anyOrigin ? '*' : origin);
     res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       const requested = req.headers['access-control-request-headers'];
