@@ -56,20 +56,20 @@ const messageErrors = (): Json => {
   return Object.fromEntries(Object.entries(native).map(([status, value]) => [status, messageErrorResponse(String((value as { description: string }).description))]));
 };
 
-const kserveModelParams = (versioned: boolean): Json[] => [
-  { name: 'model', in: 'path', required: true, schema: { type: 'string' } },
+const kserveModelParams = (modelName: string, versioned: boolean): Json[] => [
+  { name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: modelName },
   ...(versioned ? [{ name: 'version', in: 'path', required: true, schema: { type: 'string', const: '1' } }] : []),
 ];
 
 /** The KServe v2 / Open Inference Protocol paths (`tritonclient.http`). */
-function kservePaths(security: Json[]): Json {
+function kservePaths(modelName: string, security: Json[]): Json {
   const tags = ['kserve-v2'];
   const metadata = (versioned: boolean): Json => ({
     get: {
       summary: 'KServe v2 model metadata: input IMAGE (BYTES [1]); outputs BOXES, SCORES, CLASS_IDS, LABELS',
       tags,
       security,
-      parameters: kserveModelParams(versioned),
+      parameters: kserveModelParams(modelName, versioned),
       responses: { '200': { description: 'Model metadata', content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeModelMetadata' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
     },
   });
@@ -78,7 +78,7 @@ function kservePaths(security: Json[]): Json {
       summary: 'KServe v2 model readiness',
       tags,
       security,
-      parameters: kserveModelParams(versioned),
+      parameters: kserveModelParams(modelName, versioned),
       responses: { '200': { description: '{"name", "ready": true}' }, '503': { description: 'not ready (starting or draining)' }, '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
     },
   });
@@ -87,7 +87,7 @@ function kservePaths(security: Json[]): Json {
       summary: "Triton's model configuration: max_batch_size 0, input IMAGE TYPE_STRING [1], the four outputs",
       tags,
       security,
-      parameters: kserveModelParams(versioned),
+      parameters: kserveModelParams(modelName, versioned),
       responses: { '200': { description: 'Model configuration', content: { 'application/json': { schema: { type: 'object' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
     },
   });
@@ -97,7 +97,7 @@ function kservePaths(security: Json[]): Json {
       tags,
       security,
       parameters: [
-        ...kserveModelParams(versioned),
+        ...kserveModelParams(modelName, versioned),
         { name: 'Inference-Header-Content-Length', in: 'header', schema: { type: 'integer', minimum: 0 }, description: 'Binary tensor extension: bytes of JSON before the binary tensors' },
       ],
       requestBody: {
@@ -105,7 +105,7 @@ function kservePaths(security: Json[]): Json {
         description:
           'JSON {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["<base64 image>"]}], "outputs": [{"name": "BOXES", "parameters": {"binary_data": false}}], "parameters": {"score_threshold": 0.5, "max_detections": 100, "binary_data_output": false}}; ' +
           'or that JSON (with "parameters": {"binary_data_size": K} on the input instead of data) followed by the tensor: a 4-byte little-endian length and the image bytes.',
-        content: { 'application/json': { schema: { type: 'object' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeInferRequest' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
       },
       responses: {
         '200': {
@@ -224,7 +224,7 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           summary: 'Hugging Face Inference API object detection (huggingface_hub InferenceClient, @huggingface/inference)',
           tags: ['huggingface'],
           security,
-          parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
+          parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: model.name }],
           requestBody: {
             required: true,
             description: 'The raw image with any or no Content-Type, or JSON {"inputs": "<base64 image>", "parameters": {"threshold": t}} (Content-Type: application/json). Default threshold: the server\'s score threshold.',
@@ -241,7 +241,7 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           },
         },
       },
-      ...kservePaths(security),
+      ...kservePaths(model.name, security),
       '/v1/status/ping': {
         get: { summary: 'DeepStack-style liveness ping', tags: ['deepstack'], responses: { '200': { description: '{"success": true}' } } },
       },
@@ -347,6 +347,36 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           properties: { label: { type: 'string' }, score: { type: 'number' }, box: { $ref: '#/components/schemas/Box' } },
         },
         MessageError: { type: 'object', required: ['error'], properties: { error: { type: 'string' } } },
+        KServeInferRequest: {
+          type: 'object',
+          required: ['inputs'],
+          properties: {
+            id: { type: 'string' },
+            inputs: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 1,
+              items: {
+                type: 'object',
+                required: ['name', 'datatype', 'shape', 'data'],
+                properties: {
+                  name: { type: 'string', const: 'IMAGE' },
+                  datatype: { type: 'string', const: 'BYTES' },
+                  shape: { type: 'array', items: { type: 'integer', const: 1 }, minItems: 1, maxItems: 1 },
+                  data: { type: 'array', items: { type: 'string', contentEncoding: 'base64' }, minItems: 1, maxItems: 1, description: 'The encoded image, base64' },
+                },
+              },
+            },
+            outputs: {
+              type: 'array',
+              items: { type: 'object', required: ['name'], properties: { name: { type: 'string', enum: ['BOXES', 'SCORES', 'CLASS_IDS', 'LABELS'] }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } } },
+            },
+            parameters: {
+              type: 'object',
+              properties: { score_threshold: { type: 'number', minimum: 0, maximum: 1 }, max_detections: { type: 'integer', minimum: 1, maximum: 10000 }, binary_data_output: { type: 'boolean' } },
+            },
+          },
+        },
         KServeModelMetadata: {
           type: 'object',
           required: ['name', 'versions', 'platform', 'inputs', 'outputs'],
