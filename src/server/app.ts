@@ -29,9 +29,7 @@ import type { RouteContext, RouteSpec } from './routes/context';
 import { DEEPSTACK_ROUTES, deepstackRoutes } from './routes/deepstack';
 import { HUGGINGFACE_ROUTES, huggingFaceRoutes } from './routes/huggingface';
 import { KSERVE_ROUTES, kserveRoutes } from './routes/kserve';
-
-/** The server's version, as the KServe v2 server metadata reports it. */
-const SERVER_VERSION = '0.1.0';
+import { SERVER_VERSION } from './version';
 
 export type RenderImage = (image: Uint8Array, detections: readonly Detection[], format: 'png' | 'jpeg') => Promise<Uint8Array>;
 

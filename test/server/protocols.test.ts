@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
+import { SERVER_VERSION, versionParts } from '../../src/server/version';
 import { decodeBytesTensor, encodeBytesTensor, parseInferRequest } from '../../src/server/routes/kserve-tensors';
 import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, multipart, startTestServer, type TestServer } from './helpers';
 
@@ -88,7 +89,10 @@ describe('protocol routes', () => {
       expect(((await listForm.json()) as { models: string[] }).models).toEqual([MODEL]);
       const update = await fetch(`${server.url}/v1/status/updateavailable`);
       expect(update.status).toBe(200);
-      expect(await update.json()).toMatchObject({ success: true, updateAvailable: false, version: { major: 0, minor: 1, patch: 0 } });
+      const packageVersion = (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+      expect(SERVER_VERSION).toBe(packageVersion);
+      expect(await update.json()).toMatchObject({ success: true, updateAvailable: false, version: versionParts(packageVersion) });
+      expect(((await (await fetch(`${server.url}/v2`)).json()) as { version: string }).version).toBe(packageVersion);
       const wrongMethod = await fetch(`${server.url}/v1/vision/custom/list`);
       expect(wrongMethod.status).toBe(405);
     });

@@ -11,13 +11,12 @@ import { readImageUpload } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
 import { paramSource, parseUnitInterval, type ParamSource } from '../params';
+import { SERVER_VERSION, versionParts } from '../version';
 import type { RouteContext, RouteSpec } from './context';
 
 const DEFAULT_MIN_CONFIDENCE = 0.45;
 const MODULE_ID = 'cpwc-detect';
 const MODULE_NAME = 'cpwc-detect Faster R-CNN';
-/** The server's version as CodeProject.AI's /v1/status/updateavailable reports it. */
-const SERVER_VERSION = { major: 0, minor: 1, patch: 0 };
 
 export const DEEPSTACK_ROUTES: readonly RouteSpec[] = [
   { path: '/v1/vision/detection', methods: ['POST'], errorStyle: 'deepstack' },
@@ -125,7 +124,7 @@ async function listModels(context: RouteContext, req: Request, res: Response): P
 }
 
 function updateAvailable(_req: Request, res: Response): void {
-  const version = { ...SERVER_VERSION, preRelease: null, securityUpdate: false, build: 0, file: null, releaseNotes: null };
+  const version = { ...versionParts(SERVER_VERSION), preRelease: null, securityUpdate: false, build: 0, file: null, releaseNotes: null };
   res.status(200).json({
     success: true,
     message: 'This server does not check for updates',
