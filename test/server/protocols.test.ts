@@ -140,6 +140,7 @@ describe('protocol routes', () => {
         [post(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }], outputs: [{ name: 'MASKS' }] })), 400, "unknown output 'MASKS'; outputs are BOXES, SCORES, CLASS_IDS, LABELS"],
         [post(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }], parameters: { score_threshold: 2 } })), 400, "score_threshold must be a number in [0, 1], got '2'"],
         [post('{}', { 'Inference-Header-Content-Length': '99' }), 400, 'Inference-Header-Content-Length is 99 but the body has 2 bytes'],
+        [post('{}', { 'Content-Encoding': 'gzip' }), 400, "Content-Encoding 'gzip' is not supported: send the inference request uncompressed"],
       ];
       for (const [response, status, message] of cases) {
         const answer = await response;

@@ -125,6 +125,10 @@ async function infer(context: RouteContext, req: Request, res: Response): Promis
   const signal = context.signal(res);
   context.admit(res);
   const length = headerLength(req);
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+    throw new HttpError('INFER_REQUEST_INVALID', `Content-Encoding '${encoding}' is not supported: send the inference request uncompressed`);
+  }
   const body = await readRawBody(req, { maxBodyBytes: context.config.maxBodyBytes, signal });
   const request = parseInferRequest(body, length);
   const image = requestImage(request);
