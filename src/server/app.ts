@@ -15,14 +15,21 @@ import type { Detection } from '../detection/types';
 import { ApiKeys, bearerToken } from './auth';
 import { readImageUpload } from './body';
 import type { ServerConfig } from './config';
-import { HttpError, errorBody, toHttpError } from './errors';
+import { createCors } from './cors';
+import { styledErrorBody, useErrorStyle } from './error-style';
+import { HttpError, toHttpError } from './errors';
 import { InferenceService } from './inference';
 import { createHttpLogger } from './logging';
 import { createMetrics, type ServerMetrics } from './metrics';
 import { describeModel, type ServedDetector } from './model';
 import { singleModelCatalog } from './model-catalog';
 import { buildOpenApi } from './openapi';
-import { paramSource, parseNativeParams, parseUnitInterval } from './params';
+import { paramSource, parseNativeParams } from './params';
+import type { RouteContext, RouteSpec } from './routes/context';
+import { DEEPSTACK_ROUTES, deepstackRoutes } from './routes/deepstack';
+import { HUGGINGFACE_ROUTES, huggingFaceRoutes } from './routes/huggingface';
+import { KSERVE_ROUTES, kserveRoutes } from './routes/kserve';
+import { SERVER_VERSION } from './version';
 
 export type RenderImage = (image: Uint8Array, detections: readonly Detection[], format: 'png' | 'jpeg') => Promise<Uint8Array>;
 
@@ -54,12 +61,12 @@ export interface DetectionApp {
 }
 
 /** Every route and its methods: drives 405 answers and is checked against the OpenAPI document. */
-export const ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }> = [
+export const ROUTES: readonly RouteSpec[] = [
   { path: '/', methods: ['GET'] },
   { path: '/v1/detect', methods: ['POST'] },
-  { path: '/v1/vision/detection', methods: ['POST'] },
-  { path: '/v1/vision/custom/:model', methods: ['POST'] },
-  { path: '/v1/status/ping', methods: ['GET'] },
+  ...DEEPSTACK_ROUTES,
+  ...HUGGINGFACE_ROUTES,
+  ...KSERVE_ROUTES,
   { path: '/v1/models', methods: ['GET'] },
   { path: '/healthz', methods: ['GET'] },
   { path: '/readyz', methods: ['GET'] },
@@ -70,7 +77,6 @@ export const ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }>
 const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
 /** Requests refused or dropped for load or lifecycle reasons, counted in cpwc_rejected_requests_total. */
 const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN']);
-const DEEPSTACK_DEFAULT_MIN_CONFIDENCE = 0.45;
 /**
  * An error answered before the body was read (401, 503 QUEUE_FULL…) keeps the connection when the
  * rest of the body is at most this: draining a photo is cheaper than a client reconnecting after
@@ -79,8 +85,6 @@ const DEEPSTACK_DEFAULT_MIN_CONFIDENCE = 0.45;
 const DRAIN_UNREAD_BODY_BYTES = 1024 * 1024;
 
 interface AppLocals {
-  /** Errors on this route use DeepStack's `{success: false, error}` shape. */
-  deepstack?: boolean;
   errorCode?: string;
 }
 
@@ -118,24 +122,6 @@ function negotiatedRender(req: Request): 'png' | 'jpeg' | undefined {
   return undefined;
 }
 
-function deepstackPredictions(detections: readonly Detection[]): Array<Record<string, string | number>> {
-  return detections.map((d) => ({
-    label: d.label,
-    confidence: d.score,
-    x_min: Math.round(d.box.xmin),
-    y_min: Math.round(d.box.ymin),
-    x_max: Math.round(d.box.xmax),
-    y_max: Math.round(d.box.ymax),
-  }));
-}
-
-function summarize(detections: readonly Detection[]): string {
-  if (detections.length === 0) return 'No objects found';
-  const counts = new Map<string, number>();
-  for (const d of detections) counts.set(d.label, (counts.get(d.label) ?? 0) + 1);
-  return `Found ${[...counts].map(([label, n]) => (n > 1 ? `${label} (${n})` : label)).join(', ')}`;
-}
-
 export function createApp(options: AppOptions): DetectionApp {
   const { detector, config, logger } = options;
   const model = detector.model;
@@ -154,6 +140,8 @@ export function createApp(options: AppOptions): DetectionApp {
   app.set('query parser', 'simple');
 
   app.use(createHttpLogger(logger, QUIET_PATHS));
+  const cors = createCors(config.corsOrigins);
+  if (cors !== undefined) app.use(cors);
 
   // request duration by route template and status; a request the client abandoned counts as 499
   app.use((req: Request, res: Response, next: NextFunction) => {
@@ -177,11 +165,6 @@ export function createApp(options: AppOptions): DetectionApp {
   const requireKey = (req: Request, _res: Response, next: NextFunction): void => {
     if (keys.open || keys.accepts(bearerToken(req.headers))) next();
     else next(new HttpError('UNAUTHORIZED', undefined, { headers: { 'WWW-Authenticate': 'Bearer' } }));
-  };
-
-  const markDeepstack = (_req: Request, res: Response, next: NextFunction): void => {
-    locals(res).deepstack = true;
-    next();
   };
 
   // ---- detection ----------------------------------------------------------------------------
@@ -214,40 +197,19 @@ export function createApp(options: AppOptions): DetectionApp {
     });
   });
 
-  const deepstackDetect = async (req: Request, res: Response, modelName?: string): Promise<void> => {
-    const endpoint = catalog.resolve(modelName);
-    const signal = requestSignal(res, config.requestTimeoutMs);
-    const bearer = bearerToken(req.headers);
-    const bearerAccepted = keys.open || keys.accepts(bearer);
-    // a wrong Authorization header fails before the upload is read
-    if (!bearerAccepted && bearer !== undefined) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
-    admit(res);
-    const upload = await readImageUpload(req, { maxBodyBytes: config.maxBodyBytes, signal });
-    const source = paramSource(req.query, upload.fields);
-    if (!bearerAccepted && !keys.accepts(source('api_key'))) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
-    const minConfidence = parseUnitInterval(source, 'min_confidence') ?? DEEPSTACK_DEFAULT_MIN_CONFIDENCE;
-    const started = performance.now();
-    const { result } = await endpoint.detect(upload.image, { scoreThreshold: minConfidence }, signal);
-    res.status(200).json({
-      success: true,
-      message: summarize(result.detections),
-      count: result.detections.length,
-      predictions: deepstackPredictions(result.detections),
-      duration: result.timings_ms.total,
-      inferenceMs: Math.round(result.timings_ms.total),
-      processMs: Math.round(performance.now() - started),
-      code: 200,
-      requestId: String(req.id),
-    });
+  const context: RouteContext = {
+    catalog,
+    config,
+    keys,
+    ready: () => lifecycle.phase === 'ready',
+    admit,
+    signal: (res: Response) => requestSignal(res, config.requestTimeoutMs),
+    refuseWhileDraining,
+    requireKey,
   };
-
-  app.post('/v1/vision/detection', markDeepstack, refuseWhileDraining, (req: Request, res: Response) => deepstackDetect(req, res));
-  app.post('/v1/vision/custom/:model', markDeepstack, refuseWhileDraining, async (req: Request, res: Response) => {
-    await deepstackDetect(req, res, String(req.params.model));
-  });
-  app.get('/v1/status/ping', (_req: Request, res: Response) => {
-    res.status(200).json({ success: true });
-  });
+  app.use(deepstackRoutes(context));
+  app.use(huggingFaceRoutes(context));
+  app.use(kserveRoutes(context, SERVER_VERSION));
 
   // ---- information and operations -----------------------------------------------------------
 
@@ -283,7 +245,7 @@ export function createApp(options: AppOptions): DetectionApp {
 
   for (const route of ROUTES) {
     const allow = route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods;
-    app.all(route.path, (req: Request, _res: Response, next: NextFunction) => {
+    app.all(route.path, useErrorStyle(route.errorStyle ?? 'native'), (req: Request, _res: Response, next: NextFunction) => {
       next(new HttpError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${route.path}; use ${allow.join(', ')}`, { headers: { Allow: allow.join(', ') } }));
     });
   }
@@ -309,8 +271,7 @@ export function createApp(options: AppOptions): DetectionApp {
     // the response; a large or unknown-length one is cut instead (the connection closes)
     if (!req.complete && !(Number(req.headers['content-length']) <= DRAIN_UNREAD_BODY_BYTES)) res.setHeader('Connection', 'close');
     if (httpError.code === 'UNAUTHORIZED' && !res.hasHeader('WWW-Authenticate')) res.setHeader('WWW-Authenticate', 'Bearer');
-    const body = locals(res).deepstack === true ? { success: false, error: httpError.message, code: httpError.status } : errorBody(httpError);
-    res.status(httpError.status).json(body);
+    res.status(httpError.status).json(styledErrorBody(res, httpError));
   });
 
   return {

@@ -17,6 +17,8 @@ export interface ImageUpload {
 export interface ReadOptions {
   maxBodyBytes: number;
   signal: AbortSignal;
+  /** A multipart body without an `image` field is accepted (empty image) instead of IMAGE_MISSING. */
+  imageOptional?: boolean;
 }
 
 const MAX_FIELDS = 32;
@@ -104,6 +106,12 @@ async function readRaw(req: IncomingMessage, options: ReadOptions): Promise<Imag
   return { image: Buffer.concat(chunks), fields: new Map() };
 }
 
+/** The whole body as bytes, whatever its content type, under the same limits as an upload. */
+export async function readRawBody(req: IncomingMessage, options: ReadOptions): Promise<Buffer> {
+  checkDeclaredLength(req, options.maxBodyBytes);
+  return (await readRaw(req, options)).image;
+}
+
 async function readMultipart(req: IncomingMessage, options: ReadOptions): Promise<ImageUpload> {
   let parser: busboy.Busboy;
   try {
@@ -172,7 +180,7 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
   }
   await parsed;
   if (parseError !== undefined) throw parseError;
-  if (!sawImage) throw new HttpError('IMAGE_MISSING', `no image: the multipart body has no field '${IMAGE_FIELD}'`);
+  if (!sawImage && options.imageOptional !== true) throw new HttpError('IMAGE_MISSING', `no image: the multipart body has no field '${IMAGE_FIELD}'`);
   return { image: Buffer.concat(imageChunks), fields };
 }
 

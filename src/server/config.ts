@@ -36,6 +36,10 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** How long SIGTERM/SIGINT waits for in-flight requests before closing connections. */
   shutdownGraceMs: number;
+  /** Browser origins allowed to call the API (CORS); `*` = any; empty = CORS off. */
+  corsOrigins: string[];
+  /** Cap on predictions of the DeepStack routes (20 for Frigate); undefined = no cap beyond the model's. */
+  deepstackMaxPredictions: number | undefined;
 }
 
 export class ConfigError extends Error {
@@ -113,6 +117,19 @@ function apiKeys(raw: string, source: string): string[] {
   return keys;
 }
 
+function corsOrigins(raw: string, source: string): string[] {
+  const origins = raw
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/i.test(origin)) {
+      throw new ConfigError(`${source}: each origin must be '*' or scheme://host[:port] without a path, got '${origin}'`);
+    }
+  }
+  return origins;
+}
+
 /** Defaults measured on the 2-core reference machine: see docs/server.md, "Choosing the defaults". */
 export const SETTINGS: readonly AnySetting[] = [
   {
@@ -175,6 +192,14 @@ export const SETTINGS: readonly AnySetting[] = [
     key: 'shutdownGraceMs', flag: 'shutdown-grace-ms', env: ['CPWC_SHUTDOWN_GRACE_MS'], placeholder: 'MS',
     defaultValue: 10_000, description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish', parse: integer(0, 600_000),
   },
+  {
+    key: 'corsOrigins', flag: 'cors-origins', env: ['CPWC_CORS_ORIGINS'], placeholder: 'O1,O2',
+    defaultValue: [], description: "browser origins allowed to call the API (CORS), e.g. https://app.example:8443, or '*'; none = off", parse: corsOrigins,
+  },
+  {
+    key: 'deepstackMaxPredictions', flag: 'deepstack-max-predictions', env: ['CPWC_DEEPSTACK_MAX_PREDICTIONS'], placeholder: 'N',
+    defaultValue: undefined, description: "cap on predictions of the DeepStack routes, best first (20 for Frigate); 'model' = the model's own cap only", parse: optionalNumber(1, 10_000, true),
+  },
 ];
 
 export function defaultConfig(): ServerConfig {
@@ -234,7 +259,8 @@ export function usage(): string {
     'Usage: cpwc-detect serve [options]',
     '',
     'Serves a model directory over HTTP (POST /v1/detect, DeepStack-compatible /v1/vision/detection,',
-    'demo page at /, /metrics, /openapi.json). Flags override environment variables.',
+    'Hugging Face POST /models/{model}, KServe v2 /v2/..., demo page at /, /metrics, /openapi.json).',
+    'Flags override environment variables.',
     '',
     'Options:',
     ...rows,

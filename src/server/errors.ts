@@ -20,6 +20,8 @@ export type ServerErrorCode =
   | 'MODEL_NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'BAD_REQUEST'
+  | 'INFER_REQUEST_INVALID'
+  | 'BATCH_UNSUPPORTED'
   | 'INTERNAL';
 
 export type ErrorCode = ServerErrorCode | DetectErrorCode;
@@ -52,6 +54,8 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   MODEL_NOT_FOUND: { status: 404, message: 'no such model' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
+  INFER_REQUEST_INVALID: { status: 400, message: 'the KServe v2 inference request is malformed' },
+  BATCH_UNSUPPORTED: { status: 400, message: 'one image per inference request: input IMAGE must have shape [1]' },
   INTERNAL: { status: 500, message: 'internal server error' },
 };
 

@@ -45,6 +45,94 @@ const commonErrors = (style: 'native' | 'deepstack'): Json => {
   };
 };
 
+const messageErrorResponse = (description: string): Json => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/MessageError' } } },
+});
+
+/** Hugging Face and KServe v2 answer errors as `{"error": "message"}`. */
+const messageErrors = (): Json => {
+  const native = commonErrors('native');
+  return Object.fromEntries(Object.entries(native).map(([status, value]) => [status, messageErrorResponse(String((value as { description: string }).description))]));
+};
+
+const kserveModelParams = (modelName: string, versioned: boolean): Json[] => [
+  { name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: modelName },
+  ...(versioned ? [{ name: 'version', in: 'path', required: true, schema: { type: 'string', const: '1' } }] : []),
+];
+
+/** The KServe v2 / Open Inference Protocol paths (`tritonclient.http`). */
+function kservePaths(modelName: string, security: Json[]): Json {
+  const tags = ['kserve-v2'];
+  const metadata = (versioned: boolean): Json => ({
+    get: {
+      summary: 'KServe v2 model metadata: input IMAGE (BYTES [1]); outputs BOXES, SCORES, CLASS_IDS, LABELS',
+      tags,
+      security,
+      parameters: kserveModelParams(modelName, versioned),
+      responses: { '200': { description: 'Model metadata', content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeModelMetadata' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
+    },
+  });
+  const ready = (versioned: boolean): Json => ({
+    get: {
+      summary: 'KServe v2 model readiness',
+      tags,
+      security,
+      parameters: kserveModelParams(modelName, versioned),
+      responses: { '200': { description: '{"name", "ready": true}' }, '503': { description: 'not ready (starting or draining)' }, '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
+    },
+  });
+  const config = (versioned: boolean): Json => ({
+    get: {
+      summary: "Triton's model configuration: max_batch_size 0, input IMAGE TYPE_STRING [1], the four outputs",
+      tags,
+      security,
+      parameters: kserveModelParams(modelName, versioned),
+      responses: { '200': { description: 'Model configuration', content: { 'application/json': { schema: { type: 'object' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
+    },
+  });
+  const infer = (versioned: boolean): Json => ({
+    post: {
+      summary: 'KServe v2 inference: one image as input IMAGE (BYTES, shape [1]), base64 in JSON or raw bytes with the binary tensor extension',
+      tags,
+      security,
+      parameters: [
+        ...kserveModelParams(modelName, versioned),
+        { name: 'Inference-Header-Content-Length', in: 'header', schema: { type: 'integer', minimum: 0 }, description: 'Binary tensor extension: bytes of JSON before the binary tensors' },
+      ],
+      requestBody: {
+        required: true,
+        description:
+          'JSON {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["<base64 image>"]}], "outputs": [{"name": "BOXES", "parameters": {"binary_data": false}}], "parameters": {"score_threshold": 0.5, "max_detections": 100, "binary_data_output": false}}; ' +
+          'or that JSON (with "parameters": {"binary_data_size": K} on the input instead of data) followed by the tensor: a 4-byte little-endian length and the image bytes.',
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeInferRequest' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+      },
+      responses: {
+        '200': {
+          description: 'BOXES FP32 [N,4] (xmin, ymin, xmax, ymax in original pixels), SCORES FP32 [N] descending, CLASS_IDS INT64 [N], LABELS BYTES [N]; binary outputs follow the JSON (Inference-Header-Content-Length)',
+          content: { 'application/json': { schema: { type: 'object' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        },
+        ...messageErrors(),
+        '400': messageErrorResponse('Malformed request (INFER_REQUEST_INVALID), more than one image (BATCH_UNSUPPORTED), bad image or parameter'),
+        '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'),
+      },
+    },
+  });
+  return {
+    '/v2': { get: { summary: 'KServe v2 server metadata', tags, responses: { '200': { description: '{"name", "version", "extensions": ["binary_tensor_data"]}' } } } },
+    '/v2/health/live': { get: { summary: 'KServe v2 liveness', tags, responses: { '200': { description: '{"live": true}' } } } },
+    '/v2/health/ready': { get: { summary: 'KServe v2 readiness', tags, responses: { '200': { description: '{"ready": true}' }, '503': { description: '{"ready": false}: starting or draining' } } } },
+    '/v2/models/{model}': metadata(false),
+    '/v2/models/{model}/versions/{version}': metadata(true),
+    '/v2/models/{model}/ready': ready(false),
+    '/v2/models/{model}/versions/{version}/ready': ready(true),
+    '/v2/models/{model}/config': config(false),
+    '/v2/models/{model}/versions/{version}/config': config(true),
+    '/v2/models/{model}/infer': infer(false),
+    '/v2/models/{model}/versions/{version}/infer': infer(true),
+  };
+}
+
 export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
   const labels = model.classes.filter((label, id) => id > 0 && label !== 'N/A');
   const security = config.apiKeys.length > 0 ? [{ bearer: [] }] : [];
@@ -112,10 +200,48 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
       },
       '/v1/vision/detection': { post: deepstackOperation('DeepStack / CodeProject.AI compatible detection (Frigate, Blue Iris, Home Assistant)', []) },
       '/v1/vision/custom/{model}': {
-        post: deepstackOperation(`DeepStack custom-model route; {model} must be '${model.name}'`, [
+        post: deepstackOperation(`DeepStack custom-model route; {model} names a served model (POST /v1/vision/custom/list lists them), e.g. '${model.name}'`, [
           { name: 'model', in: 'path', required: true, schema: { type: 'string' } },
         ]),
       },
+      '/v1/vision/custom/list': {
+        post: {
+          summary: 'CodeProject.AI / Blue Iris: the custom models this server answers for',
+          tags: ['deepstack'],
+          security,
+          requestBody: { required: false, content: { 'multipart/form-data': { schema: { type: 'object', properties: { api_key: { type: 'string' } } } } } },
+          responses: {
+            '200': { description: '{"success": true, "models": [names], …CodeProject.AI fields}', content: { 'application/json': { schema: { type: 'object', required: ['success', 'models'], properties: { success: { type: 'boolean' }, models: { type: 'array', items: { type: 'string' } } } } } } },
+            '401': deepstackErrorResponse('Missing or wrong API key'),
+          },
+        },
+      },
+      '/v1/status/updateavailable': {
+        get: { summary: "CodeProject.AI's update check: always updateAvailable false (this server does not check)", tags: ['deepstack'], responses: { '200': { description: '{"success": true, "updateAvailable": false, "version", "current", "latest"}' } } },
+      },
+      '/models/{model}': {
+        post: {
+          summary: 'Hugging Face Inference API object detection (huggingface_hub InferenceClient, @huggingface/inference)',
+          tags: ['huggingface'],
+          security,
+          parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: model.name }],
+          requestBody: {
+            required: true,
+            description: 'The raw image with any or no Content-Type, or JSON {"inputs": "<base64 image>", "parameters": {"threshold": t}} (Content-Type: application/json). Default threshold: the server\'s score threshold.',
+            content: {
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+              'image/*': { schema: { type: 'string', format: 'binary' } },
+              'application/json': { schema: { type: 'object', required: ['inputs'], properties: { inputs: { type: 'string', description: 'base64 image' }, parameters: { type: 'object', properties: { threshold: { type: 'number', minimum: 0, maximum: 1 } } } } } },
+            },
+          },
+          responses: {
+            '200': { description: 'A bare list of detections, best first, in original-image pixels', content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/HuggingFaceDetection' } } } } },
+            ...messageErrors(),
+            '404': messageErrorResponse('Unknown model (MODEL_NOT_FOUND)'),
+          },
+        },
+      },
+      ...kservePaths(model.name, security),
       '/v1/status/ping': {
         get: { summary: 'DeepStack-style liveness ping', tags: ['deepstack'], responses: { '200': { description: '{"success": true}' } } },
       },
@@ -204,7 +330,57 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
             processMs: { type: 'integer' },
             code: { type: 'integer' },
             requestId: { type: 'string' },
+            command: { type: 'string', description: "CodeProject.AI: 'detect' or 'custom'" },
+            moduleId: { type: 'string' },
+            moduleName: { type: 'string' },
+            executionProvider: { type: 'string' },
+            canUseGPU: { type: 'boolean' },
+            inferenceDevice: { type: 'string' },
+            analysisRoundTripMs: { type: 'integer' },
+            processedBy: { type: 'string' },
+            timestampUTC: { type: 'string' },
           },
+        },
+        HuggingFaceDetection: {
+          type: 'object',
+          required: ['label', 'score', 'box'],
+          properties: { label: { type: 'string' }, score: { type: 'number' }, box: { $ref: '#/components/schemas/Box' } },
+        },
+        MessageError: { type: 'object', required: ['error'], properties: { error: { type: 'string' } } },
+        KServeInferRequest: {
+          type: 'object',
+          required: ['inputs'],
+          properties: {
+            id: { type: 'string' },
+            inputs: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 1,
+              items: {
+                type: 'object',
+                required: ['name', 'datatype', 'shape', 'data'],
+                properties: {
+                  name: { type: 'string', const: 'IMAGE' },
+                  datatype: { type: 'string', const: 'BYTES' },
+                  shape: { type: 'array', items: { type: 'integer', const: 1 }, minItems: 1, maxItems: 1 },
+                  data: { type: 'array', items: { type: 'string', contentEncoding: 'base64' }, minItems: 1, maxItems: 1, description: 'The encoded image, base64' },
+                },
+              },
+            },
+            outputs: {
+              type: 'array',
+              items: { type: 'object', required: ['name'], properties: { name: { type: 'string', enum: ['BOXES', 'SCORES', 'CLASS_IDS', 'LABELS'] }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } } },
+            },
+            parameters: {
+              type: 'object',
+              properties: { score_threshold: { type: 'number', minimum: 0, maximum: 1 }, max_detections: { type: 'integer', minimum: 1, maximum: 10000 }, binary_data_output: { type: 'boolean' } },
+            },
+          },
+        },
+        KServeModelMetadata: {
+          type: 'object',
+          required: ['name', 'versions', 'platform', 'inputs', 'outputs'],
+          properties: { name: { type: 'string' }, versions: { type: 'array', items: { type: 'string' } }, platform: { type: 'string' }, inputs: { type: 'array', items: { type: 'object' } }, outputs: { type: 'array', items: { type: 'object' } } },
         },
         DeepStackError: {
           type: 'object',

@@ -32,6 +32,14 @@ describe('server configuration', () => {
     expect(config.maxDetections).toBeUndefined();
   });
 
+  it('reads CORS origins and the DeepStack prediction cap, both off by default', () => {
+    expect(loadConfig([], {}).config).toMatchObject({ corsOrigins: [], deepstackMaxPredictions: undefined });
+    const { config } = loadConfig(['--cors-origins', 'https://a.example:8443, http://b.example'], { CPWC_DEEPSTACK_MAX_PREDICTIONS: '20' });
+    expect(config.corsOrigins).toEqual(['https://a.example:8443', 'http://b.example']);
+    expect(config.deepstackMaxPredictions).toBe(20);
+    expect(loadConfig([], { CPWC_CORS_ORIGINS: '*' }).config.corsOrigins).toEqual(['*']);
+  });
+
   it.each([
     [['--port', '70000'], {}, '--port must be an integer in [0, 65535], got \'70000\''],
     [[], { CPWC_CONCURRENCY: '0' }, 'CPWC_CONCURRENCY must be an integer in [1, 64], got \'0\''],
@@ -41,6 +49,8 @@ describe('server configuration', () => {
     [[], { CPWC_LOG_LEVEL: 'loud' }, 'CPWC_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'],
     [[], { CPWC_API_KEYS: 'short' }, 'CPWC_API_KEYS: every API key must have at least 8 characters'],
     [['--model', ''], {}, '--model must not be empty'],
+    [['--cors-origins', 'https://app.example/path'], {}, "--cors-origins: each origin must be '*' or scheme://host[:port] without a path, got 'https://app.example/path'"],
+    [[], { CPWC_DEEPSTACK_MAX_PREDICTIONS: '0' }, 'CPWC_DEEPSTACK_MAX_PREDICTIONS must be an integer in [1, 10000]'],
     [['--no-such-flag'], {}, "Unknown option '--no-such-flag'"],
     [['stray'], {}, "Unexpected argument 'stray'"],
   ])('refuses %j %j with a message naming the setting', (argv, env, message) => {

@@ -1,0 +1,34 @@
+/**
+ * What a protocol's routes get from the app: the models (only through the catalog), the config,
+ * the API keys and the request helpers every detection route shares. Nothing else, so each
+ * protocol module (deepstack.ts, huggingface.ts, kserve.ts) can be mounted on any app.
+ */
+import type { RequestHandler, Response } from 'express';
+import type { ApiKeys } from '../auth';
+import type { ServerConfig } from '../config';
+import type { ErrorStyle } from '../error-style';
+import type { ModelCatalog } from '../model-catalog';
+
+/** One route and its methods (drives 405 answers, checked against the OpenAPI document). */
+export interface RouteSpec {
+  path: string;
+  methods: readonly string[];
+  /** The shape of this route's errors, its 405 included; native when absent. */
+  errorStyle?: ErrorStyle;
+}
+
+export interface RouteContext {
+  catalog: ModelCatalog;
+  config: ServerConfig;
+  keys: ApiKeys;
+  /** Whether the server has loaded and warmed up its model and is not draining. */
+  ready(): boolean;
+  /** Admission before the body is read (QUEUE_FULL when full); released when the response ends. */
+  admit(res: Response): void;
+  /** The request's abort signal: client gone (CLIENT_CLOSED) or deadline passed (DEADLINE_EXCEEDED). */
+  signal(res: Response): AbortSignal;
+  /** 503 SHUTTING_DOWN while draining. */
+  refuseWhileDraining: RequestHandler;
+  /** 401 UNAUTHORIZED unless keys are off or `Authorization: Bearer KEY` carries a configured key. */
+  requireKey: RequestHandler;
+}
