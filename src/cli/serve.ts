@@ -43,7 +43,7 @@ export async function run(argv: string[]): Promise<number> {
         logger: log,
       }),
   });
-  logger.info({ url: running.url, models: config.modelRepository ?? config.modelDir }, 'listening; loading the models');
+  logger.info({ url: running.url, models: config.modelRepository ?? config.modelDir }, 'listening; warming up');
 
   let resolveStopped: (drained: boolean) => void = () => undefined;
   const stopped = new Promise<boolean>((resolve) => {
