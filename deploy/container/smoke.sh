@@ -250,6 +250,7 @@ for case_name in "${case_list[@]}"; do
   esac
 done
 
+timed "repository + kube play cases" "$repo/deploy/container/kube-smoke.sh"
 log "timings:"
 printf '    %s\n' "${timings[@]}" >&2
 log "PASSED in $((SECONDS - started_all)) s (image $IMAGE, ${size_mb} MB)"
