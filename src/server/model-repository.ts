@@ -50,6 +50,7 @@ interface Candidate {
 
 /** One loaded version of a model. */
 interface Version {
+  model: string;
   detector: LoadedDetector;
   realDir: string;
   /** Requests running or queued on this version. */
@@ -138,6 +139,7 @@ export class ModelRepository implements ModelCatalog {
   private pollTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private defaultModelName: string | undefined;
+  private singleName: string | undefined;
 
   constructor(private readonly options: ModelRepositoryOptions) {
     if ((options.root === undefined) === (options.single === undefined)) {
@@ -293,10 +295,10 @@ export class ModelRepository implements ModelCatalog {
 
   // ---- internals ----------------------------------------------------------------------------
 
-  /** With --model DIR, model.json's own name is accepted too. */
+  /** With --model DIR, the directory's name is accepted too. */
   private aliasEntry(name: string): Entry | undefined {
-    if (this.options.single === undefined) return undefined;
-    return [...this.entries.values()].find((e) => e.current?.detector.model.name === name);
+    if (this.options.single === undefined || name !== path.basename(path.resolve(this.options.single))) return undefined;
+    return [...this.entries.values()][0];
   }
 
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
@@ -307,8 +309,18 @@ export class ModelRepository implements ModelCatalog {
 
   private async scan(): Promise<Candidate[]> {
     if (this.options.single !== undefined) {
+      // --model DIR: known by model.json's name as before (the directory name is an alias)
       const dir = path.resolve(this.options.single);
-      return [{ name: path.basename(dir), dir }];
+      const manifest = await fs.readFile(path.join(dir, 'model.json'), 'utf8').catch(() => undefined);
+      let name: unknown;
+      try {
+        name = manifest === undefined ? undefined : (JSON.parse(manifest) as { name?: unknown }).name;
+      } catch {
+        name = undefined; // the load reports the bad model.json
+      }
+      // the name is chosen once: a reload that renames the model keeps serving it under the first
+      this.singleName ??= typeof name === 'string' && name !== '' ? name : path.basename(dir);
+      return [{ name: this.singleName, dir }];
     }
     return scanRepository(this.options.root as string);
   }
@@ -363,7 +375,7 @@ export class ModelRepository implements ModelCatalog {
       return;
     }
     const previous = entry.current;
-    entry.current = this.newVersion(detector, await fs.realpath(candidate.dir).catch(() => candidate.dir));
+    entry.current = this.newVersion(entry.name, detector, await fs.realpath(candidate.dir).catch(() => candidate.dir));
     entry.fingerprint = fingerprint;
     entry.error = null;
     this.setState(entry, 'ready');
@@ -400,18 +412,21 @@ export class ModelRepository implements ModelCatalog {
   private closeVersion(version: Version): void {
     if (version.closing) return;
     version.closing = true;
-    version.detector.close().then(version.markClosed, (err: unknown) => {
+    version.detector.close().then(() => {
+      if (!this.stopped) this.options.logger.info({ model: version.model, realDir: version.realDir }, 'previous model version closed');
+      version.markClosed();
+    }, (err: unknown) => {
       this.options.logger.warn({ err: message(err), realDir: version.realDir }, 'closing a replaced model version failed');
       version.markClosed();
     });
   }
 
-  private newVersion(detector: LoadedDetector, realDir: string): Version {
+  private newVersion(model: string, detector: LoadedDetector, realDir: string): Version {
     let markClosed: () => void = () => undefined;
     const closed = new Promise<void>((resolve) => {
       markClosed = resolve;
     });
-    return { detector, realDir, refs: 0, retired: false, closing: false, closed, markClosed };
+    return { model, detector, realDir, refs: 0, retired: false, closing: false, closed, markClosed };
   }
 
   private newEntry(candidate: Candidate): Entry {

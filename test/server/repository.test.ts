@@ -6,7 +6,7 @@
  * so every step is deterministic; the one polling test waits on the observable state.
  * A new version is told apart by its class labels: the copies rename every class in model.json.
  */
-import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DestinationStream } from 'pino';
@@ -214,6 +214,8 @@ describe('a server over a repository of three models', () => {
     }
     expect(before[0].labels.some((l) => l.startsWith('v2:'))).toBe(false);
     expect(server.logs.some((l) => l.msg === 'model reloaded' && l.model === 'tiny-fpn')).toBe(true);
+    // the old version is closed once its last request is done
+    await waitFor(() => server.logs.some((l) => l.msg === 'previous model version closed' && l.model === 'tiny-fpn'), 10_000, 'the old version closed');
   }, 120_000);
 
   it('replaces a model by a symlink swap while requests run, the same way', async () => {
@@ -236,6 +238,7 @@ describe('a server over a repository of three models', () => {
       expect(answer.labels.length).toBeGreaterThan(0);
       expect(answer.labels.every((l) => l.startsWith('c4v2:'))).toBe(true);
     }
+    await waitFor(() => server.logs.some((l) => l.msg === 'previous model version closed' && l.realDir === realpathSync(path.join(versions, 'tiny-c4-v1'))), 10_000, 'the old version closed');
   }, 120_000);
 
   it('adds a model copied under a hidden name and renamed into place, and removes one', async () => {
@@ -367,4 +370,43 @@ describe('the repository API behind API keys', () => {
     const ready = await fetch(`${server.url}/readyz`);
     expect(await ready.json()).toEqual({ status: 'ready', model: 'tiny-c4' });
   });
+});
+
+describe('--model DIR: a repository of one', () => {
+  let server: RunningServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = copyModel(fixtureModel('tiny-fpn'), path.join(scratch, 'single', 'renamed-dir'));
+    const config = testConfig({ modelDir: dir, repositoryPollS: 0 });
+    server = await startServer({
+      config,
+      logger: createLogger('silent'),
+      processMetrics: false,
+      repository: ({ inference, metrics, logger }) =>
+        new ModelRepository({ single: dir, load: (d) => Detector.load(d, { intraOpThreads: 1 }), inference, metrics, logger }),
+    });
+    await server.detection.warmUp();
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.shutdown();
+  });
+
+  it("is known by model.json's name and by its directory's, and reloads in place", async () => {
+    expect(((await (await detect(server)).json()) as DetectBody).model).toBe('tiny-fpn');
+    expect(((await (await detect(server, '&model=renamed-dir')).json()) as DetectBody).model).toBe('tiny-fpn');
+    expect((await detect(server, '&model=tiny-c4')).status).toBe(404);
+    // a new version renamed in model.json still answers under the first name
+    copyModel(dir, `${dir}.next`, 'v2:', (json) => {
+      json.name = 'tiny-fpn-v2';
+    });
+    rmSync(dir, { recursive: true });
+    renameSync(`${dir}.next`, dir);
+    expect((await repositoryPost(server, 'models/tiny-fpn/load')).status).toBe(200);
+    const answer = (await (await detect(server)).json()) as DetectBody;
+    expect(answer.model).toBe('tiny-fpn');
+    expect(answer.detections.every((d) => d.label.startsWith('v2:'))).toBe(true);
+    expect(await (await fetch(`${server.url}/readyz`)).json()).toEqual({ status: 'ready', model: 'tiny-fpn' });
+  }, 60_000);
 });
