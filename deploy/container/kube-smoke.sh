@@ -133,7 +133,8 @@ repository_case() {
   check_repository "$url"
   detect "$url" "" "$DEFAULT_MODEL"
   detect "$url" "?model=$OTHER_MODEL&score_threshold=0" "$OTHER_MODEL"
-  podman stop -t 30 "$name" >/dev/null
+  # podman prints systemd-timer errors for HEALTHCHECK images on hosts without systemd
+  podman stop -t 30 "$name" >/dev/null 2>"$work/podman.err" || { cat "$work/podman.err" >&2; die "[repository] podman stop failed"; }
   podman rm "$name" >/dev/null 2>&1 || true
   log "[repository] ok"
 }

@@ -117,7 +117,12 @@ export async function modelFingerprint(dir: string): Promise<string> {
 
 /** The model directories of `root`, sorted by name. */
 export async function scanRepository(root: string): Promise<Candidate[]> {
-  const names = await fs.readdir(root);
+  let names: string[];
+  try {
+    names = await fs.readdir(root);
+  } catch (err) {
+    throw new Error(`cannot read the model repository '${root}': ${message(err)}`);
+  }
   const found: Candidate[] = [];
   for (const name of names.sort()) {
     if (name.startsWith('.')) continue;
@@ -245,7 +250,7 @@ export class ModelRepository implements ModelCatalog {
         throw new HttpError('MODEL_UNLOAD_REFUSED', `model '${name}' is the default model (routes that name no model use it); it cannot be unloaded`);
       }
       this.unloadedByOperator.add(name);
-      if (entry.current !== undefined) this.retire(entry.current);
+      if (entry.current !== undefined) void this.retire(entry.current);
       entry.current = undefined;
       entry.error = null;
       this.setState(entry, 'unloaded');
@@ -332,6 +337,14 @@ export class ModelRepository implements ModelCatalog {
       if (!present.has(entry.name)) this.remove(entry);
     }
     for (const name of this.unloadedByOperator) if (!present.has(name)) this.unloadedByOperator.delete(name);
+    // every new model is listed as loading at once; they load one after the other
+    for (const candidate of found) {
+      if (!this.entries.has(candidate.name) && !this.unloadedByOperator.has(candidate.name)) {
+        const entry = this.newEntry(candidate);
+        this.entries.set(candidate.name, entry);
+        this.setState(entry, 'loading');
+      }
+    }
     for (const candidate of found) {
       if (this.stopped) return;
       if (!this.unloadedByOperator.has(candidate.name)) await this.apply(candidate, false);
