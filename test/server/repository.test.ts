@@ -410,3 +410,38 @@ describe('--model DIR: a repository of one', () => {
     expect(await (await fetch(`${server.url}/readyz`)).json()).toEqual({ status: 'ready', model: 'tiny-fpn' });
   }, 60_000);
 });
+
+describe('one inference pool for every model', () => {
+  let server: RepoServer;
+
+  beforeAll(async () => {
+    const root = path.join(scratch, 'pool');
+    cpSync(fixtureModel('tiny-c4'), path.join(root, 'tiny-c4'), { recursive: true });
+    cpSync(fixtureModel('tiny-fpn'), path.join(root, 'tiny-fpn'), { recursive: true });
+    server = await startRepoServer(root, { concurrency: 1, queueSize: 1 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.shutdown();
+  });
+
+  it("shares the slots and the queue: one model's queued request fills the queue for the other", async () => {
+    const limiter = server.detection.inference.limiter;
+    let release: () => void = () => undefined;
+    // the one slot, held until released
+    const held = limiter.run(() => new Promise<void>((resolve) => {
+      release = resolve;
+    }));
+    await waitFor(() => limiter.state.running === 1, 5_000, 'the slot taken');
+    const queued = detect(server, '&model=tiny-c4');
+    await waitFor(() => limiter.state.queued === 1, 10_000, 'the tiny-c4 request queued');
+    const refused = await detect(server, '&model=tiny-fpn');
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as ErrorBody).error.code).toBe('QUEUE_FULL');
+    release();
+    await held;
+    const answer = await queued;
+    expect(answer.status).toBe(200);
+    expect(((await answer.json()) as DetectBody).model).toBe('tiny-c4');
+  }, 60_000);
+});
