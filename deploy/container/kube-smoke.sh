@@ -9,7 +9,7 @@
 #   kube        deploy/k8s/deployment.yaml executed by `podman kube play` (pause image from
 #               Debian's catatonit), with the manifest's commented repository example switched on
 #               (CPWC_MODEL_REPOSITORY=/models, the volume a hostPath to the same two models),
-#               one replica and IMAGE. podman 4.3 has no Services: the Service's port is stood in
+#               one replica and IMAGE (installs catatonit and python3-yaml if missing). podman 4.3 has no Services: the Service's port is stood in
 #               for by publishing its targetPort on a free loopback port (hostPort). Waits for
 #               /readyz there, detects an image, then `podman kube down`.
 # Exits non-zero with a message naming the failed check; removes what it created.
@@ -43,7 +43,16 @@ done
 for tool in curl node podman /usr/bin/python3; do
   command -v "$tool" >/dev/null || die "$tool is needed on the host"
 done
-[[ -x /usr/libexec/podman/catatonit || -x /usr/bin/catatonit ]] || die "catatonit is missing (apt-get install catatonit): podman kube play builds its pause image from it"
+# podman kube play builds its pause image from catatonit (a Recommends of podman, which
+# setup.sh installs without); the manifest is rewritten with Debian's python3-yaml
+missing=()
+[[ -x /usr/libexec/podman/catatonit || -x /usr/bin/catatonit ]] || missing+=(catatonit)
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+if ((${#missing[@]} > 0)); then
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[[ -x /usr/libexec/podman/catatonit || -x /usr/bin/catatonit ]] || die "catatonit is missing: podman kube play needs it for the pause image"
 podman image exists "$IMAGE" || die "$IMAGE does not exist (build it with deploy/container/build.sh)"
 
 work=$(mktemp -d /var/tmp/cpwc-kube-smoke.XXXXXX)
