@@ -113,8 +113,9 @@ EOF
 # check_repository URL: both models listed ready by /v1/models and READY by the Triton index
 check_repository() {
   local url=$1
-  curl -sS -f -o "$work/models.json" "$url/v1/models" || die "GET /v1/models failed"
+  # /readyz is 200 once the default model is ready; the index answers after the others loaded
   curl -sS -f -o "$work/index.json" -X POST "$url/v2/repository/index" || die "POST /v2/repository/index failed"
+  curl -sS -f -o "$work/models.json" "$url/v1/models" || die "GET /v1/models failed"
   node - "$work/models.json" "$work/index.json" "$DEFAULT_MODEL" "$OTHER_MODEL" <<'EOF' || die "the repository is not served as expected"
 const fs = require('node:fs');
 const [modelsFile, indexFile, ...names] = process.argv.slice(2);
@@ -130,15 +131,17 @@ EOF
 }
 
 repository_case() {
-  local name="cpwc-kube-smoke-$$-repository" port url
+  local name="cpwc-kube-smoke-$$-repository" port url started
   port=$(free_port)
   url="http://127.0.0.1:$port"
   containers+=("$name")
   log "[repository] $IMAGE with $models mounted at /models, on $url"
+  started=$SECONDS
   podman run -d --name "$name" -p "127.0.0.1:$port:8080" --read-only --cap-drop ALL --security-opt no-new-privileges \
     --health-interval disable -v "$models:/models:ro" -e CPWC_MODEL_REPOSITORY=/models -e CPWC_REPOSITORY_POLL_S=0 \
     "$IMAGE" >/dev/null 2>"$work/podman.err" || { cat "$work/podman.err" >&2; die "[repository] podman run failed"; }
   wait_ready "$url" "$name"
+  log "[repository] ready $((SECONDS - started)) s after podman run"
   check_repository "$url"
   detect "$url" "" "$DEFAULT_MODEL"
   detect "$url" "?model=$OTHER_MODEL&score_threshold=0" "$OTHER_MODEL"
@@ -149,7 +152,7 @@ repository_case() {
 }
 
 kube_case() {
-  local port url pod container
+  local port url pod container started
   port=$(free_port)
   url="http://127.0.0.1:$port"
   kube_file="$work/cpwc-detect-kube.yaml"
@@ -181,6 +184,7 @@ for p in published:
 yaml.safe_dump(deployment, open(out, "w"), sort_keys=False)
 EOF
   log "[kube] podman kube play deploy/k8s/deployment.yaml (1 replica, repository at /models), Service port on $url"
+  started=$SECONDS
   podman kube play "$kube_file" >"$work/play.out" 2>"$work/podman.err" || { cat "$work/podman.err" "$work/play.out" >&2; die "[kube] podman kube play failed"; }
   pod=$(podman pod ps --filter "label=app.kubernetes.io/name=cpwc-detect" --format '{{.Name}}' | head -1)
   [[ -n "$pod" ]] || pod=$(podman pod ps --format '{{.Name}}' | grep '^cpwc-detect' | head -1)
@@ -188,6 +192,7 @@ EOF
   container="$pod-detect"
   podman container exists "$container" || die "[kube] no container $container in pod $pod"
   wait_ready "$url" "$container"
+  log "[kube] ready through the Service port $((SECONDS - started)) s after podman kube play"
   [[ "$(podman exec "$container" id -u)" == 1000 ]] || die "[kube] the server does not run as uid 1000 (runAsUser)"
   check_repository "$url"
   detect "$url" "" "$DEFAULT_MODEL"
