@@ -411,7 +411,7 @@ describe('--model DIR: a repository of one', () => {
   }, 60_000);
 });
 
-describe('one inference pool for every model', () => {
+describe("one inference pool for every model; the default model removed", () => {
   let server: RepoServer;
 
   beforeAll(async () => {
@@ -443,5 +443,22 @@ describe('one inference pool for every model', () => {
     const answer = await queued;
     expect(answer.status).toBe(200);
     expect(((await answer.json()) as DetectBody).model).toBe('tiny-c4');
+  }, 60_000);
+
+  it('reports the default model gone when its directory disappears, and ready again once it is back', async () => {
+    renameSync(path.join(server.root, 'tiny-c4'), path.join(server.root, '.tiny-c4-away'));
+    await repositoryPost(server, 'index');
+    const gone = await fetch(`${server.url}/readyz`);
+    expect(gone.status).toBe(503);
+    expect(await gone.json()).toEqual({ status: 'default_model_unavailable', model: 'tiny-c4', reason: "the default model 'tiny-c4' is not loaded" });
+    const refused = await detect(server);
+    expect(refused.status).toBe(404);
+    expect(((await refused.json()) as ErrorBody).error).toEqual({ code: 'MODEL_NOT_FOUND', message: "unknown model 'tiny-c4'; models: tiny-fpn" });
+    expect((await detect(server, '&model=tiny-fpn')).status).toBe(200);
+
+    renameSync(path.join(server.root, '.tiny-c4-away'), path.join(server.root, 'tiny-c4'));
+    await repositoryPost(server, 'index');
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    expect(((await (await detect(server)).json()) as DetectBody).model).toBe('tiny-c4');
   }, 60_000);
 });
