@@ -411,7 +411,7 @@ describe('--model DIR: a repository of one', () => {
   }, 60_000);
 });
 
-describe("one inference pool for every model; the default model removed", () => {
+describe('one inference pool for every model; the default model removed', () => {
   let server: RepoServer;
 
   beforeAll(async () => {
