@@ -166,8 +166,8 @@ run_case() {
   log "[$case_name] /v1/detect $(basename "$image_file"): $summary"
 
   curl -sS -f -o "$work/metrics.txt" "$url/metrics" || die "[$case_name] GET /metrics failed"
-  grep -qE '^cpwc_images_total\{outcome="ok"\} 1$' "$work/metrics.txt" \
-    || die "[$case_name] /metrics lacks cpwc_images_total{outcome=\"ok\"} 1"
+  grep -qE '^cpwc_images_total\{outcome="ok",model="'"$expected_model"'"\} 1$' "$work/metrics.txt" \
+    || die "[$case_name] /metrics lacks cpwc_images_total{outcome=\"ok\",model=\"$expected_model\"} 1"
   grep -qE '^cpwc_http_request_duration_seconds_count\{.*route="/v1/detect".*\} 1$' "$work/metrics.txt" \
     || die "[$case_name] /metrics lacks the /v1/detect request count"
   local rss
@@ -250,6 +250,7 @@ for case_name in "${case_list[@]}"; do
   esac
 done
 
+timed "repository + kube play cases" "$repo/deploy/container/kube-smoke.sh"
 log "timings:"
 printf '    %s\n' "${timings[@]}" >&2
 log "PASSED in $((SECONDS - started_all)) s (image $IMAGE, ${size_mb} MB)"

@@ -1,11 +1,12 @@
 /**
- * `cpwc-detect serve`: loads a model directory, serves it over HTTP, and on SIGTERM/SIGINT
+ * `cpwc-detect serve`: loads a model directory or a model repository, serves it over HTTP, and on SIGTERM/SIGINT
  * drains (readiness false, in-flight requests finish) and exits 0. A second signal exits at once.
  */
 import path from 'node:path';
 import { Detector } from '../detection/detector';
 import { ConfigError, describeConfig, loadConfig, usage } from '../server/config';
 import { createLogger } from '../server/logging';
+import { ModelRepository } from '../server/model-repository';
 import { createRenderer } from '../server/render';
 import { startServer } from '../server/server';
 
@@ -26,24 +27,23 @@ export async function run(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel);
   logger.info({ config: describeConfig(config) }, 'starting');
 
-  let detector: Detector;
-  try {
-    detector = await Detector.load(config.modelDir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels });
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    logger.fatal({ modelDir: config.modelDir }, `cannot load the model: ${message}`);
-    process.stderr.write(`cpwc-detect serve: cannot load the model in '${config.modelDir}': ${message}\n`);
-    return 1;
-  }
-
+  // --model DIR is a repository of one; --model-repository DIR serves every model directory in DIR
+  const source = config.modelRepository !== undefined ? { root: path.resolve(config.modelRepository) } : { single: path.resolve(config.modelDir) };
   const running = await startServer({
-    detector,
     config,
     logger,
     render: createRenderer(config.maxPixels),
-    modelAliases: [path.basename(path.resolve(config.modelDir))],
+    repository: ({ inference, metrics, logger: log }) =>
+      new ModelRepository({
+        ...source,
+        defaultModel: config.defaultModel,
+        load: (dir) => Detector.load(dir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels }),
+        inference,
+        metrics,
+        logger: log,
+      }),
   });
-  logger.info({ url: running.url, model: detector.model.name }, 'listening; warming up');
+  logger.info({ url: running.url, models: config.modelRepository ?? config.modelDir }, 'listening; warming up');
 
   let resolveStopped: (drained: boolean) => void = () => undefined;
   const stopped = new Promise<boolean>((resolve) => {
@@ -71,9 +71,13 @@ export async function run(argv: string[]): Promise<number> {
   let exitCode = 0;
   try {
     await running.detection.warmUp();
+    running.detection.repository?.startPolling(config.repositoryPollS);
     if (running.detection.lifecycle.phase === 'ready') logger.info({ url: running.url }, 'ready');
   } catch (err) {
-    logger.fatal({ err }, 'warm-up inference failed');
+    const message = err instanceof Error ? err.message : String(err);
+    logger.fatal({ err }, `cannot serve the models: ${message}`);
+    const what = config.modelRepository !== undefined ? `the model repository '${config.modelRepository}'` : `the model in '${config.modelDir}'`;
+    process.stderr.write(`cpwc-detect serve: cannot load ${what}: ${message}\n`);
     exitCode = 1;
     stop();
   }
@@ -81,7 +85,6 @@ export async function run(argv: string[]): Promise<number> {
   const drained = await stopped;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
-  await detector.close();
   logger.info({ drained }, 'stopped');
   logger.flush();
   // ONNX Runtime or a stray handle must not keep a stopped server alive

@@ -21,8 +21,9 @@ import { HttpError, toHttpError } from './errors';
 import { InferenceService } from './inference';
 import { createHttpLogger } from './logging';
 import { createMetrics, type ServerMetrics } from './metrics';
-import { describeModel, type ServedDetector } from './model';
-import { singleModelCatalog } from './model-catalog';
+import type { ServedDetector, ServedModel } from './model';
+import { singleModelCatalog, type ModelCatalog } from './model-catalog';
+import type { ModelRepository } from './model-repository';
 import { buildOpenApi } from './openapi';
 import { paramSource, parseNativeParams } from './params';
 import type { RouteContext, RouteSpec } from './routes/context';
@@ -30,11 +31,18 @@ import { DEEPSTACK_ROUTES, deepstackRoutes } from './routes/deepstack';
 import { HUGGINGFACE_ROUTES, huggingFaceRoutes } from './routes/huggingface';
 import { KSERVE_ROUTES, kserveRoutes } from './routes/kserve';
 import { SERVER_VERSION } from './version';
+import { REPOSITORY_ROUTES, registerRepositoryRoutes } from './routes/repository';
 
 export type RenderImage = (image: Uint8Array, detections: readonly Detection[], format: 'png' | 'jpeg') => Promise<Uint8Array>;
 
 export interface AppOptions {
-  detector: ServedDetector;
+  /** The one model to serve; or `repository`. */
+  detector?: ServedDetector;
+  /**
+   * Builds the model repository the server answers from (--model-repository, --model), on the
+   * app's shared inference pool; warmUp() starts it.
+   */
+  repository?: (shared: { inference: InferenceService; metrics: ServerMetrics; logger: Logger }) => ModelRepository;
   config: ServerConfig;
   logger: Logger;
   /** Draws detections on the image (render=1); without it, render requests get JSON. */
@@ -56,7 +64,10 @@ export interface DetectionApp {
   inference: InferenceService;
   metrics: ServerMetrics;
   lifecycle: Lifecycle;
-  /** One inference on a generated image, then the app reports ready. */
+  catalog: ModelCatalog;
+  /** The model repository, when the app serves one. */
+  repository: ModelRepository | undefined;
+  /** One inference on a generated image (with a repository: the default model loaded and warm), then the app reports ready. */
   warmUp(): Promise<void>;
 }
 
@@ -72,6 +83,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { path: '/readyz', methods: ['GET'] },
   { path: '/metrics', methods: ['GET'] },
   { path: '/openapi.json', methods: ['GET'] },
+  ...REPOSITORY_ROUTES,
 ];
 
 const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
@@ -124,14 +136,21 @@ function negotiatedRender(req: Request): 'png' | 'jpeg' | undefined {
 
 export function createApp(options: AppOptions): DetectionApp {
   const { detector, config, logger } = options;
-  const model = detector.model;
   const metrics = createMetrics({ collectProcessMetrics: options.processMetrics ?? true });
-  const inference = new InferenceService(detector, metrics, { concurrency: config.concurrency, queueSize: config.queueSize });
+  const inference = new InferenceService(metrics, { concurrency: config.concurrency, queueSize: config.queueSize });
   const lifecycle = new Lifecycle();
   const keys = new ApiKeys(config.apiKeys);
   const demoPage = loadDemoPage();
-  const openapi = JSON.stringify(buildOpenApi(model, config));
-  const catalog = singleModelCatalog(model, inference, options.modelAliases ?? []);
+  const repository = options.repository?.({ inference, metrics, logger });
+  if ((repository === undefined) === (detector === undefined)) throw new Error('createApp: give exactly one of detector and repository');
+  const catalog: ModelCatalog = repository ?? singleModelCatalog(detector as ServedDetector, inference, options.modelAliases ?? []);
+  // the document describes the default model; rebuilt when a reload replaces it
+  let openapiFor: { model: ServedModel; text: string } | undefined;
+  const openapi = (): string => {
+    const model = catalog.resolve().model;
+    if (openapiFor?.model !== model) openapiFor = { model, text: JSON.stringify(buildOpenApi(model, config)) };
+    return openapiFor.text;
+  };
   const nativeDefaults = { scoreThreshold: config.scoreThreshold, maxDetections: config.maxDetections };
 
   const app = express();
@@ -176,12 +195,16 @@ export function createApp(options: AppOptions): DetectionApp {
   };
 
   app.post('/v1/detect', refuseWhileDraining, requireKey, async (req: Request, res: Response) => {
+    // an unknown ?model= fails before the upload is read; a form field `model` once it is
+    const queryModel = typeof req.query.model === 'string' ? req.query.model : undefined;
+    if (queryModel !== undefined) catalog.resolve(queryModel);
     admit(res);
     const signal = requestSignal(res, config.requestTimeoutMs);
     const upload = await readImageUpload(req, { maxBodyBytes: config.maxBodyBytes, signal });
-    const params = parseNativeParams(paramSource(req.query, upload.fields), model.classes, nativeDefaults);
+    const endpoint = catalog.resolve(queryModel ?? upload.fields.get('model'));
+    const params = parseNativeParams(paramSource(req.query, upload.fields), endpoint.model.classes, nativeDefaults);
     const render = options.render === undefined ? undefined : (params.render ?? negotiatedRender(req));
-    const { result, queueMs } = await catalog.resolve().detect(upload.image, params.options, signal);
+    const { result, queueMs } = await endpoint.detect(upload.image, params.options, signal);
     if (render !== undefined && options.render !== undefined) {
       const image = await options.render(upload.image, result.detections, render);
       res.status(200).type(render === 'png' ? 'image/png' : 'image/jpeg').setHeader('X-Detections', String(result.detections.length));
@@ -189,7 +212,7 @@ export function createApp(options: AppOptions): DetectionApp {
       return;
     }
     res.status(200).json({
-      model: model.name,
+      model: endpoint.name,
       width: result.width,
       height: result.height,
       detections: result.detections,
@@ -214,7 +237,10 @@ export function createApp(options: AppOptions): DetectionApp {
   // ---- information and operations -----------------------------------------------------------
 
   app.get('/v1/models', requireKey, (_req: Request, res: Response) => {
-    res.status(200).json({ models: [describeModel(model)] });
+    // metadata of every model as before, plus its state; `models` keeps the ones that answer
+    const statuses = catalog.list();
+    const models = statuses.filter((s) => s.metadata !== null).map((s) => ({ ...s.metadata, name: s.name, state: s.state, error: s.error, default: s.default }));
+    res.status(200).json({ default: catalog.defaultName, models, repository: statuses });
   });
   app.get('/', (_req: Request, res: Response) => {
     res
@@ -227,8 +253,12 @@ export function createApp(options: AppOptions): DetectionApp {
     res.status(200).json({ status: 'alive' });
   });
   app.get('/readyz', (_req: Request, res: Response) => {
-    const ready = lifecycle.phase === 'ready';
-    res.status(ready ? 200 : 503).json({ status: lifecycle.phase, model: model.name });
+    const modelReady = lifecycle.phase !== 'ready' || catalog.defaultReady();
+    const ready = lifecycle.phase === 'ready' && modelReady;
+    const defaultName = repository === undefined || lifecycle.phase !== 'starting' ? catalog.defaultName : null;
+    const body: Record<string, unknown> = { status: modelReady ? lifecycle.phase : 'default_model_unavailable', model: defaultName };
+    if (!modelReady) body.reason = `the default model '${catalog.defaultName}' is not loaded`;
+    res.status(ready ? 200 : 503).json(body);
   });
   app.get('/metrics', (req: Request, res: Response, next: NextFunction) => {
     if (config.metricsAuth) requireKey(req, res, next);
@@ -238,8 +268,10 @@ export function createApp(options: AppOptions): DetectionApp {
     res.status(200).type(metrics.registry.contentType).send(body);
   });
   app.get('/openapi.json', (_req: Request, res: Response) => {
-    res.status(200).type('application/json').send(openapi);
+    res.status(200).type('application/json').send(openapi());
   });
+
+  if (repository !== undefined) registerRepositoryRoutes(app, repository, { refuseWhileDraining, requireKey });
 
   // ---- everything else ----------------------------------------------------------------------
 
@@ -279,9 +311,16 @@ export function createApp(options: AppOptions): DetectionApp {
     inference,
     metrics,
     lifecycle,
+    catalog,
+    repository,
     async warmUp(): Promise<void> {
-      const result = await inference.warmUp();
-      logger.info({ timings_ms: result.timings_ms }, 'warm-up inference done');
+      if (repository !== undefined) {
+        await repository.start();
+        logger.info({ repository: repository.location, default: repository.defaultName }, 'default model loaded and warm');
+      } else {
+        const result = await inference.warmUp(detector as ServedDetector);
+        logger.info({ timings_ms: result.timings_ms }, 'warm-up inference done');
+      }
       if (lifecycle.phase === 'starting') lifecycle.phase = 'ready';
     },
   };

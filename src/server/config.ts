@@ -11,6 +11,12 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface ServerConfig {
   modelDir: string;
+  /** A directory of model directories to serve instead of `modelDir` (docs/server.md, "Many models"). */
+  modelRepository: string | undefined;
+  /** The model of routes that name none; undefined = the only model, else the first by name. */
+  defaultModel: string | undefined;
+  /** Seconds between repository polls for added, removed and changed models; 0 = never. */
+  repositoryPollS: number;
   host: string;
   port: number;
   /** ONNX Runtime intra-op threads per session. */
@@ -137,6 +143,18 @@ export const SETTINGS: readonly AnySetting[] = [
     defaultValue: DEFAULT_MODEL_DIR, description: "model directory to serve (docs/model-format.md); default: the package's models/shapes-cpwc-r50-fpn", parse: nonEmpty,
   },
   {
+    key: 'modelRepository', flag: 'model-repository', env: ['CPWC_MODEL_REPOSITORY'], placeholder: 'DIR',
+    defaultValue: undefined, description: 'serve every subdirectory of DIR holding a model.json, named after it (instead of --model)', parse: nonEmpty,
+  },
+  {
+    key: 'defaultModel', flag: 'default-model', env: ['CPWC_DEFAULT_MODEL'], placeholder: 'NAME',
+    defaultValue: undefined, description: 'model of /v1/detect, /v1/vision/detection and the demo page (default: the only model, else the first by name)', parse: nonEmpty,
+  },
+  {
+    key: 'repositoryPollS', flag: 'repository-poll-s', env: ['CPWC_REPOSITORY_POLL_S'], placeholder: 'S',
+    defaultValue: 10, description: 'seconds between polls of the models for added, removed and changed ones (0 = off)', parse: integer(0, 86_400),
+  },
+  {
     key: 'host', flag: 'host', env: ['CPWC_HOST'], placeholder: 'ADDR',
     defaultValue: '127.0.0.1', description: 'address to listen on (0.0.0.0 to expose beyond this machine)', parse: nonEmpty,
   },
@@ -244,8 +262,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   return { config: config as ServerConfig, help: values.help === true };
 }
 
-function formatDefault(value: unknown): string {
-  if (value === undefined) return 'model';
+function formatDefault(value: unknown, optionalPath = false): string {
+  if (value === undefined) return optionalPath ? 'none' : 'model';
   if (Array.isArray(value)) return value.length === 0 ? 'none' : `${value.length} keys`;
   return String(value);
 }
@@ -253,7 +271,7 @@ function formatDefault(value: unknown): string {
 export function usage(): string {
   const rows = SETTINGS.map((s) => {
     const flag = `--${s.flag} ${s.placeholder}`;
-    return `  ${flag.padEnd(26)} ${s.description}\n  ${''.padEnd(26)} env ${s.env.join(' or ')}; default ${formatDefault(s.defaultValue)}`;
+    return `  ${flag.padEnd(26)} ${s.description}\n  ${''.padEnd(26)} env ${s.env.join(' or ')}; default ${formatDefault(s.defaultValue, s.placeholder === 'DIR' || s.placeholder === 'NAME')}`;
   });
   return [
     'Usage: cpwc-detect serve [options]',

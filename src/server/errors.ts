@@ -18,6 +18,9 @@ export type ServerErrorCode =
   | 'CLIENT_CLOSED'
   | 'NOT_FOUND'
   | 'MODEL_NOT_FOUND'
+  | 'MODEL_NOT_READY'
+  | 'MODEL_LOAD_FAILED'
+  | 'MODEL_UNLOAD_REFUSED'
   | 'METHOD_NOT_ALLOWED'
   | 'BAD_REQUEST'
   | 'INFER_REQUEST_INVALID'
@@ -52,6 +55,9 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   CLIENT_CLOSED: { status: 499, message: 'the client closed the request' },
   NOT_FOUND: { status: 404, message: 'no such route' },
   MODEL_NOT_FOUND: { status: 404, message: 'no such model' },
+  MODEL_NOT_READY: { status: 503, message: 'the model is loading or failed to load' },
+  MODEL_LOAD_FAILED: { status: 400, message: 'the model failed to load (bad model.json, checksum mismatch or corrupt graph); a working version keeps answering' },
+  MODEL_UNLOAD_REFUSED: { status: 409, message: 'the default model cannot be unloaded' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
   INFER_REQUEST_INVALID: { status: 400, message: 'the KServe v2 inference request is malformed' },

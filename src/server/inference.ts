@@ -33,8 +33,8 @@ export class InferenceService {
   private admittedCount = 0;
   private readonly capacity: number;
 
+  /** One pool for the whole server: every model's inferences share its slots and queue. */
   constructor(
-    private readonly detector: ServedDetector,
     private readonly metrics: ServerMetrics,
     private readonly limits: { concurrency: number; queueSize: number },
   ) {
@@ -87,14 +87,14 @@ export class InferenceService {
    * while the inference runs (that inference still finishes and frees its slot); a DetectError
    * for bad input.
    */
-  async detect(image: Uint8Array, options: Omit<DetectOptions, 'signal'>, signal: AbortSignal): Promise<InferenceOutcome> {
+  async detect(detector: ServedDetector, image: Uint8Array, options: Omit<DetectOptions, 'signal'>, signal: AbortSignal, modelName: string = detector.model.name): Promise<InferenceOutcome> {
     const queuedAt = performance.now();
     let queueMs = 0;
     const work = this.limiter.run(async () => {
       queueMs = performance.now() - queuedAt;
       this.metrics.queueWait.observe(queueMs / 1000);
       signal.throwIfAborted();
-      return this.detector.detect(image, { ...options, signal });
+      return detector.detect(image, { ...options, signal });
     }, signal);
     const aborted = rejectOnAbort(signal);
     // whichever loses the race must not become an unhandled rejection
@@ -102,14 +102,14 @@ export class InferenceService {
     aborted.promise.catch(() => undefined);
     try {
       const result = await Promise.race([work, aborted.promise]);
-      this.metrics.observeResult(result);
+      this.metrics.observeResult(result, modelName);
       this.recentTotalMs = this.recentTotalMs === 0 ? result.timings_ms.total : 0.8 * this.recentTotalMs + 0.2 * result.timings_ms.total;
       return { result, queueMs };
     } catch (err) {
       // the library reports an abort as ABORTED; the signal's reason says which abort it was
       const reason: unknown = signal.aborted && (!(err instanceof HttpError) || err.code !== 'QUEUE_FULL') ? signal.reason : err;
       const code = reason instanceof HttpError || reason instanceof DetectError ? reason.code : 'INTERNAL';
-      this.metrics.images.inc({ outcome: code });
+      this.metrics.images.inc({ outcome: code, model: modelName });
       throw reason;
     } finally {
       aborted.dispose();
@@ -118,10 +118,11 @@ export class InferenceService {
 
   /**
    * One inference on a generated 640x480 image, so the first real request does not pay for
-   * ONNX Runtime's lazy initialisation. Goes through the limiter like any request.
+   * ONNX Runtime's lazy initialisation. Goes through the limiter like any request, so a model
+   * loading beside others never runs more inferences than the pool allows.
    */
-  async warmUp(): Promise<DetectionResult> {
+  async warmUp(detector: ServedDetector): Promise<DetectionResult> {
     const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
-    return this.limiter.run(() => this.detector.detect(png, {}));
+    return this.limiter.run(() => detector.detect(png, {}));
   }
 }

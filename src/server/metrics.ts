@@ -13,15 +13,19 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 export interface ServerMetrics {
   registry: Registry;
   httpRequestDuration: Histogram<'method' | 'route' | 'status'>;
-  inferenceStageDuration: Histogram<'stage'>;
+  inferenceStageDuration: Histogram<'stage' | 'model'>;
   queueWait: Histogram;
   queueDepth: Gauge;
   inferencesInFlight: Gauge;
   rejectedRequests: Counter<'reason'>;
-  images: Counter<'outcome'>;
-  detections: Counter<'label'>;
-  /** Records a finished inference: per-stage durations, one image, its detections. */
-  observeResult(result: DetectionResult): void;
+  images: Counter<'outcome' | 'model'>;
+  detections: Counter<'label' | 'model'>;
+  /** 1 for the state each model is in now (loading, ready, failed, unloaded), 0 for the others. */
+  modelState: Gauge<'model' | 'state'>;
+  /** Loads that failed (bad model.json, checksum mismatch, corrupt graph, warm-up error). */
+  modelLoadFailures: Counter<'model'>;
+  /** Records a finished inference of `model`: per-stage durations, one image, its detections. */
+  observeResult(result: DetectionResult, model: string): void;
 }
 
 export function createMetrics(options: { collectProcessMetrics?: boolean } = {}): ServerMetrics {
@@ -37,8 +41,8 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
   });
   const inferenceStageDuration = new Histogram({
     name: `${PREFIX}inference_stage_duration_seconds`,
-    help: 'Duration of each detection pipeline stage (decode, transform, backbone_rpn, rpn_postprocess, box_head, postprocess, total)',
-    labelNames: ['stage'] as const,
+    help: 'Duration of each detection pipeline stage (decode, transform, backbone_rpn, rpn_postprocess, box_head, postprocess, total), by model',
+    labelNames: ['stage', 'model'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
   });
@@ -58,14 +62,26 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
   });
   const images = new Counter({
     name: `${PREFIX}images_total`,
-    help: 'Images received for detection, by outcome (ok or the error code)',
-    labelNames: ['outcome'] as const,
+    help: 'Images received for detection, by outcome (ok or the error code) and model',
+    labelNames: ['outcome', 'model'] as const,
     registers,
   });
   const detections = new Counter({
     name: `${PREFIX}detections_total`,
-    help: 'Detections returned, by class label',
-    labelNames: ['label'] as const,
+    help: 'Detections returned, by class label and model',
+    labelNames: ['label', 'model'] as const,
+    registers,
+  });
+  const modelState = new Gauge({
+    name: `${PREFIX}model_state`,
+    help: 'Each served model: 1 for its current state (loading, ready, failed, unloaded), 0 for the others',
+    labelNames: ['model', 'state'] as const,
+    registers,
+  });
+  const modelLoadFailures = new Counter({
+    name: `${PREFIX}model_load_failures_total`,
+    help: 'Model loads that failed (bad model.json, checksum mismatch, corrupt graph, failed warm-up), by model',
+    labelNames: ['model'] as const,
     registers,
   });
   const stageNames: Array<keyof StageTimings> = ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total'];
@@ -80,10 +96,12 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
     rejectedRequests,
     images,
     detections,
-    observeResult(result: DetectionResult): void {
-      for (const stage of stageNames) inferenceStageDuration.observe({ stage }, result.timings_ms[stage] / 1000);
-      images.inc({ outcome: 'ok' });
-      for (const detection of result.detections) detections.inc({ label: detection.label });
+    modelState,
+    modelLoadFailures,
+    observeResult(result: DetectionResult, model: string): void {
+      for (const stage of stageNames) inferenceStageDuration.observe({ stage, model }, result.timings_ms[stage] / 1000);
+      images.inc({ outcome: 'ok', model });
+      for (const detection of result.detections) detections.inc({ label: detection.label, model });
     },
   };
 }

@@ -32,6 +32,11 @@ const imageBody = (multipartFields: Json, required: boolean): Json => ({
   },
 });
 
+const tritonError = (description: string): Json => ({
+  description,
+  content: { 'application/json': { schema: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, code: { type: 'string' } } } } },
+});
+
 const commonErrors = (style: 'native' | 'deepstack'): Json => {
   const make = style === 'native' ? errorResponse : deepstackErrorResponse;
   return {
@@ -39,7 +44,8 @@ const commonErrors = (style: 'native' | 'deepstack'): Json => {
     '401': make('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
     '413': make('Body over the byte limit (BODY_TOO_LARGE) or image over the pixel limit (IMAGE_TOO_LARGE)'),
     '415': make('The bytes are not an image in a supported format (IMAGE_UNSUPPORTED_FORMAT)'),
-    '503': make('Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), or the server is shutting down (SHUTTING_DOWN)'),
+    '404': make('Unknown or unloaded model (MODEL_NOT_FOUND)'),
+    '503': make('Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), the model is loading or failed to load (MODEL_NOT_READY), or the server is shutting down (SHUTTING_DOWN)'),
     '504': make('The request did not finish within the deadline (DEADLINE_EXCEEDED)'),
     '500': make('Internal error (INTERNAL); never carries internals'),
   };
@@ -141,6 +147,7 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
     { name: 'score_threshold', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1 }, description: `Keep detections with score >= this (default ${config.scoreThreshold ?? model.roi_heads.score_thresh})` },
     { name: 'max_detections', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 }, description: `At most this many detections, best first (default ${config.maxDetections ?? model.roi_heads.detections_per_img})` },
     { name: 'classes', in: 'query', schema: { type: 'string' }, description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})` },
+    { name: 'model', in: 'query', schema: { type: 'string' }, description: 'Model to run (GET /v1/models lists them; also the multipart field model); default: the default model' },
     { name: 'render', in: 'query', schema: { type: 'string', enum: ['1', '0', 'png', 'jpeg'] }, description: 'Return the image with the boxes drawn instead of JSON (also chosen by Accept: image/png or image/jpeg)' },
   ];
   const deepstackOk = {
@@ -181,6 +188,7 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
               score_threshold: { type: 'number' },
               max_detections: { type: 'integer' },
               classes: { type: 'string' },
+              model: { type: 'string' },
             },
             true,
           ),
@@ -200,7 +208,7 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
       },
       '/v1/vision/detection': { post: deepstackOperation('DeepStack / CodeProject.AI compatible detection (Frigate, Blue Iris, Home Assistant)', []) },
       '/v1/vision/custom/{model}': {
-        post: deepstackOperation(`DeepStack custom-model route; {model} names a served model (POST /v1/vision/custom/list lists them), e.g. '${model.name}'`, [
+        post: deepstackOperation('DeepStack custom-model route: {model} names a served model (GET /v1/models, POST /v1/vision/custom/list)', [
           { name: 'model', in: 'path', required: true, schema: { type: 'string' } },
         ]),
       },
@@ -247,10 +255,10 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
       },
       '/v1/models': {
         get: {
-          summary: 'The served model: name, architecture, classes, input sizes, defaults, provenance',
+          summary: 'The served models: name, state, error, architecture, classes, input sizes, defaults, provenance',
           tags: ['detection'],
           security,
-          responses: { '200': { description: 'Model list (one model)', content: { 'application/json': { schema: { type: 'object' } } } }, '401': errorResponse('Missing or wrong API key') },
+          responses: { '200': { description: '`models`: the models that answer, with their metadata and state; `repository`: every model with its state (loading, ready, failed, unloaded) and last load error; `default`: the default model', content: { 'application/json': { schema: { type: 'object' } } } }, '401': errorResponse('Missing or wrong API key') },
         },
       },
       '/': { get: { summary: 'Demo page: pick or drop an image, see the boxes and the JSON', tags: ['ops'], responses: { '200': { description: 'HTML', content: { 'text/html': {} } } } } },
@@ -268,6 +276,33 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           tags: ['ops'],
           security: metricsSecurity,
           responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': {} } }, '401': errorResponse('Missing or wrong API key') },
+        },
+      },
+      '/v2/repository/index': {
+        post: {
+          summary: "Triton repository index: rescans the model repository (as one poll), then lists every model with state READY, LOADING or UNAVAILABLE and the reason; body {\"ready\": true} keeps the ready ones",
+          tags: ['repository'],
+          security,
+          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { ready: { type: 'boolean' } } } } } },
+          responses: { '200': { description: 'Array of {name, version, state, reason}', content: { 'application/json': { schema: { type: 'array' } } } }, '401': tritonError('Missing or wrong API key'), '404': tritonError('The server serves no model repository') },
+        },
+      },
+      '/v2/repository/models/{model}/load': {
+        post: {
+          summary: 'Triton repository load: (re)loads the model directory {model}, warms it up, and answers once it takes requests; a failed load keeps the working version',
+          tags: ['repository'],
+          security,
+          parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The model status', content: { 'application/json': { schema: { type: 'object' } } } }, '400': tritonError('The model failed to load (MODEL_LOAD_FAILED)'), '401': tritonError('Missing or wrong API key'), '404': tritonError('No such model directory (MODEL_NOT_FOUND)') },
+        },
+      },
+      '/v2/repository/models/{model}/unload': {
+        post: {
+          summary: 'Triton repository unload: stops serving {model} (running requests finish first); polling leaves it unloaded until a load',
+          tags: ['repository'],
+          security,
+          parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The model status', content: { 'application/json': { schema: { type: 'object' } } } }, '401': tritonError('Missing or wrong API key'), '404': tritonError('Unknown model (MODEL_NOT_FOUND)'), '409': tritonError('The default model cannot be unloaded (MODEL_UNLOAD_REFUSED)') },
         },
       },
       '/openapi.json': { get: { summary: 'This document', tags: ['ops'], responses: { '200': { description: 'OpenAPI 3.1' } } } },

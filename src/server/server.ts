@@ -59,6 +59,8 @@ export async function startServer(options: AppOptions): Promise<RunningServer> {
       }
       // an inference whose client is gone still holds its slot: let it finish before the detector closes
       await detection.inference.limiter.whenIdle();
+      // a repository's models close once their last request is done
+      await detection.repository?.close();
       return outcome === 'drained';
     })();
     return shutdownPromise;

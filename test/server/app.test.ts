@@ -346,10 +346,10 @@ describe('request ids, logs and metrics', () => {
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="200"}')).toBeGreaterThan(0);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="415"}')).toBeGreaterThan(0);
     for (const stage of ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total']) {
-      expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="${stage}"}`)).toBeGreaterThan(0);
+      expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="${stage}",model="${modelJson.name}"}`)).toBeGreaterThan(0);
     }
-    expect(metricValue(text, 'cpwc_images_total{outcome="ok"}')).toBeGreaterThan(0);
-    expect(metricValue(text, 'cpwc_images_total{outcome="IMAGE_UNSUPPORTED_FORMAT"}')).toBeGreaterThan(0);
+    expect(metricValue(text, `cpwc_images_total{outcome="ok",model="${modelJson.name}"}`)).toBeGreaterThan(0);
+    expect(metricValue(text, `cpwc_images_total{outcome="IMAGE_UNSUPPORTED_FORMAT",model="${modelJson.name}"}`)).toBeGreaterThan(0);
     expect(metricValue(text, 'cpwc_queue_depth')).toBe(0);
     expect(metricValue(text, 'cpwc_inferences_in_flight')).toBe(0);
     expect(text).toContain('# TYPE cpwc_rejected_requests_total counter');
@@ -358,7 +358,7 @@ describe('request ids, logs and metrics', () => {
     expect(metricValue(text, 'cpwc_process_resident_memory_bytes')).toBeGreaterThan(0);
     const direct = await detector.detect(landscape);
     if (direct.detections.length > 0) {
-      expect(metricValue(text, `cpwc_detections_total{label="${direct.detections[0].label}"}`)).toBeGreaterThan(0);
+      expect(metricValue(text, `cpwc_detections_total{label="${direct.detections[0].label}",model="${modelJson.name}"}`)).toBeGreaterThan(0);
     }
   });
 });

@@ -154,7 +154,7 @@ describe('bad input through the server', () => {
     expect(response.status).toBe(200);
     expect(((await response.json()) as { detections: unknown }).detections).toEqual(expected);
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metricValue(text, 'cpwc_images_total{outcome="IMAGE_TOO_LARGE"}')).toBeGreaterThanOrEqual(3);
+    expect(metricValue(text, `cpwc_images_total{outcome="IMAGE_TOO_LARGE",model="${detector.model.name}"}`)).toBeGreaterThanOrEqual(3);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="500"}')).toBeUndefined();
   });
 

@@ -83,7 +83,7 @@ describe('bounded queue', () => {
   });
 
   it('drops a queued request whose client disconnected, without running the model for it', async () => {
-    const before = metricValue(await metrics(server), 'cpwc_inference_stage_duration_seconds_count{stage="total"}') ?? 0;
+    const before = metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
     const slot = holdSlot(server);
     const client = new AbortController();
     const abandoned = fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape, signal: client.signal });
@@ -94,7 +94,7 @@ describe('bounded queue', () => {
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(metricValue(text, 'cpwc_inference_stage_duration_seconds_count{stage="total"}') ?? 0).toBe(before);
+    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(before);
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="CLIENT_CLOSED"}')).toBe(3);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="499"}')).toBe(3);
     // and the server is fine afterwards
@@ -112,7 +112,7 @@ describe('deadlines', () => {
   });
 
   it('answers 504 DEADLINE_EXCEEDED when the deadline passes in the queue, and never runs it', async () => {
-    const before = metricValue(await metrics(server), 'cpwc_inference_stage_duration_seconds_count{stage="total"}') ?? 0;
+    const before = metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
     const slot = holdSlot(server);
     const started = Date.now();
     const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape });
@@ -125,7 +125,7 @@ describe('deadlines', () => {
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(metricValue(text, 'cpwc_inference_stage_duration_seconds_count{stage="total"}') ?? 0).toBe(before);
+    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(before);
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="DEADLINE_EXCEEDED"}')).toBe(1);
   });
 
