@@ -42,6 +42,11 @@ export type Phase = 'starting' | 'ready' | 'draining';
 
 export class Lifecycle {
   phase: Phase = 'starting';
+  /**
+   * While draining: new requests are still served (the drain delay after SIGTERM, while load
+   * balancers stop sending). After it, detection requests get 503 SHUTTING_DOWN.
+   */
+  servingWhileDraining = false;
 }
 
 export interface DetectionApp {
@@ -155,6 +160,12 @@ export function createApp(options: AppOptions): DetectionApp {
 
   app.use(createHttpLogger(logger, QUIET_PATHS));
 
+  // while draining, every answer ends its connection: keep-alive clients reconnect elsewhere
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    if (lifecycle.phase === 'draining') res.setHeader('Connection', 'close');
+    next();
+  });
+
   // request duration by route template and status; a request the client abandoned counts as 499
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
@@ -167,7 +178,7 @@ export function createApp(options: AppOptions): DetectionApp {
   });
 
   const refuseWhileDraining = (_req: Request, _res: Response, next: NextFunction): void => {
-    if (lifecycle.phase === 'draining') {
+    if (lifecycle.phase === 'draining' && !lifecycle.servingWhileDraining) {
       next(new HttpError('SHUTTING_DOWN', undefined, { headers: { Connection: 'close', 'Retry-After': '1' } }));
       return;
     }

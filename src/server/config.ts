@@ -36,6 +36,11 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** How long SIGTERM/SIGINT waits for in-flight requests before closing connections. */
   shutdownGraceMs: number;
+  /**
+   * After SIGTERM/SIGINT: readiness goes false at once, new connections are still accepted and
+   * served for this long (so load balancers and endpoint removal catch up), then accepting stops.
+   */
+  drainDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -174,6 +179,10 @@ export const SETTINGS: readonly AnySetting[] = [
   {
     key: 'shutdownGraceMs', flag: 'shutdown-grace-ms', env: ['CPWC_SHUTDOWN_GRACE_MS'], placeholder: 'MS',
     defaultValue: 10_000, description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish', parse: integer(0, 600_000),
+  },
+  {
+    key: 'drainDelayMs', flag: 'drain-delay-ms', env: ['CPWC_DRAIN_DELAY_MS'], placeholder: 'MS',
+    defaultValue: 0, description: 'on SIGTERM/SIGINT, readiness goes false and new requests are still accepted for this long before accepting stops', parse: integer(0, 600_000),
   },
 ];
 

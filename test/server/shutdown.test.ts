@@ -142,7 +142,7 @@ describe('cpwc-detect serve (child process)', () => {
     const { code } = await child.exited;
     expect(code).toBe(0);
     const text = child.lines.map((l) => l.msg).join('\n');
-    for (const name of ['CPWC_PORT', 'CPWC_HOST', 'CPWC_MODEL_DIR', 'CPWC_THREADS', 'CPWC_CONCURRENCY', 'CPWC_QUEUE_SIZE', 'CPWC_REQUEST_TIMEOUT_MS', 'CPWC_MAX_BODY_BYTES', 'CPWC_MAX_PIXELS', 'CPWC_SCORE_THRESHOLD', 'CPWC_API_KEYS', 'CPWC_METRICS_AUTH', 'CPWC_LOG_LEVEL', 'CPWC_SHUTDOWN_GRACE_MS']) {
+    for (const name of ['CPWC_PORT', 'CPWC_HOST', 'CPWC_MODEL_DIR', 'CPWC_THREADS', 'CPWC_CONCURRENCY', 'CPWC_QUEUE_SIZE', 'CPWC_REQUEST_TIMEOUT_MS', 'CPWC_MAX_BODY_BYTES', 'CPWC_MAX_PIXELS', 'CPWC_SCORE_THRESHOLD', 'CPWC_API_KEYS', 'CPWC_METRICS_AUTH', 'CPWC_LOG_LEVEL', 'CPWC_SHUTDOWN_GRACE_MS', 'CPWC_DRAIN_DELAY_MS']) {
       expect(text).toContain(name);
     }
   });
