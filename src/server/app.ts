@@ -76,6 +76,8 @@ const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
 /** Requests refused or dropped for load or lifecycle reasons, counted in cpwc_rejected_requests_total. */
 const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN']);
 const DEEPSTACK_DEFAULT_MIN_CONFIDENCE = 0.45;
+/** The slowest upload accepted while its API key (inside the body) is still unchecked. */
+const UNVERIFIED_UPLOAD_MIN_BYTES_PER_SECOND = 16 * 1024;
 /**
  * An error answered before the body was read (401, 503 QUEUE_FULL…) keeps the connection when the
  * rest of the body is at most this: draining a photo is cheaper than a client reconnecting after
@@ -232,10 +234,19 @@ export function createApp(options: AppOptions): DetectionApp {
     const bearerAccepted = keys.open || keys.accepts(bearer);
     // a wrong Authorization header fails before the upload is read
     if (!bearerAccepted && bearer !== undefined) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
-    admit(res);
-    const upload = await readImageUpload(req, { maxBodyBytes: config.maxBodyBytes, signal });
+    // the key is in the body: the upload waits in a pool of its own, under a minimum transfer
+    // rate, and joins the detection requests only once its key is checked
+    const releaseUnverified = bearerAccepted ? undefined : inference.admitUnverified();
+    if (releaseUnverified === undefined) admit(res);
+    else res.once('close', releaseUnverified);
+    const minBytesPerSecond = releaseUnverified === undefined ? undefined : UNVERIFIED_UPLOAD_MIN_BYTES_PER_SECOND;
+    const upload = await readImageUpload(req, { maxBodyBytes: config.maxBodyBytes, signal, minBytesPerSecond });
     const source = paramSource(req.query, upload.fields);
-    if (!bearerAccepted && !keys.accepts(source('api_key'))) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
+    if (releaseUnverified !== undefined) {
+      if (!keys.accepts(source('api_key'))) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
+      releaseUnverified();
+      admit(res);
+    }
     const minConfidence = parseUnitInterval(source, 'min_confidence') ?? DEEPSTACK_DEFAULT_MIN_CONFIDENCE;
     const started = performance.now();
     const { result } = await endpoint.detect(upload.image, { scoreThreshold: minConfidence }, signal);

@@ -17,7 +17,15 @@ export interface ImageUpload {
 export interface ReadOptions {
   maxBodyBytes: number;
   signal: AbortSignal;
+  /**
+   * When set, the body must keep arriving at this average rate (bytes per second, measured from
+   * the first second on) or the upload is cut with UPLOAD_TOO_SLOW.
+   */
+  minBytesPerSecond?: number;
 }
+
+/** How often the transfer rate of a rate-limited upload is checked, and the grace before the first check. */
+const RATE_CHECK_MS = 1000;
 
 const MAX_FIELDS = 32;
 const MAX_PARTS = 64;
@@ -49,7 +57,23 @@ function streamBody(req: IncomingMessage, options: ReadOptions, onChunk: (chunk:
   return new Promise<void>((resolve, reject) => {
     let received = 0;
     let settled = false;
+    const started = performance.now();
+    const rateTimer =
+      options.minBytesPerSecond === undefined
+        ? undefined
+        : setInterval(() => {
+            const minRate = options.minBytesPerSecond ?? 0;
+            const seconds = (performance.now() - started) / 1000;
+            if (received < minRate * seconds) {
+              fail(
+                new HttpError('UPLOAD_TOO_SLOW', `the body arrived at ${Math.round(received / seconds)} bytes/s, under the ${minRate} bytes/s this route needs before its API key is known`, {
+                  headers: { Connection: 'close' },
+                }),
+              );
+            }
+          }, RATE_CHECK_MS);
     const cleanup = (): void => {
+      if (rateTimer !== undefined) clearInterval(rateTimer);
       req.off('data', onData);
       req.off('end', onReqEnd);
       req.off('error', onError);

@@ -37,6 +37,7 @@ const commonErrors = (style: 'native' | 'deepstack'): Json => {
   return {
     '400': make('Bad input: empty, corrupt or truncated image, invalid parameter, malformed multipart body (codes IMAGE_EMPTY, IMAGE_DECODE_FAILED, IMAGE_MISSING, INVALID_PARAMETER, MULTIPART_INVALID)'),
     '401': make('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
+    ...(style === 'deepstack' ? { '408': make('The API key is in the body and the body arrived under the minimum transfer rate (UPLOAD_TOO_SLOW)') } : {}),
     '413': make('Body over the byte limit (BODY_TOO_LARGE), multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS) or image over the pixel limit (IMAGE_TOO_LARGE)'),
     '415': make('The bytes are not an image in a supported format (IMAGE_UNSUPPORTED_FORMAT)'),
     '503': make('Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), or the server is shutting down (SHUTTING_DOWN)'),
