@@ -213,7 +213,9 @@ export function createApp(options: AppOptions): DetectionApp {
     const render = options.render === undefined ? undefined : (params.render ?? negotiatedRender(req));
     const { result, queueMs } = await catalog.resolve().detect(upload.image, params.options, signal);
     if (render !== undefined && options.render !== undefined) {
-      const image = await options.render(upload.image, result.detections, render);
+      const draw = options.render;
+      // the second decode, the drawing and the encode are bounded like inference
+      const image = await inference.runInSlot(() => draw(upload.image, result.detections, render), signal);
       res.status(200).type(render === 'png' ? 'image/png' : 'image/jpeg').setHeader('X-Detections', String(result.detections.length));
       res.end(Buffer.from(image.buffer, image.byteOffset, image.byteLength));
       return;

@@ -144,6 +144,18 @@ export class InferenceService {
   }
 
   /**
+   * Runs other CPU-heavy work of a request (drawing and encoding a rendered answer) in an
+   * inference slot, so it is bounded by the same concurrency. An admitted request holds at most
+   * one slot or queue place at a time, so this never meets a full queue.
+   */
+  async runInSlot<T>(task: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    return this.limiter.run(async () => {
+      signal.throwIfAborted();
+      return task();
+    }, signal);
+  }
+
+  /**
    * One inference on a generated 640x480 image, so the first real request does not pay for
    * ONNX Runtime's lazy initialisation. Goes through the limiter like any request.
    */
