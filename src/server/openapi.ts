@@ -53,14 +53,14 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
   const detectParams = [
     { name: 'score_threshold', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1 }, description: `Keep detections with score >= this (default ${config.scoreThreshold ?? model.roi_heads.score_thresh})` },
     { name: 'max_detections', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 }, description: `At most this many detections, best first (default ${config.maxDetections ?? model.roi_heads.detections_per_img})` },
-    { name: 'classes', in: 'query', schema: { type: 'string' }, description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})` },
-    { name: 'render', in: 'query', schema: { type: 'string', enum: ['1', '0', 'png', 'jpeg'] }, description: 'Return the image with the boxes drawn instead of JSON (also chosen by Accept: image/png or image/jpeg)' },
+    { name: 'classes', in: 'query', schema: { type: 'string', minLength: 1 }, description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})` },
+    { name: 'render', in: 'query', schema: { type: 'string', enum: ['1', '0', 'true', 'false', 'png', 'jpeg', 'jpg'] }, description: 'Return the image with the boxes drawn instead of JSON (1, true, png: PNG; jpeg, jpg: JPEG; 0, false: JSON; case-insensitive; also chosen by Accept: image/png or image/jpeg)' },
   ];
   const deepstackOk = {
     description: 'Detections in DeepStack / CodeProject.AI form (integer pixel coordinates)',
     content: { 'application/json': { schema: { $ref: '#/components/schemas/DeepStackResult' } } },
   };
-  const deepstackOperation = (summary: string, extraParams: Json[]): Json => ({
+  const deepstackOperation = (summary: string, extraParams: Json[], extraResponses: Json = {}): Json => ({
     summary,
     tags: ['deepstack'],
     security,
@@ -68,11 +68,12 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
     requestBody: imageBody(
       {
         min_confidence: { type: 'number', minimum: 0, maximum: 1, default: 0.45, description: 'Keep predictions with confidence >= this' },
-        api_key: { type: 'string', description: 'API key (alternative to Authorization: Bearer)' },
+        // any text: a multipart field has no type, and a server without keys ignores it
+        api_key: { description: 'API key (alternative to Authorization: Bearer); any text' },
       },
       true,
     ),
-    responses: { '200': deepstackOk, ...commonErrors('deepstack') },
+    responses: { '200': deepstackOk, ...commonErrors('deepstack'), ...extraResponses },
   });
 
   return {
@@ -114,8 +115,8 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
       '/v1/vision/detection': { post: deepstackOperation('DeepStack / CodeProject.AI compatible detection (Frigate, Blue Iris, Home Assistant)', []) },
       '/v1/vision/custom/{model}': {
         post: deepstackOperation(`DeepStack custom-model route; {model} must be '${model.name}'`, [
-          { name: 'model', in: 'path', required: true, schema: { type: 'string' } },
-        ]),
+          { name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: model.name },
+        ], { '404': deepstackErrorResponse('No model of that name (MODEL_NOT_FOUND)') }),
       },
       '/v1/status/ping': {
         get: { summary: 'DeepStack-style liveness ping', tags: ['deepstack'], responses: { '200': { description: '{"success": true}' } } },
