@@ -27,11 +27,12 @@ export interface RunningServer {
  * browser's or load balancer's preconnect): shutdown closes those itself.
  */
 class ConnectionTracker {
-  private readonly unused = new Set<Socket>();
+  /** Sockets that have not sent a request yet, and when they connected. */
+  private readonly unused = new Map<Socket, number>();
 
   constructor(server: http.Server) {
     server.on('connection', (socket: Socket) => {
-      this.unused.add(socket);
+      this.unused.set(socket, performance.now());
       socket.once('close', () => this.unused.delete(socket));
     });
     server.on('request', (req: http.IncomingMessage) => this.used(req.socket));
@@ -42,12 +43,23 @@ class ConnectionTracker {
     this.unused.delete(socket);
   }
 
-  /** Closes the connections that never sent a request. */
-  closeUnused(): void {
-    for (const socket of this.unused) socket.destroy();
-    this.unused.clear();
+  /**
+   * Closes the connections that have sent no request in the `minAgeMs` since they connected: a
+   * client that connected just before the listener closed still gets to send its request (and
+   * an answer: 503 SHUTTING_DOWN, or the drain delay's service) instead of a reset.
+   */
+  closeUnused(minAgeMs: number): void {
+    const now = performance.now();
+    for (const [socket, connectedAt] of this.unused) {
+      if (now - connectedAt < minAgeMs) continue;
+      this.unused.delete(socket);
+      socket.destroy();
+    }
   }
 }
+
+/** How long a connection may stay silent after the listener closed before shutdown closes it. */
+const UNUSED_CONNECTION_GRACE_MS = 250;
 
 /** Listens and returns at once; call `detection.warmUp()` to become ready. */
 export async function startServer(options: AppOptions): Promise<RunningServer> {
@@ -92,7 +104,7 @@ export async function startServer(options: AppOptions): Promise<RunningServer> {
       // connections that finish their last response become idle: close them as they do
       const sweep = (): void => {
         server.closeIdleConnections();
-        connections.closeUnused();
+        connections.closeUnused(UNUSED_CONNECTION_GRACE_MS);
       };
       const idleSweep = setInterval(sweep, 50);
       sweep();

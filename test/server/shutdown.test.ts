@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { FIXTURE_MODEL, IMAGES, REPO_ROOT, rawRequest } from './helpers';
 
@@ -115,6 +116,33 @@ describe('cpwc-detect serve (child process)', () => {
     const { code } = await child.exited;
     expect(code).toBe(0);
     expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    expect(child.lines.find((l) => l.msg === 'stopped')).toMatchObject({ drained: true });
+  });
+
+  it('with --drain-delay-ms, answers a request on a connection made before SIGTERM and sent after it, then exits 0', async () => {
+    const child = track(startCli([...serveArgs, '--drain-delay-ms', '3000']));
+    const { url } = (await child.waitForLog('listening; warming up')) as { url: string };
+    await child.waitForLog('ready');
+    // connected (accepted by the kernel) before the signal; the request itself comes after it
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (c: Buffer) => received.push(c));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    child.process.kill('SIGTERM');
+    await child.waitForLog('draining: not ready, still accepting for the drain delay');
+    expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    socket.write(`POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: ${landscape.length}\r\n\r\n`);
+    socket.write(landscape);
+    await closed;
+    const answer = Buffer.concat(received).toString('latin1');
+    expect(answer.startsWith('HTTP/1.1 200 OK')).toBe(true);
+    expect(answer).toMatch(/\r\nConnection: close\r\n/i);
+    const { code } = await child.exited;
+    expect(code).toBe(0);
     expect(child.lines.find((l) => l.msg === 'stopped')).toMatchObject({ drained: true });
   });
 
