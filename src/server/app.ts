@@ -74,7 +74,7 @@ export const ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }>
 
 const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
 /** Requests refused or dropped for load or lifecycle reasons, counted in cpwc_rejected_requests_total. */
-const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN']);
+const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN', 'UPLOAD_TOO_SLOW']);
 const DEEPSTACK_DEFAULT_MIN_CONFIDENCE = 0.45;
 /** The slowest upload accepted while its API key (inside the body) is still unchecked. */
 const UNVERIFIED_UPLOAD_MIN_BYTES_PER_SECOND = 16 * 1024;
