@@ -69,11 +69,13 @@ export class InferenceService {
       throw new HttpError('QUEUE_FULL', undefined, { headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) } });
     }
     this.admittedCount += 1;
+    this.metrics.admittedRequests.set({ pool: 'authenticated' }, this.admittedCount);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.admittedCount -= 1;
+      this.metrics.admittedRequests.set({ pool: 'authenticated' }, this.admittedCount);
     };
   }
 
@@ -94,11 +96,13 @@ export class InferenceService {
       });
     }
     this.unverifiedCount += 1;
+    this.metrics.admittedRequests.set({ pool: 'key_in_body' }, this.unverifiedCount);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.unverifiedCount -= 1;
+      this.metrics.admittedRequests.set({ pool: 'key_in_body' }, this.unverifiedCount);
     };
   }
 

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
 import { redactUrl } from '../../src/server/logging';
-import { IMAGES, loadFixtureDetector, multipart, rawRequest, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
+import { IMAGES, loadFixtureDetector, metricValue, multipart, rawRequest, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
 
 const key = 'camera-key-0001';
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
@@ -64,6 +64,9 @@ describe('uploads with the key in the body', () => {
     const slow = [slowUpload(), slowUpload()];
     await waitFor(() => server.detection.inference.unverifiedUploads === 2, 10_000, 'both slow uploads to be admitted');
     expect(server.detection.inference.admitted).toBe(0);
+    const gauges = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${key}` } })).text();
+    expect(metricValue(gauges, 'cpwc_admitted_requests{pool="key_in_body"}')).toBe(2);
+    expect(metricValue(gauges, 'cpwc_admitted_requests{pool="authenticated"}')).toBe(0);
 
     // a third keyless upload finds that pool full
     const third = slowUpload();
