@@ -238,7 +238,9 @@ export function createApp(options: AppOptions): DetectionApp {
     if (!bearerAccepted && bearer !== undefined) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
     // the key is in the body: the upload waits in a pool of its own, under a minimum transfer
     // rate, and joins the detection requests only once its key is checked
-    const releaseUnverified = bearerAccepted ? undefined : inference.admitUnverified();
+    const queryKey = req.query.api_key;
+    const keyKnown = bearerAccepted || (typeof queryKey === 'string' && keys.accepts(queryKey));
+    const releaseUnverified = keyKnown ? undefined : inference.admitUnverified();
     if (releaseUnverified === undefined) admit(res);
     else res.once('close', releaseUnverified);
     const minBytesPerSecond = releaseUnverified === undefined ? undefined : UNVERIFIED_UPLOAD_MIN_BYTES_PER_SECOND;

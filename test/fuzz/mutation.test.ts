@@ -15,7 +15,7 @@ import { IMAGES, loadFixtureDetector, multipart, startTestServer, type TestServe
 
 const SEED = 0x5eed_1;
 /** Cases per body kind (raw image, multipart to /v1/detect, multipart to /v1/vision/detection). */
-const CASES_PER_KIND = 700;
+const CASES_PER_KIND = 600;
 /** Requests in flight at once: within concurrency + queue size, so none is refused for load. */
 const PARALLEL = 4;
 /** RSS growth allowed from after the first round to the end (the heap and sharp's caches settle first). */

@@ -102,6 +102,19 @@ describe('uploads with the key in the body', () => {
     await waitFor(() => server.detection.inference.unverifiedUploads === 0 && server.detection.inference.admitted === 0, 5_000, 'every place to be given back');
   });
 
+  it('a right key in the query string is checked before the body, like a Bearer header', async () => {
+    const { response, request } = rawRequest(server.url, {
+      path: `/v1/vision/detection?api_key=${key}`,
+      headers: { 'Content-Type': 'image/png', 'Content-Length': String(tiny.length) },
+      chunks: [tiny.subarray(0, 10)],
+      finish: false,
+    });
+    await waitFor(() => server.detection.inference.admitted === 1, 10_000, 'the upload to be admitted as authenticated');
+    expect(server.detection.inference.unverifiedUploads).toBe(0);
+    request.end(tiny.subarray(10));
+    expect((await response).status).toBe(200);
+  });
+
   it('a native-API request without a key is still refused before its body is read', async () => {
     const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: tiny });
     expect(response.status).toBe(401);
