@@ -119,6 +119,22 @@ describe('cpwc-detect serve (child process)', () => {
     expect(child.lines.find((l) => l.msg === 'stopped')).toMatchObject({ drained: true });
   });
 
+  it('exits 0 with drained true when an idle preconnected socket is all that is open (was: the grace period, then exit 1)', async () => {
+    const child = track(startCli(serveArgs));
+    const { url } = (await child.waitForLog('listening; warming up')) as { url: string };
+    await child.waitForLog('ready');
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    child.process.kill('SIGTERM');
+    const { code } = await child.exited;
+    await closed;
+    expect(code).toBe(0);
+    expect(child.lines.find((l) => l.msg === 'stopped')).toMatchObject({ drained: true });
+    expect(child.lines.some((l) => l.msg === 'grace period over: closing the remaining connections')).toBe(false);
+  });
+
   it('with --drain-delay-ms, answers a request on a connection made before SIGTERM and sent after it, then exits 0', async () => {
     const child = track(startCli([...serveArgs, '--drain-delay-ms', '3000']));
     const { url } = (await child.waitForLog('listening; warming up')) as { url: string };
