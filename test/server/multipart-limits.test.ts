@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
-import { IMAGES, loadFixtureDetector, multipart, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
+import { IMAGES, loadFixtureDetector, multipart, rawRequest, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
 
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
 let detector: Detector;
@@ -87,5 +87,42 @@ describe('repeated multipart fields', () => {
     const response = await fetch(`${server.url}/v1/detect?score_threshold=0.5&score_threshold=0.9`, { method: 'POST', body: tiny });
     expect(response.status).toBe(400);
     expect(((await response.json()) as ErrorBody).error.code).toBe('INVALID_PARAMETER');
+  });
+});
+
+describe('multipart uploads and the deadline', () => {
+  let short: TestServer;
+  beforeAll(async () => {
+    short = await startTestServer(detector, { requestTimeoutMs: 1_000 });
+  });
+  afterAll(async () => {
+    await short?.shutdown();
+  });
+
+  function unfinished(parts: Part[], cut: number): ReturnType<typeof rawRequest> {
+    const { body, contentType } = multipart(parts);
+    return rawRequest(short.url, {
+      path: '/v1/detect',
+      headers: { 'Content-Type': contentType, 'Content-Length': String(body.length) },
+      chunks: [body.subarray(0, body.length - cut)],
+      finish: false,
+    });
+  }
+
+  it('answers 413 as soon as a limit is reached, while the rest of the body is still to come', async () => {
+    const { response, request } = unfinished([...textFields(40), { name: 'image', value: tiny, filename: 'tiny.png' }], 100);
+    const answer = await response;
+    request.destroy();
+    expect(answer.status).toBe(413);
+    expect((JSON.parse(answer.body.toString()) as ErrorBody).error.code).toBe('MULTIPART_TOO_MANY_PARTS');
+  });
+
+  it('answers 504 DEADLINE_EXCEEDED when a multipart upload stalls, and gives its place back', async () => {
+    const { response, request } = unfinished([{ name: 'image', value: tiny, filename: 'tiny.png' }], 1_000);
+    const answer = await response;
+    request.destroy();
+    expect(answer.status).toBe(504);
+    expect((JSON.parse(answer.body.toString()) as ErrorBody).error.code).toBe('DEADLINE_EXCEEDED');
+    await waitFor(() => short.detection.inference.admitted === 0, 5_000, 'the admission place to be given back');
   });
 });
