@@ -39,10 +39,15 @@ async function schemathesis(server: TestServer, maxExamples: number, seed: numbe
     { cwd: workDir, env: { SCHEMATHESIS_HOOKS: '' } },
   );
   if (run.code !== 0) throw new Error(`schemathesis exited ${run.code}:\n${run.output.slice(-6000)}`);
-  expect(run.output).toMatch(/Tested: 9/);
+  // every operation of the served document was tested, whatever routes it has (schemathesis
+  // leaves out the document's own route)
+  const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+  const tested = Object.entries(document.paths).filter(([route]) => route !== '/openapi.json').map(([, item]) => item);
+  const operations = tested.reduce((n, item) => n + Object.keys(item).filter((k) => ['get', 'post', 'put', 'delete', 'patch', 'head', 'options'].includes(k)).length, 0);
+  expect(run.output).toContain(`Tested: ${operations}`);
   const counts = /(\d+) generated, (\d+) passed/.exec(run.output);
   expect(counts).not.toBeNull();
-  expect(Number(counts?.[1])).toBeGreaterThan(9 * 10);
+  expect(Number(counts?.[1])).toBeGreaterThan(operations * 10);
   expect(counts?.[2]).toBe(counts?.[1]);
 }
 
