@@ -9,7 +9,8 @@
 #      READY_TIMEOUT_S, the image's HEALTHCHECK, tini as PID 1, POST /v1/detect of a real
 #      image returns detections from the expected model, /metrics counts it (and, in the
 #      first case, a real Prometheus with deploy/prometheus.yml scrapes it), and SIGTERM
-#      sent while 6 requests are in flight or queued gives a clean exit within STOP_TIMEOUT_S:
+#      sent once all 6 requests of a burst have been read by the server (running, queued or
+#      answered, from /metrics; CPWC_DRAIN_DELAY_MS=DRAIN_DELAY_MS) gives a clean exit within STOP_TIMEOUT_S:
 #      every request answered 200, status 0, the server's 'stopped' log line with drained
 #      true; onnxruntime's telemetry stays off.
 # Cases: default  the model baked into the image (models/shapes-cpwc-r50-fpn); --network host,
@@ -22,7 +23,7 @@
 #   deploy/container/smoke.sh [--cases default,mounted] [--skip-build] [--help]
 #
 # Environment: IMAGE (default localhost/cpwc-detect:latest), READY_TIMEOUT_S (default 180),
-#   STOP_TIMEOUT_S (default 30), plus those of deploy/container/build.sh.
+#   STOP_TIMEOUT_S (default 30), DRAIN_DELAY_MS (default 500), plus those of deploy/container/build.sh.
 set -euo pipefail
 
 log() { printf '[container-smoke] %s\n' "$*" >&2; }
@@ -33,6 +34,7 @@ readonly repo
 export IMAGE=${IMAGE:-localhost/cpwc-detect:latest}
 readonly READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
 readonly STOP_TIMEOUT_S=${STOP_TIMEOUT_S:-30}
+readonly DRAIN_DELAY_MS=${DRAIN_DELAY_MS:-500}
 readonly BURST=6
 readonly DEFAULT_MODEL=models/shapes-cpwc-r50-fpn
 readonly DEFAULT_IMAGE=datasets/shapes-test/images/test_000000.jpg
@@ -145,7 +147,7 @@ run_case() {
   started=$SECONDS
   podman_quiet run -d --name "$name" "${network_args[@]}" \
     --read-only --cap-drop ALL --security-opt no-new-privileges \
-    --health-interval disable \
+    --health-interval disable -e CPWC_DRAIN_DELAY_MS="$DRAIN_DELAY_MS" \
     "$@" "$IMAGE" >/dev/null || die "[$case_name] podman run failed"
   wait_ready "$name" "$url"
   timings+=("$(printf '%-34s %4d s' "[$case_name] start to ready" $((SECONDS - started)))")
@@ -185,12 +187,18 @@ run_case() {
       --data-binary "@$repo/$image_file" "$url/v1/detect" >"$work/burst-$i.status" 2>/dev/null &
     burst_pids+=($!)
   done
-  deadline=$((SECONDS + 20))
-  until curl -s --max-time 2 "$url/metrics" | grep -q '^cpwc_inferences_in_flight 1$'; do
-    ((SECONDS < deadline)) || die "[$case_name] no inference in flight within 20 s of sending $BURST requests"
+  # precondition: every request of the burst has reached the server and been read (running,
+  # queued, or already answered), so SIGTERM cannot race a request still being connected
+  deadline=$((SECONDS + 30))
+  until [[ "$(curl -s --max-time 2 "$url/metrics" | awk -v before=1 '
+      /^cpwc_inferences_in_flight / { n += $2 }
+      /^cpwc_queue_depth / { n += $2 }
+      /^cpwc_images_total\{outcome="ok"\} / { n += $2 - before }
+      END { print n + 0 }')" == "$BURST" ]]; do
+    ((SECONDS < deadline)) || die "[$case_name] the $BURST requests were not all running, queued or answered within 30 s"
     sleep 0.02
   done
-  log "[$case_name] SIGTERM with $BURST requests sent"
+  log "[$case_name] SIGTERM with all $BURST requests read by the server"
   started=$SECONDS
   podman kill --signal TERM "$name" >/dev/null || die "[$case_name] podman kill failed"
   local exit_code
@@ -205,7 +213,7 @@ run_case() {
   for ((i = 0; i < BURST; i++)); do
     [[ "$(cat "$work/burst-$i.status")" == 200 ]] && answered=$((answered + 1))
   done
-  ((answered == BURST)) || die "[$case_name] only $answered of $BURST in-flight requests got 200 across SIGTERM"
+  ((answered == BURST)) || die "[$case_name] only $answered of $BURST in-flight requests got 200 across SIGTERM (statuses: $(cat "$work"/burst-*.status | tr '\n' ' '))"
   podman logs "$name" 2>&1 | grep '"msg":"stopped"' | grep -q '"drained":true' \
     || { show_logs "$name"; die "[$case_name] no 'stopped' log line with drained:true after SIGTERM"; }
   log "[$case_name] drained: $(node -e 'const l=JSON.parse(process.argv[1]);console.log(`${l.inferencesRunning} running + ${l.queued} queued at SIGTERM`)' "$draining"), all $BURST answered 200"

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { DetectError } from './errors';
+import { checkTiff } from './tiff';
 
 /** An 8-bit RGB image, row-major HWC: pixel (x, y) channel c is at `(y * width + x) * 3 + c`. */
 export interface RgbImage {
@@ -45,8 +46,9 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
  * The format is detected from the bytes, never from a file name or content type.
  *
  * Errors (DetectError): IMAGE_EMPTY (0 bytes), IMAGE_UNSUPPORTED_FORMAT (not a format listed above),
- * IMAGE_DECODE_FAILED (a supported format, but corrupt or truncated), IMAGE_TOO_LARGE (over `maxPixels`,
- * checked from the header before any pixel is decoded).
+ * IMAGE_DECODE_FAILED (a supported format, but corrupt or truncated; a TIFF whose first page's strips
+ * or tiles end past the end of the file), IMAGE_TOO_LARGE (over `maxPixels`, checked from the header
+ * before any pixel is decoded; a TIFF of more than MAX_TIFF_PAGES pages).
  *
  * @example
  * const { data, width, height } = await decodeImage(await fs.promises.readFile('dog.jpg'));
@@ -58,17 +60,25 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   if (format === undefined) {
     throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `the bytes are not an image in a supported format (${SUPPORTED_FORMATS_TEXT})`);
   }
+  // strips past the end of the file would decode as zeros, and metadata() walks every page
+  if (format === 'tiff') checkTiff(bytes);
   let width = 0;
   let height = 0;
+  let compression: string | undefined;
   try {
     const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
     width = meta.width ?? 0;
     height = meta.height ?? 0;
+    compression = meta.compression;
   } catch (cause) {
     if (format === 'heif') {
       throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', 'this HEIF image cannot be read: only AVIF-coded HEIF is supported', { cause });
     }
     throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
+  }
+  // libheif reads an HEVC-coded HEIC's header but this build cannot decode its pixels ("bad seek")
+  if (format === 'heif' && compression !== undefined && compression !== 'av1') {
+    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `this HEIF image is ${compression}-coded: only AVIF-coded (av1) HEIF is supported`);
   }
   if (!(width > 0 && height > 0)) throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image has no valid dimensions`);
   if (width * height > maxPixels) {

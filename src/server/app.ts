@@ -57,6 +57,11 @@ export type Phase = 'starting' | 'ready' | 'draining';
 
 export class Lifecycle {
   phase: Phase = 'starting';
+  /**
+   * While draining: new requests are still served (the drain delay after SIGTERM, while load
+   * balancers stop sending). After it, detection requests get 503 SHUTTING_DOWN.
+   */
+  servingWhileDraining = false;
 }
 
 export interface DetectionApp {
@@ -88,7 +93,7 @@ export const ROUTES: readonly RouteSpec[] = [
 
 const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
 /** Requests refused or dropped for load or lifecycle reasons, counted in cpwc_rejected_requests_total. */
-const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN']);
+const SHED_CODES: ReadonlySet<string> = new Set(['QUEUE_FULL', 'DEADLINE_EXCEEDED', 'CLIENT_CLOSED', 'SHUTTING_DOWN', 'UPLOAD_TOO_SLOW']);
 /**
  * An error answered before the body was read (401, 503 QUEUE_FULL…) keeps the connection when the
  * rest of the body is at most this: draining a photo is cheaper than a client reconnecting after
@@ -162,6 +167,12 @@ export function createApp(options: AppOptions): DetectionApp {
   const cors = createCors(config.corsOrigins);
   if (cors !== undefined) app.use(cors);
 
+  // while draining, every answer ends its connection: keep-alive clients reconnect elsewhere
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    if (lifecycle.phase === 'draining') res.setHeader('Connection', 'close');
+    next();
+  });
+
   // request duration by route template and status; a request the client abandoned counts as 499
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
@@ -174,7 +185,7 @@ export function createApp(options: AppOptions): DetectionApp {
   });
 
   const refuseWhileDraining = (_req: Request, _res: Response, next: NextFunction): void => {
-    if (lifecycle.phase === 'draining') {
+    if (lifecycle.phase === 'draining' && !lifecycle.servingWhileDraining) {
       next(new HttpError('SHUTTING_DOWN', undefined, { headers: { Connection: 'close', 'Retry-After': '1' } }));
       return;
     }
@@ -206,7 +217,9 @@ export function createApp(options: AppOptions): DetectionApp {
     const render = options.render === undefined ? undefined : (params.render ?? negotiatedRender(req));
     const { result, queueMs } = await endpoint.detect(upload.image, params.options, signal);
     if (render !== undefined && options.render !== undefined) {
-      const image = await options.render(upload.image, result.detections, render);
+      const draw = options.render;
+      // the second decode, the drawing and the encode are bounded like inference
+      const image = await inference.runInSlot(() => draw(upload.image, result.detections, render), signal);
       res.status(200).type(render === 'png' ? 'image/png' : 'image/jpeg').setHeader('X-Detections', String(result.detections.length));
       res.end(Buffer.from(image.buffer, image.byteOffset, image.byteLength));
       return;
@@ -226,6 +239,11 @@ export function createApp(options: AppOptions): DetectionApp {
     keys,
     ready: () => lifecycle.phase === 'ready',
     admit,
+    admitUnverified: (res: Response) => {
+      const release = inference.admitUnverified();
+      res.once('close', release);
+      return release;
+    },
     signal: (res: Response) => requestSignal(res, config.requestTimeoutMs),
     refuseWhileDraining,
     requireKey,

@@ -10,7 +10,7 @@ import { HttpError } from './errors';
 
 export interface ImageUpload {
   image: Buffer;
-  /** Multipart text fields (first value of each name); empty for a raw body. */
+  /** Multipart text fields (each name at most once: a repeated field is a 400); empty for a raw body. */
   fields: Map<string, string>;
 }
 
@@ -19,7 +19,15 @@ export interface ReadOptions {
   signal: AbortSignal;
   /** A multipart body without an `image` field is accepted (empty image) instead of IMAGE_MISSING. */
   imageOptional?: boolean;
+  /**
+   * When set, the body must keep arriving at this average rate (bytes per second, measured from
+   * the first second on) or the upload is cut with UPLOAD_TOO_SLOW.
+   */
+  minBytesPerSecond?: number;
 }
+
+/** How often the transfer rate of a rate-limited upload is checked, and the grace before the first check. */
+const RATE_CHECK_MS = 1000;
 
 const MAX_FIELDS = 32;
 const MAX_PARTS = 64;
@@ -51,7 +59,23 @@ function streamBody(req: IncomingMessage, options: ReadOptions, onChunk: (chunk:
   return new Promise<void>((resolve, reject) => {
     let received = 0;
     let settled = false;
+    const started = performance.now();
+    const rateTimer =
+      options.minBytesPerSecond === undefined
+        ? undefined
+        : setInterval(() => {
+            const minRate = options.minBytesPerSecond ?? 0;
+            const seconds = (performance.now() - started) / 1000;
+            if (received < minRate * seconds) {
+              fail(
+                new HttpError('UPLOAD_TOO_SLOW', `the body arrived at ${Math.round(received / seconds)} bytes/s, under the ${minRate} bytes/s this route needs before its API key is known`, {
+                  headers: { Connection: 'close' },
+                }),
+              );
+            }
+          }, RATE_CHECK_MS);
     const cleanup = (): void => {
+      if (rateTimer !== undefined) clearInterval(rateTimer);
       req.off('data', onData);
       req.off('end', onReqEnd);
       req.off('error', onError);
@@ -127,10 +151,23 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
   const fields = new Map<string, string>();
   const imageChunks: Buffer[] = [];
   let sawImage = false;
+  // the first problem ends the upload at once: a parser over a limit is never fed (nor ended)
+  // again, so waiting for the rest of the body would hold the request's admission place
+  const stop = new AbortController();
+  const stopped = new Promise<never>((_, reject) => {
+    stop.signal.addEventListener('abort', () => reject(stop.signal.reason), { once: true });
+  });
+  stopped.catch(() => undefined);
   let parseError: HttpError | undefined;
   const failParse = (err: HttpError): void => {
-    parseError ??= err;
+    if (parseError !== undefined) return;
+    parseError = err;
+    stop.abort(err);
   };
+  const repeated = (name: string): HttpError =>
+    new HttpError('INVALID_PARAMETER', `the multipart field '${name}' is given more than once; send each field once`, {
+      headers: { Connection: 'close' },
+    });
   const parsed = new Promise<void>((resolve) => {
     parser.on('close', () => resolve());
     parser.on('error', (err: unknown) => {
@@ -141,8 +178,13 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
   parser.on('file', (name, stream) => {
     // a part cut short (limit, malformed body) errors its stream; the parser reports it once
     stream.on('error', () => undefined);
-    if (name !== IMAGE_FIELD || sawImage) {
+    if (name !== IMAGE_FIELD) {
       stream.resume();
+      return;
+    }
+    if (sawImage) {
+      stream.resume();
+      failParse(repeated(name));
       return;
     }
     sawImage = true;
@@ -150,23 +192,31 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
   });
   parser.on('field', (name, value) => {
     if (name === IMAGE_FIELD) {
-      if (!sawImage) {
-        sawImage = true;
-        imageChunks.push(Buffer.from(value, 'latin1'));
+      if (sawImage) {
+        failParse(repeated(name));
+        return;
       }
+      sawImage = true;
+      imageChunks.push(Buffer.from(value, 'latin1'));
+      return;
+    }
+    if (fields.has(name)) {
+      failParse(repeated(name));
       return;
     }
     // text parts were decoded as latin1 (see above); recover their UTF-8 text
-    if (!fields.has(name)) fields.set(name, Buffer.from(value, 'latin1').toString('utf8'));
+    fields.set(name, Buffer.from(value, 'latin1').toString('utf8'));
   });
-  parser.on('fieldsLimit', () => failParse(new HttpError('MULTIPART_INVALID', `too many form fields (at most ${MAX_FIELDS})`)));
-  parser.on('partsLimit', () => failParse(new HttpError('MULTIPART_INVALID', `too many multipart parts (at most ${MAX_PARTS})`)));
-  parser.on('filesLimit', () => failParse(new HttpError('MULTIPART_INVALID', `too many file parts (at most ${MAX_FILES})`)));
+  const overLimit = (what: string): HttpError =>
+    new HttpError('MULTIPART_TOO_MANY_PARTS', `the multipart/form-data body has too many ${what}`, { headers: { Connection: 'close' } });
+  parser.on('fieldsLimit', () => failParse(overLimit(`form fields (at most ${MAX_FIELDS})`)));
+  parser.on('partsLimit', () => failParse(overLimit(`parts (at most ${MAX_PARTS})`)));
+  parser.on('filesLimit', () => failParse(overLimit(`file parts (at most ${MAX_FILES})`)));
 
   try {
     await streamBody(
       req,
-      options,
+      { ...options, signal: AbortSignal.any([options.signal, stop.signal]) },
       (chunk) => {
         if (parseError === undefined) parser.write(chunk);
       },
@@ -174,11 +224,11 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
         if (parseError === undefined) parser.end();
       },
     );
+    await Promise.race([parsed, stopped]);
   } catch (err) {
     parser.destroy();
     throw err;
   }
-  await parsed;
   if (parseError !== undefined) throw parseError;
   if (!sawImage && options.imageOptional !== true) throw new HttpError('IMAGE_MISSING', `no image: the multipart body has no field '${IMAGE_FIELD}'`);
   return { image: Buffer.concat(imageChunks), fields };

@@ -46,6 +46,11 @@ export interface ServerConfig {
   corsOrigins: string[];
   /** Cap on predictions of the DeepStack routes (20 for Frigate); undefined = no cap beyond the model's. */
   deepstackMaxPredictions: number | undefined;
+  /**
+   * After SIGTERM/SIGINT: readiness goes false at once, new connections are still accepted and
+   * served for this long (so load balancers and endpoint removal catch up), then accepting stops.
+   */
+  drainDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -217,6 +222,10 @@ export const SETTINGS: readonly AnySetting[] = [
   {
     key: 'deepstackMaxPredictions', flag: 'deepstack-max-predictions', env: ['CPWC_DEEPSTACK_MAX_PREDICTIONS'], placeholder: 'N',
     defaultValue: undefined, description: "cap on predictions of the DeepStack routes, best first (20 for Frigate); 'model' = the model's own cap only", parse: optionalNumber(1, 10_000, true),
+  },
+  {
+    key: 'drainDelayMs', flag: 'drain-delay-ms', env: ['CPWC_DRAIN_DELAY_MS'], placeholder: 'MS',
+    defaultValue: 0, description: 'on SIGTERM/SIGINT, readiness goes false and new requests are still accepted for this long before accepting stops', parse: integer(0, 600_000),
   },
 ];
 

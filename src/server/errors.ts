@@ -9,6 +9,8 @@ export type ServerErrorCode =
   | 'BODY_TOO_LARGE'
   | 'IMAGE_MISSING'
   | 'MULTIPART_INVALID'
+  | 'MULTIPART_TOO_MANY_PARTS'
+  | 'UPLOAD_TOO_SLOW'
   | 'INVALID_PARAMETER'
   | 'UNAUTHORIZED'
   | 'QUEUE_FULL'
@@ -44,8 +46,10 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   MODEL_INVALID: { status: 500, message: 'the model could not be used' },
   DETECTOR_CLOSED: { status: 503, message: 'the server is shutting down' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than this server accepts' },
+  UPLOAD_TOO_SLOW: { status: 408, message: 'the request body arrived too slowly' },
   IMAGE_MISSING: { status: 400, message: "no image: send it as the raw body or as the multipart field 'image'" },
   MULTIPART_INVALID: { status: 400, message: 'the multipart/form-data body is malformed' },
+  MULTIPART_TOO_MANY_PARTS: { status: 413, message: 'the multipart/form-data body has more fields or parts than this server accepts' },
   INVALID_PARAMETER: { status: 400, message: 'a request parameter is invalid' },
   UNAUTHORIZED: { status: 401, message: 'a valid API key is required (Authorization: Bearer KEY)' },
   QUEUE_FULL: { status: 503, message: 'the server is busy: every inference slot and queue place is taken; retry later' },

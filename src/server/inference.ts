@@ -31,6 +31,8 @@ export class InferenceService {
   readonly limiter: ConcurrencyLimiter;
   /** Requests between admission and response: uploading, queued or running. */
   private admittedCount = 0;
+  /** Uploads whose API key is inside the body, not yet checked (a pool of their own). */
+  private unverifiedCount = 0;
   private readonly capacity: number;
 
   /** One pool for the whole server: every model's inferences share its slots and queue. */
@@ -67,11 +69,40 @@ export class InferenceService {
       throw new HttpError('QUEUE_FULL', undefined, { headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) } });
     }
     this.admittedCount += 1;
+    this.metrics.admittedRequests.set({ pool: 'authenticated' }, this.admittedCount);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.admittedCount -= 1;
+      this.metrics.admittedRequests.set({ pool: 'authenticated' }, this.admittedCount);
+    };
+  }
+
+  get unverifiedUploads(): number {
+    return this.unverifiedCount;
+  }
+
+  /**
+   * Admits an upload whose API key is in the body (DeepStack's `api_key` form field) into a pool
+   * of its own, `concurrency + queueSize` places, so uploads that have not proved a key cannot
+   * take the places of authenticated requests. Refuses with QUEUE_FULL when that pool is full.
+   * Once the key is checked, the request gives this place back and is admitted with `admit()`.
+   */
+  admitUnverified(): () => void {
+    if (this.unverifiedCount >= this.capacity) {
+      throw new HttpError('QUEUE_FULL', 'the server is busy: every place for uploads with the API key in the body is taken; retry later, or send Authorization: Bearer', {
+        headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) },
+      });
+    }
+    this.unverifiedCount += 1;
+    this.metrics.admittedRequests.set({ pool: 'key_in_body' }, this.unverifiedCount);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.unverifiedCount -= 1;
+      this.metrics.admittedRequests.set({ pool: 'key_in_body' }, this.unverifiedCount);
     };
   }
 
@@ -114,6 +145,18 @@ export class InferenceService {
     } finally {
       aborted.dispose();
     }
+  }
+
+  /**
+   * Runs other CPU-heavy work of a request (drawing and encoding a rendered answer) in an
+   * inference slot, so it is bounded by the same concurrency. An admitted request holds at most
+   * one slot or queue place at a time, so this never meets a full queue.
+   */
+  async runInSlot<T>(task: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    return this.limiter.run(async () => {
+      signal.throwIfAborted();
+      return task();
+    }, signal);
   }
 
   /**

@@ -30,9 +30,32 @@ export function requestId(req: IncomingMessage, res: ServerResponse): string {
   return id;
 }
 
-/** The URL with the values of secret query parameters replaced. */
+const SECRET_PARAMS: ReadonlySet<string> = new Set(['api_key', 'apikey', 'key', 'token']);
+
+function decodedName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return name.toLowerCase();
+  }
+}
+
+/**
+ * The URL with the values of secret query parameters replaced. Names are compared after
+ * percent-decoding, as the query parser decodes them: `?api%5Fkey=K` is redacted like `?api_key=K`.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&](?:api_key|apikey|key|token)=)[^&]*/gi, '$1[redacted]');
+  const question = url.indexOf('?');
+  if (question < 0) return url;
+  const pairs = url
+    .slice(question + 1)
+    .split('&')
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      const name = equals < 0 ? pair : pair.slice(0, equals);
+      return SECRET_PARAMS.has(decodedName(name)) && equals >= 0 ? `${name}=[redacted]` : pair;
+    });
+  return `${url.slice(0, question + 1)}${pairs.join('&')}`;
 }
 
 interface LocalsCarrier {

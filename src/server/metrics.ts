@@ -17,6 +17,8 @@ export interface ServerMetrics {
   queueWait: Histogram;
   queueDepth: Gauge;
   inferencesInFlight: Gauge;
+  /** Detection requests admitted and not yet answered, by admission pool. */
+  admittedRequests: Gauge<'pool'>;
   rejectedRequests: Counter<'reason'>;
   images: Counter<'outcome' | 'model'>;
   detections: Counter<'label' | 'model'>;
@@ -54,6 +56,14 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
   });
   const queueDepth = new Gauge({ name: `${PREFIX}queue_depth`, help: 'Requests waiting for an inference slot', registers });
   const inferencesInFlight = new Gauge({ name: `${PREFIX}inferences_in_flight`, help: 'Inferences running now', registers });
+  const admittedRequests = new Gauge({
+    name: `${PREFIX}admitted_requests`,
+    help: 'Detection requests admitted and not yet answered (uploading, queued or running), by pool: authenticated, or key_in_body (API key in the body, not yet checked)',
+    labelNames: ['pool'] as const,
+    registers,
+  });
+  admittedRequests.set({ pool: 'authenticated' }, 0);
+  admittedRequests.set({ pool: 'key_in_body' }, 0);
   const rejectedRequests = new Counter({
     name: `${PREFIX}rejected_requests_total`,
     help: 'Requests refused or dropped without a result, by reason (error code)',
@@ -93,6 +103,7 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
     queueWait,
     queueDepth,
     inferencesInFlight,
+    admittedRequests,
     rejectedRequests,
     images,
     detections,

@@ -42,7 +42,8 @@ const commonErrors = (style: 'native' | 'deepstack'): Json => {
   return {
     '400': make('Bad input: empty, corrupt or truncated image, invalid parameter, malformed multipart body (codes IMAGE_EMPTY, IMAGE_DECODE_FAILED, IMAGE_MISSING, INVALID_PARAMETER, MULTIPART_INVALID)'),
     '401': make('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
-    '413': make('Body over the byte limit (BODY_TOO_LARGE) or image over the pixel limit (IMAGE_TOO_LARGE)'),
+    ...(style === 'deepstack' ? { '408': make('The API key is in the body and the body arrived under the minimum transfer rate (UPLOAD_TOO_SLOW)') } : {}),
+    '413': make('Body over the byte limit (BODY_TOO_LARGE), multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS) or image over the pixel limit (IMAGE_TOO_LARGE)'),
     '415': make('The bytes are not an image in a supported format (IMAGE_UNSUPPORTED_FORMAT)'),
     '404': make('Unknown or unloaded model (MODEL_NOT_FOUND)'),
     '503': make('Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), the model is loading or failed to load (MODEL_NOT_READY), or the server is shutting down (SHUTTING_DOWN)'),
@@ -146,15 +147,15 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
   const detectParams = [
     { name: 'score_threshold', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1 }, description: `Keep detections with score >= this (default ${config.scoreThreshold ?? model.roi_heads.score_thresh})` },
     { name: 'max_detections', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 }, description: `At most this many detections, best first (default ${config.maxDetections ?? model.roi_heads.detections_per_img})` },
-    { name: 'classes', in: 'query', schema: { type: 'string' }, description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})` },
+    { name: 'classes', in: 'query', schema: { type: 'string', minLength: 1 }, description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})` },
     { name: 'model', in: 'query', schema: { type: 'string' }, description: 'Model to run (GET /v1/models lists them; also the multipart field model); default: the default model' },
-    { name: 'render', in: 'query', schema: { type: 'string', enum: ['1', '0', 'png', 'jpeg'] }, description: 'Return the image with the boxes drawn instead of JSON (also chosen by Accept: image/png or image/jpeg)' },
+    { name: 'render', in: 'query', schema: { type: 'string', enum: ['1', '0', 'true', 'false', 'png', 'jpeg', 'jpg'] }, description: 'Return the image with the boxes drawn instead of JSON (1, true, png: PNG; jpeg, jpg: JPEG; 0, false: JSON; case-insensitive; also chosen by Accept: image/png or image/jpeg)' },
   ];
   const deepstackOk = {
     description: 'Detections in DeepStack / CodeProject.AI form (integer pixel coordinates)',
     content: { 'application/json': { schema: { $ref: '#/components/schemas/DeepStackResult' } } },
   };
-  const deepstackOperation = (summary: string, extraParams: Json[]): Json => ({
+  const deepstackOperation = (summary: string, extraParams: Json[], extraResponses: Json = {}): Json => ({
     summary,
     tags: ['deepstack'],
     security,
@@ -162,11 +163,12 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
     requestBody: imageBody(
       {
         min_confidence: { type: 'number', minimum: 0, maximum: 1, default: 0.45, description: 'Keep predictions with confidence >= this' },
-        api_key: { type: 'string', description: 'API key (alternative to Authorization: Bearer)' },
+        // any text: a multipart field has no type, and a server without keys ignores it
+        api_key: { description: 'API key (alternative to Authorization: Bearer); any text' },
       },
       true,
     ),
-    responses: { '200': deepstackOk, ...commonErrors('deepstack') },
+    responses: { '200': deepstackOk, ...commonErrors('deepstack'), ...extraResponses },
   });
 
   return {
@@ -209,8 +211,8 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
       '/v1/vision/detection': { post: deepstackOperation('DeepStack / CodeProject.AI compatible detection (Frigate, Blue Iris, Home Assistant)', []) },
       '/v1/vision/custom/{model}': {
         post: deepstackOperation('DeepStack custom-model route: {model} names a served model (GET /v1/models, POST /v1/vision/custom/list)', [
-          { name: 'model', in: 'path', required: true, schema: { type: 'string' } },
-        ]),
+          { name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: model.name },
+        ], { '404': deepstackErrorResponse('No model of that name (MODEL_NOT_FOUND)') }),
       },
       '/v1/vision/custom/list': {
         post: {

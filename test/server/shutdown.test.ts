@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { FIXTURE_MODEL, IMAGES, REPO_ROOT, rawRequest } from './helpers';
 
@@ -118,6 +119,49 @@ describe('cpwc-detect serve (child process)', () => {
     expect(child.lines.find((l) => l.msg === 'stopped')).toMatchObject({ drained: true });
   });
 
+  it('exits 0 with drained true when an idle preconnected socket is all that is open (was: the grace period, then exit 1)', async () => {
+    const child = track(startCli(serveArgs));
+    const { url } = (await child.waitForLog('listening; warming up')) as { url: string };
+    await child.waitForLog('ready');
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    child.process.kill('SIGTERM');
+    const { code } = await child.exited;
+    await closed;
+    expect(code).toBe(0);
+    expect(child.lines.find((l) => l.msg === 'stopped')).toMatchObject({ drained: true });
+    expect(child.lines.some((l) => l.msg === 'grace period over: closing the remaining connections')).toBe(false);
+  });
+
+  it('with --drain-delay-ms, answers a request on a connection made before SIGTERM and sent after it, then exits 0', async () => {
+    const child = track(startCli([...serveArgs, '--drain-delay-ms', '3000']));
+    const { url } = (await child.waitForLog('listening; warming up')) as { url: string };
+    await child.waitForLog('ready');
+    // connected (accepted by the kernel) before the signal; the request itself comes after it
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (c: Buffer) => received.push(c));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    child.process.kill('SIGTERM');
+    await child.waitForLog('draining: not ready, still accepting for the drain delay');
+    expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    socket.write(`POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: ${landscape.length}\r\n\r\n`);
+    socket.write(landscape);
+    await closed;
+    const answer = Buffer.concat(received).toString('latin1');
+    expect(answer.startsWith('HTTP/1.1 200 OK')).toBe(true);
+    expect(answer).toMatch(/\r\nConnection: close\r\n/i);
+    const { code } = await child.exited;
+    expect(code).toBe(0);
+    expect(child.lines.find((l) => l.msg === 'stopped')).toMatchObject({ drained: true });
+  });
+
   it('cuts a request that outlives the grace period and exits 1 within it', async () => {
     const child = track(startCli([...serveArgs, '--shutdown-grace-ms', '300']));
     const { url } = (await child.waitForLog('listening; warming up')) as { url: string };
@@ -142,7 +186,7 @@ describe('cpwc-detect serve (child process)', () => {
     const { code } = await child.exited;
     expect(code).toBe(0);
     const text = child.lines.map((l) => l.msg).join('\n');
-    for (const name of ['CPWC_PORT', 'CPWC_HOST', 'CPWC_MODEL_DIR', 'CPWC_THREADS', 'CPWC_CONCURRENCY', 'CPWC_QUEUE_SIZE', 'CPWC_REQUEST_TIMEOUT_MS', 'CPWC_MAX_BODY_BYTES', 'CPWC_MAX_PIXELS', 'CPWC_SCORE_THRESHOLD', 'CPWC_API_KEYS', 'CPWC_METRICS_AUTH', 'CPWC_LOG_LEVEL', 'CPWC_SHUTDOWN_GRACE_MS']) {
+    for (const name of ['CPWC_PORT', 'CPWC_HOST', 'CPWC_MODEL_DIR', 'CPWC_THREADS', 'CPWC_CONCURRENCY', 'CPWC_QUEUE_SIZE', 'CPWC_REQUEST_TIMEOUT_MS', 'CPWC_MAX_BODY_BYTES', 'CPWC_MAX_PIXELS', 'CPWC_SCORE_THRESHOLD', 'CPWC_API_KEYS', 'CPWC_METRICS_AUTH', 'CPWC_LOG_LEVEL', 'CPWC_SHUTDOWN_GRACE_MS', 'CPWC_DRAIN_DELAY_MS']) {
       expect(text).toContain(name);
     }
   });

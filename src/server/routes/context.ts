@@ -25,6 +25,12 @@ export interface RouteContext {
   ready(): boolean;
   /** Admission before the body is read (QUEUE_FULL when full); released when the response ends. */
   admit(res: Response): void;
+  /**
+   * Admission of an upload whose API key is inside the body, into a pool of its own (QUEUE_FULL
+   * when full): returns the release, to call once the key is checked (also released when the
+   * response ends). See docs/server.md, "API keys in the body".
+   */
+  admitUnverified(res: Response): () => void;
   /** The request's abort signal: client gone (CLIENT_CLOSED) or deadline passed (DEADLINE_EXCEEDED). */
   signal(res: Response): AbortSignal;
   /** 503 SHUTTING_DOWN while draining. */

@@ -7,7 +7,7 @@ import type { Request, Response, Router } from 'express';
 import express from 'express';
 import type { Detection } from '../../detection/types';
 import { bearerToken } from '../auth';
-import { readImageUpload } from '../body';
+import { readImageUpload, type ImageUpload } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
 import { paramSource, parseUnitInterval, type ParamSource } from '../params';
@@ -15,6 +15,8 @@ import { SERVER_VERSION, versionParts } from '../version';
 import type { RouteContext, RouteSpec } from './context';
 
 const DEFAULT_MIN_CONFIDENCE = 0.45;
+/** The slowest upload accepted while its API key (inside the body) is still unchecked. */
+const UNVERIFIED_UPLOAD_MIN_BYTES_PER_SECOND = 16 * 1024;
 const MODULE_ID = 'cpwc-detect';
 const MODULE_NAME = 'cpwc-detect Faster R-CNN';
 
@@ -64,6 +66,29 @@ function checkKey(context: RouteContext, bearerAccepted: boolean, source: ParamS
   if (!bearerAccepted && !context.keys.accepts(source('api_key'))) throw new HttpError('UNAUTHORIZED', 'Incorrect api key');
 }
 
+/**
+ * Reads the upload of a DeepStack request. A key known before the body (Bearer header, or a right
+ * `?api_key=`) is admitted as any detection; a key inside the body waits in a pool of its own under
+ * a minimum transfer rate, and joins the detection requests only once its key is checked, so
+ * unauthenticated uploads cannot take the places of authenticated work.
+ */
+async function readKeyedUpload(context: RouteContext, req: Request, res: Response, signal: AbortSignal, admitted: boolean, imageOptional = false): Promise<{ upload: ImageUpload; source: ParamSource }> {
+  const bearerAccepted = checkBearer(context, req);
+  const queryKey = req.query['api_key'];
+  const keyKnown = bearerAccepted || (typeof queryKey === 'string' && context.keys.accepts(queryKey));
+  const releaseUnverified = keyKnown ? undefined : context.admitUnverified(res);
+  if (releaseUnverified === undefined && admitted) context.admit(res);
+  const minBytesPerSecond = releaseUnverified === undefined ? undefined : UNVERIFIED_UPLOAD_MIN_BYTES_PER_SECOND;
+  const upload = await readImageUpload(req, { maxBodyBytes: context.config.maxBodyBytes, signal, minBytesPerSecond, imageOptional });
+  const source = paramSource(req.query, upload.fields);
+  checkKey(context, keyKnown, source);
+  if (releaseUnverified !== undefined) {
+    releaseUnverified();
+    if (admitted) context.admit(res);
+  }
+  return { upload, source };
+}
+
 /** A wrong Authorization header fails before the upload is read; returns whether it was accepted. */
 function checkBearer(context: RouteContext, req: Request): boolean {
   const bearer = bearerToken(req.headers);
@@ -90,11 +115,7 @@ async function detect(context: RouteContext, req: Request, res: Response, comman
   const received = performance.now();
   const endpoint = context.catalog.resolve(modelName);
   const signal = context.signal(res);
-  const bearerAccepted = checkBearer(context, req);
-  context.admit(res);
-  const upload = await readImageUpload(req, { maxBodyBytes: context.config.maxBodyBytes, signal });
-  const source = paramSource(req.query, upload.fields);
-  checkKey(context, bearerAccepted, source);
+  const { upload, source } = await readKeyedUpload(context, req, res, signal, true);
   const minConfidence = parseUnitInterval(source, 'min_confidence') ?? DEFAULT_MIN_CONFIDENCE;
   const started = performance.now();
   const cap = context.config.deepstackMaxPredictions;
@@ -116,9 +137,7 @@ async function detect(context: RouteContext, req: Request, res: Response, comman
 
 async function listModels(context: RouteContext, req: Request, res: Response): Promise<void> {
   const received = performance.now();
-  const bearerAccepted = checkBearer(context, req);
-  const upload = await readImageUpload(req, { maxBodyBytes: context.config.maxBodyBytes, signal: context.signal(res), imageOptional: true });
-  checkKey(context, bearerAccepted, paramSource(req.query, upload.fields));
+  await readKeyedUpload(context, req, res, context.signal(res), false, true);
   const models = context.catalog.names();
   res.status(200).json({ success: true, models, message: `${models.length} custom models`, ...codeProjectFields('list', received) });
 }
