@@ -5,6 +5,7 @@
  *   batch mode:        --annotations GT.json --images DIR --out runs/NAME [--model DIR] [--json]
  */
 import { parseArgs } from 'node:util';
+import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
 import { EvalError } from '../eval/errors';
 import type { EvaluationRun } from '../eval/evaluate';
 import { categoryTableText } from '../eval/format';
@@ -26,6 +27,8 @@ Options:
       --out DIR           batch mode: run directory; detections.jsonl is written as it goes and
                           a rerun of the same command resumes where it stopped; report in DIR/report
       --score-threshold X batch mode: keep detections with score >= X (default: the model's)
+      --execution-provider P
+                          batch mode: cpu|cuda|webgpu, where ONNX Runtime runs (default: cpu)
       --report DIR        write summary.json, summary.md, per_category.csv, pr_curves.svg/.png
       --json              print one JSON object:
                           {"stats": [12 numbers], "per_category": {"<category_id>": AP or -1}, ...}
@@ -42,6 +45,7 @@ const OPTIONS = {
   model: { type: 'string' },
   out: { type: 'string' },
   'score-threshold': { type: 'string' },
+  'execution-provider': { type: 'string' },
   report: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -115,6 +119,11 @@ function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
 }
 
+function parseProvider(text: string | undefined): ExecutionProvider | undefined {
+  if (text === undefined || isExecutionProvider(text)) return text;
+  throw usageError(`--execution-provider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${text}'`);
+}
+
 function parseScoreThreshold(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
@@ -125,6 +134,7 @@ function parseScoreThreshold(text: string | undefined): number | undefined {
 /** Batch mode: run the model over the dataset (resumable), score, report; Ctrl-C stops after the current image. */
 async function runBatchMode(values: EvalCliOptions, annotations: string, imagesDir: string, outDir: string): Promise<number> {
   const scoreThreshold = parseScoreThreshold(values['score-threshold']);
+  const executionProvider = parseProvider(values['execution-provider']);
   const [{ runBatch }, { DEFAULT_MODEL_DIR }] = await Promise.all([import('../eval/batch/runner'), import('../detection/model')]);
   const controller = new AbortController();
   const onSignal = (): void => {
@@ -144,6 +154,7 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
       modelDir: values.model ?? DEFAULT_MODEL_DIR,
       outDir,
       ...(scoreThreshold === undefined ? {} : { scoreThreshold }),
+      ...(executionProvider === undefined ? {} : { executionProvider }),
       signal: controller.signal,
     });
     printResult(result.evaluation, values.json, { run: result.batch });

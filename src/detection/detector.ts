@@ -5,6 +5,7 @@
  */
 import { AnchorGenerator } from './anchors';
 import { DetectError } from './errors';
+import { parseExecutionProvider } from './execution-provider';
 import { decodeImage, type RgbImage } from './image';
 import { loadModelDirectory, DEFAULT_MODEL_DIR, type ModelManifest } from './model';
 import { assignLevels, RoiHeadsPostprocessor, type LevelMapperConfig, type PostprocessOptions } from './roi-heads';
@@ -95,10 +96,12 @@ export class Detector {
     if (options.maxPixels !== undefined && !(Number.isInteger(options.maxPixels) && options.maxPixels >= 1)) {
       throw new DetectError('INVALID_OPTION', `maxPixels must be an integer >= 1, got ${options.maxPixels}`);
     }
+    const executionProvider = options.executionProvider === undefined ? undefined : parseExecutionProvider(options.executionProvider);
     const directory = await loadModelDirectory(modelDir, { verifyChecksums: options.verifyChecksums });
     const sessions = await GraphSessions.create(directory.backboneRpnPath, directory.boxHeadPath, {
       ...options.session,
       intraOpThreads: options.intraOpThreads,
+      executionProvider,
     });
     try {
       checkGraphSignatures(directory.manifest, sessions);

@@ -12,6 +12,7 @@ import { EvalError } from '../errors';
 import { evaluateLoaded, type EvaluationRun } from '../evaluate';
 import { loadGroundTruthFile, withoutImages, type GroundTruth, type ImageInfo } from '../ground-truth';
 import { writeReport, type ReportFiles } from '../report/report';
+import type { ExecutionProvider } from '../../detection/execution-provider';
 import { mapClassesToCategories, type CategoryMapping } from './class-map';
 import { Progress, type ProgressStream } from './progress';
 import { RUN_FORMAT, RunDirectory, type ImageRecord, type RunManifest } from './run-dir';
@@ -25,6 +26,8 @@ export interface BatchOptions {
   scoreThreshold?: number;
   /** ONNX Runtime intra-op threads (default: the detector's). */
   intraOpThreads?: number;
+  /** ONNX Runtime execution provider (default: cpu). */
+  executionProvider?: ExecutionProvider;
   /** Progress and notes go here (default: process.stderr). */
   log?: ProgressStream;
   /** When aborted, the run stops after the image in progress is recorded (throws INTERRUPTED). */
@@ -105,7 +108,10 @@ function resultLines(imageId: number, detections: { class_id: number; score: num
 
 async function loadDetector(options: BatchOptions): Promise<Detector> {
   const { Detector } = await import('../../detection/detector');
-  return Detector.load(options.modelDir, options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads });
+  return Detector.load(options.modelDir, {
+    ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
+    ...(options.executionProvider === undefined ? {} : { executionProvider: options.executionProvider }),
+  });
 }
 
 /** Runs the model over the images not yet done, recording each; returns when all are done or the signal fires. */
