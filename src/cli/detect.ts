@@ -27,6 +27,8 @@ Options:
   --classes A,B           only these classes (labels or class ids)
   --threads N             ONNX Runtime threads (default: the cores available, at most 4)
   --execution-provider P  ${EXECUTION_PROVIDERS.join('|')}: where ONNX Runtime runs (default: cpu; see README, "GPU")
+  --fast-resize           resize while decoding (JPEG shrink-on-load): faster on large photos, not
+                          bit-exact with torchvision (AP effect: docs/performance.md)
   -h, --help              show this help
 
 Exit status: 0 when every image was processed, 1 when some image or the model failed, 2 for bad usage.
@@ -69,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
         classes: { type: 'string' },
         threads: { type: 'string' },
         'execution-provider': { type: 'string' },
+        'fast-resize': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -101,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let detector: Detector;
   try {
-    detector = await Detector.load(values.model ?? DEFAULT_MODEL_DIR, { intraOpThreads: threads, executionProvider });
+    detector = await Detector.load(values.model ?? DEFAULT_MODEL_DIR, { intraOpThreads: threads, executionProvider, fastResize: values['fast-resize'] });
   } catch (error) {
     const code = error instanceof DetectError ? `${error.code}: ` : '';
     process.stderr.write(`cpwc-detect detect: cannot load the model: ${code}${(error as Error).message}\n`);

@@ -28,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let detector: Detector;
   try {
-    detector = await Detector.load(config.modelDir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels, executionProvider: config.executionProvider });
+    detector = await Detector.load(config.modelDir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels, executionProvider: config.executionProvider, fastResize: config.fastResize });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     logger.fatal({ modelDir: config.modelDir }, `cannot load the model: ${message}`);

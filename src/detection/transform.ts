@@ -126,20 +126,28 @@ function normalizationTables(config: TransformConfig): Float32Array[] {
 }
 
 /**
- * Normalizes, resizes and pads an RGB image into graph A's input tensor.
+ * Normalizes, resizes and pads an RGB image into graph A's input tensor. With `original`, the image
+ * was already resized on decode and `original` is the size it had before (boxes map back to it).
  *
  * @example
  * const { tensor, geometry } = transformImage(await decodeImage(bytes), config);
  * // tensor: Float32Array of 3 * geometry.padded.height * geometry.padded.width
  */
-export function transformImage(image: RgbImage, config: TransformConfig): TransformedImage {
-  const geometry = imageGeometry({ width: image.width, height: image.height }, config);
+export function transformImage(image: RgbImage, config: TransformConfig, original?: Size): TransformedImage {
+  // `original`: the size the image had before an approximate resize on decode (decodeImageResized);
+  // the geometry is the original's, and the image is resampled from its own size to `resized`.
+  const geometry = imageGeometry(original ?? { width: image.width, height: image.height }, config);
   const { resized, padded } = geometry;
   const tables = normalizationTables(config);
   const rows = axisSampling(image.height, resized.height);
   const cols = axisSampling(image.width, resized.width);
   const tensor = new Float32Array(3 * padded.height * padded.width);
   const planeSize = padded.height * padded.width;
+  if (image.width === resized.width && image.height === resized.height) {
+    // No resize (both axes copied): the interpolation is `v * 1 + round(v * 0)` = v, a table lookup.
+    copyNormalized(image, tables, tensor, padded.width, planeSize);
+    return { tensor, geometry };
+  }
   // The x pass (normalize, then interpolate along x; all three channels at once) is done once per
   // input row and kept for the two rows the y pass needs: its cost follows the output width.
   const cache: CachedRow[] = [0, 1].map(() => ({ row: -1, values: [0, 1, 2].map(() => new Float32Array(resized.width)) }));
@@ -158,6 +166,23 @@ export function transformImage(image: RgbImage, config: TransformConfig): Transf
     }
   }
   return { tensor, geometry };
+}
+
+/** Normalizes every pixel into the (larger, zero-padded) NCHW tensor, no resampling. */
+function copyNormalized(image: RgbImage, tables: Float32Array[], tensor: Float32Array, rowStride: number, planeSize: number): void {
+  const [tr, tg, tb] = tables;
+  const pixels = image.data;
+  for (let y = 0; y < image.height; y++) {
+    let p = y * image.width * 3;
+    const r = y * rowStride;
+    const g = r + planeSize;
+    const b = g + planeSize;
+    for (let x = 0; x < image.width; x++, p += 3) {
+      tensor[r + x] = tr[pixels[p]];
+      tensor[g + x] = tg[pixels[p + 1]];
+      tensor[b + x] = tb[pixels[p + 2]];
+    }
+  }
 }
 
 interface CachedRow {

@@ -61,6 +61,12 @@ export interface DetectorOptions {
   executionProvider?: ExecutionProvider;
   /** Refuse images with more pixels than this (decompression-bomb guard; default 40 megapixels). */
   maxPixels?: number;
+  /**
+   * Resize while decoding (libvips, JPEG shrink-on-load) instead of torchvision's bilinear resize
+   * (default false). Faster on large photos, but APPROXIMATE: not bit-exact with torchvision; its AP
+   * effect is measured in docs/performance.md.
+   */
+  fastResize?: boolean;
   /** Check the graphs' sha256 against model.json at load (default true). */
   verifyChecksums?: boolean;
   /** Other ONNX Runtime session options; the defaults were chosen by measurement (see src/detection/session.ts). */

@@ -18,6 +18,8 @@ export interface ServerConfig {
   intraOpThreads: number;
   /** ONNX Runtime execution provider of both graphs. */
   executionProvider: ExecutionProvider;
+  /** Resize while decoding (approximate, faster on large photos). */
+  fastResize: boolean;
   /** Inferences that run at the same time. */
   concurrency: number;
   /** Requests that may wait for an inference slot; past it, 503 + Retry-After. */
@@ -143,6 +145,10 @@ export const SETTINGS: readonly AnySetting[] = [
   {
     key: 'executionProvider', flag: 'execution-provider', env: ['CPWC_EXECUTION_PROVIDER'], placeholder: 'P',
     defaultValue: 'cpu', description: `ONNX Runtime execution provider: ${EXECUTION_PROVIDERS.join(', ')} (cuda/webgpu need their binaries and a GPU: README, "GPU")`, parse: executionProvider,
+  },
+  {
+    key: 'fastResize', flag: 'fast-resize', env: ['CPWC_FAST_RESIZE'], placeholder: 'BOOL',
+    defaultValue: false, description: 'resize while decoding (JPEG shrink-on-load): faster on large photos, not bit-exact with torchvision (docs/performance.md)', parse: boolean,
   },
   {
     key: 'concurrency', flag: 'concurrency', env: ['CPWC_CONCURRENCY'], placeholder: 'N',
