@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { run as detectCli } from '../../src/cli/detect';
+import { run as evalCli } from '../../src/cli/eval';
 import { loadConfig, ConfigError } from '../../src/server/config';
 import { Detector } from '../../src/detection/detector';
 import { DetectError } from '../../src/detection/errors';
@@ -34,7 +35,7 @@ async function loadError(modelDir: string, options: Parameters<typeof Detector.l
   return error;
 }
 
-async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
+async function cli(args: string[], run: (argv: string[]) => Promise<number> = detectCli): Promise<{ code: number; stderr: string }> {
   let stderr = '';
   const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
   const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
@@ -42,7 +43,7 @@ async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
     return true;
   });
   try {
-    return { code: await detectCli(args), stderr };
+    return { code: await run(args), stderr };
   } finally {
     out.mockRestore();
     err.mockRestore();
@@ -112,6 +113,20 @@ describe('execution providers', () => {
       const cuda = await cli(['--model', model, '--execution-provider', 'cuda', image]);
       expect(cuda.code).toBe(1);
       expect(cuda.stderr).toContain('cannot load the model: EXECUTION_PROVIDER_UNAVAILABLE: the cuda execution provider is not available');
+    }
+  });
+
+  it('eval --execution-provider: a bad value is usage (exit 2), before any image is read', async () => {
+    const dataset = path.join(__dirname, '..', '..', 'datasets', 'shapes-test');
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cpwc-ep-eval-'));
+    try {
+      const args = ['--annotations', path.join(dataset, 'annotations.json'), '--images', path.join(dataset, 'images'), '--out', path.join(out, 'run')];
+      const bad = await cli([...args, '--execution-provider', 'tpu'], evalCli);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain("--execution-provider must be one of cpu, cuda, webgpu, got 'tpu'");
+      expect(fs.existsSync(path.join(out, 'run'))).toBe(false);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
     }
   });
 
