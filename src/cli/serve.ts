@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { Detector } from '../detection/detector';
+import { DetectError } from '../detection/errors';
 import { ConfigError, describeConfig, loadConfig, usage } from '../server/config';
 import { createLogger } from '../server/logging';
 import { createRenderer } from '../server/render';
@@ -31,8 +32,9 @@ export async function run(argv: string[]): Promise<number> {
     detector = await Detector.load(config.modelDir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels, executionProvider: config.executionProvider, fastResize: config.fastResize });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    logger.fatal({ modelDir: config.modelDir }, `cannot load the model: ${message}`);
-    process.stderr.write(`cpwc-detect serve: cannot load the model in '${config.modelDir}': ${message}\n`);
+    const code = err instanceof DetectError ? err.code : undefined;
+    logger.fatal({ modelDir: config.modelDir, code }, `cannot load the model: ${message}`);
+    process.stderr.write(`cpwc-detect serve: cannot load the model in '${config.modelDir}': ${code === undefined ? '' : `${code}: `}${message}\n`);
     return 1;
   }
 
