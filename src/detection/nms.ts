@@ -191,7 +191,7 @@ interface BoxGrid {
   originY: number;
 }
 
-/** Cells about the size of a typical box's window (the median), at most ~4 cells per box. */
+/** Cells a third of a typical box's window (the median; measured: 1/2 to 1/4 alike, the whole window slower), at most ~4 per box. */
 function boxGrid(b: SortedBoxes, reach: number): BoxGrid {
   const n = b.order.length;
   let minX = Infinity;
@@ -208,7 +208,7 @@ function boxGrid(b: SortedBoxes, reach: number): BoxGrid {
   }
   spans.sort();
   const extent = max(maxX - minX, maxY - minY, 1e-6);
-  const cellSize = max(spans[n >> 1], extent / (2 * sqrt(n)), 1e-6);
+  const cellSize = max(spans[n >> 1] / 3, extent / (2 * sqrt(n)), 1e-6);
   const columns = min(floor((maxX - minX) / cellSize) + 1, 4 * n);
   const rows = min(floor((maxY - minY) / cellSize) + 1, 4 * n);
   const cellOf = new Int32Array(n);
