@@ -123,22 +123,26 @@ function sessionWorkerMain(): void {
   const port = parentPort as import('node:worker_threads').MessagePort;
   const toData = (tensor: OrtTensor): TensorData => ({ data: tensor.data as Float32Array, dims: tensor.dims });
 
+  /** A session; when it fails on a provider other than the CPU, the error says whether the CPU takes the same graph (providerFailed). */
+  async function createSession(path: string, options: import('onnxruntime-node').InferenceSession.SessionOptions): Promise<Session> {
+    try {
+      return await ort.InferenceSession.create(path, options);
+    } catch (error) {
+      const providers = options.executionProviders ?? [];
+      if (providers.length === 0 || providers.every((p) => p === 'cpu')) throw error;
+      const cpu = await ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] }).catch(() => undefined);
+      if (cpu === undefined) throw error;
+      await cpu.release();
+      throw Object.assign(error instanceof Error ? error : new Error(String(error)), { providerFailed: true });
+    }
+  }
+
   async function handle(message: WorkerRequest): Promise<Omit<Extract<WorkerReply, { ok: true }>, 'call' | 'ok'>> {
     switch (message.type) {
       case 'load': {
         runOptions = message.runOptions;
-        try {
-          sessions.backbone = await ort.InferenceSession.create(message.backboneRpnPath, message.options);
-        } catch (error) {
-          // The provider or the graph? The graph is fine if the CPU provider takes it.
-          const providers = message.options.executionProviders ?? [];
-          if (providers.length === 0 || providers.every((p) => p === 'cpu')) throw error;
-          const cpu = await ort.InferenceSession.create(message.backboneRpnPath, { ...message.options, executionProviders: ['cpu'] }).catch(() => undefined);
-          if (cpu === undefined) throw error;
-          await cpu.release();
-          throw Object.assign(error instanceof Error ? error : new Error(String(error)), { providerFailed: true });
-        }
-        sessions.boxHead = await ort.InferenceSession.create(message.boxHeadPath, message.options);
+        sessions.backbone = await createSession(message.backboneRpnPath, message.options);
+        sessions.boxHead = await createSession(message.boxHeadPath, message.options);
         const signature = (s: Session): GraphSignature => ({ inputNames: [...s.inputNames], outputNames: [...s.outputNames] });
         return { graphs: { backbone_rpn: signature(sessions.backbone), box_head: signature(sessions.boxHead) } };
       }
