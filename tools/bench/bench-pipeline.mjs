@@ -288,7 +288,8 @@ function printLatency(image, rows) {
     const macs = graphMacs(row.modelDir, row.input);
     if (macs !== null) {
       const gflops = (2 * macs) / (m('backbone_rpn') * 1e6);
-      const share = peak === null ? '' : ` = ${((100 * gflops) / peak.gflops).toFixed(0)}% of this CPU's fp32 peak`;
+      // An int8 graph's MACs are int8 (VNNI) operations: the fp32 peak is not their ceiling.
+      const share = peak === null ? '' : row.precision === 'fp32' ? ` = ${((100 * gflops) / peak.gflops).toFixed(0)}% of this CPU's fp32 peak` : ` (${row.precision} operations: not comparable with the fp32 peak)`;
       out.push(`  graph A: ${(macs / 1e9).toFixed(1)} GMAC at ${row.input.width}x${row.input.height}, ${gflops.toFixed(0)} GFLOP/s (2 x MACs / graph A median)${share}`);
     }
   }
