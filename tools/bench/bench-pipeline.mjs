@@ -2,7 +2,7 @@
 // Benchmark of the TypeScript pipeline against PyTorch eager (torchvision FasterRCNN, same weights, same
 // pixels, same thread count), runs interleaved so both see the same machine load. Not a test.
 //
-//   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE] [--json] [--python PY]
+//   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE] [--json] [--python PY] [--checkpoint FILE]
 //   npm run bench -- --memory 200 [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off]
 //   npm run bench -- --session-options [--model DIR] [--memory 60]
 //
@@ -16,7 +16,9 @@
 //   {"models": [{"dir", "name", "precision", "input": [w, h], "ts_ms": {<stage>: median, "end_to_end": median},
 //                "torch_ms": {"end_to_end": median}, "speedup"}]}     (speedup = torch median / TS median)
 // An int8 model directory ("precision": "int8" in model.json) is compared with PyTorch running the same
-// checkpoint in fp32 (torch has no int8 path here); the text report and a note on stderr say so.
+// checkpoint in fp32 (torch has no int8 path here); the text report and a note on stderr say so. When the
+// checkpoint is not next to its model.json, give it with --checkpoint FILE (passed to bench_torch.py, so
+// bench such a model on its own).
 // The text report also gives graph A's GFLOP/s (MACs counted by tools/bench/graph_macs.py at the graph
 // input, x2, over graph A's median) against this CPU's fp32 peak (cpuPeak() below says how).
 // PyTorch runs under --python (default: $CPWC_BENCH_PYTHON, else ./.venv/bin/python when it exists,
@@ -35,7 +37,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
 const sharp = require('sharp');
 
-const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE] [--json] [--python PY]
+const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE] [--json] [--python PY] [--checkpoint FILE]
        node tools/bench/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off] [--threads T]
        node tools/bench/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
 `;
@@ -58,6 +60,7 @@ const { values } = parseArgs({
     'child-json': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     python: { type: 'string' },
+    checkpoint: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -170,7 +173,8 @@ async function varyingImages(dir, count) {
 }
 
 function startTorch(modelDir) {
-  const child = spawn(PYTHON, [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), '--serve'], {
+  const checkpoint = values.checkpoint === undefined ? [] : ['--checkpoint', values.checkpoint];
+  const child = spawn(PYTHON, [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), ...checkpoint, '--serve'], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin after each run and slow the TypeScript
     // run interleaved after it (measured: TS decode 21 ms with spinning torch vs 7 ms without); ORT's
@@ -179,8 +183,15 @@ function startTorch(modelDir) {
   });
   const lines = createInterface({ input: child.stdout });
   const waiting = [];
-  lines.on('line', (line) => waiting.shift()?.(JSON.parse(line)));
-  const next = () => new Promise((resolve) => waiting.push(resolve));
+  let exited = null;
+  lines.on('line', (line) => waiting.shift()?.resolve(JSON.parse(line)));
+  // bench_torch.py stops with a message on stderr (e.g. an int8 directory without its fp32 checkpoint):
+  // fail the bench instead of waiting for a reply that never comes.
+  child.on('exit', (code) => {
+    exited = new Error(`bench: ${path.basename(modelDir)}: tools/bench/bench_torch.py exited (code ${code}); see its message above`);
+    for (const waiter of waiting.splice(0)) waiter.reject(exited);
+  });
+  const next = () => new Promise((resolve, reject) => (exited ? reject(exited) : waiting.push({ resolve, reject })));
   return {
     ready: next(),
     run: (image) => {
