@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Detector } from '../detection/detector';
 import { DetectError } from '../detection/errors';
+import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
 import { DEFAULT_MODEL_DIR } from '../detection/model';
 import { renderDetections } from '../detection/render';
 import type { Detection, DetectOptions } from '../detection/types';
@@ -25,6 +26,9 @@ Options:
   --max-detections N      at most N detections per image (default: the model's)
   --classes A,B           only these classes (labels or class ids)
   --threads N             ONNX Runtime threads (default: the cores available, at most 4)
+  --execution-provider P  ${EXECUTION_PROVIDERS.join('|')}: where ONNX Runtime runs (default: cpu; see README, "GPU")
+  --fast-resize           resize while decoding (JPEG shrink-on-load): faster on large photos, not
+                          bit-exact with torchvision (AP effect: docs/performance.md)
   -h, --help              show this help
 
 Exit status: 0 when every image was processed, 1 when some image or the model failed, 2 for bad usage.
@@ -47,6 +51,11 @@ function parseNumber(value: string | undefined, flag: string, check: (n: number)
   return n;
 }
 
+function parseProvider(value: string | undefined): ExecutionProvider | undefined {
+  if (value === undefined || isExecutionProvider(value)) return value;
+  throw new UsageError(`--execution-provider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${value}'`);
+}
+
 export async function run(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -61,6 +70,8 @@ export async function run(argv: string[]): Promise<number> {
         'max-detections': { type: 'string' },
         classes: { type: 'string' },
         threads: { type: 'string' },
+        'execution-provider': { type: 'string' },
+        'fast-resize': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -75,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let options: Omit<DetectOptions, 'signal'>;
   let threads: number | undefined;
+  let executionProvider: ExecutionProvider | undefined;
   try {
     if (positionals.length === 0) throw new UsageError('no images given');
     options = {
@@ -83,6 +95,7 @@ export async function run(argv: string[]): Promise<number> {
       classes: values.classes?.split(',').map((c) => c.trim()).filter((c) => c.length > 0).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
     };
     threads = parseNumber(values.threads, '--threads', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
+    executionProvider = parseProvider(values['execution-provider']);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`cpwc-detect detect: ${error.message}\n\n${USAGE}`);
@@ -91,9 +104,10 @@ export async function run(argv: string[]): Promise<number> {
 
   let detector: Detector;
   try {
-    detector = await Detector.load(values.model ?? DEFAULT_MODEL_DIR, { intraOpThreads: threads });
+    detector = await Detector.load(values.model ?? DEFAULT_MODEL_DIR, { intraOpThreads: threads, executionProvider, fastResize: values['fast-resize'] });
   } catch (error) {
-    process.stderr.write(`cpwc-detect detect: cannot load the model: ${(error as Error).message}\n`);
+    const code = error instanceof DetectError ? `${error.code}: ` : '';
+    process.stderr.write(`cpwc-detect detect: cannot load the model: ${code}${(error as Error).message}\n`);
     return 1;
   }
   const outcomes: ImageOutcome[] = [];

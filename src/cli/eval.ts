@@ -6,6 +6,7 @@
  *                      [--shard K/N] [--allow-missing] [--json]
  */
 import { parseArgs } from 'node:util';
+import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
 import { EvalError } from '../eval/errors';
 import type { EvaluationRun } from '../eval/evaluate';
 import { categoryTableText } from '../eval/format';
@@ -43,6 +44,8 @@ Options:
       --server-timeout S  seconds one request may take before it is retried (default 120)
       --server-attempts N tries of one image after network errors, timeouts and 5xx other than
                           503 before the run stops (default 8; 503 + Retry-After is waited out)
+      --execution-provider P
+                          batch mode: cpu|cuda|webgpu, where ONNX Runtime runs (default: cpu)
       --report DIR        write summary.json, summary.md, per_category.csv, pr_curves.svg/.png
       --json              print one JSON object:
                           {"stats": [12 numbers], "per_category": {"<category_id>": AP or -1}, ...}
@@ -68,6 +71,7 @@ const OPTIONS = {
   'server-timeout': { type: 'string' },
   'server-attempts': { type: 'string' },
   threads: { type: 'string' },
+  'execution-provider': { type: 'string' },
   report: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -144,6 +148,11 @@ function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
 }
 
+function parseProvider(text: string | undefined): ExecutionProvider | undefined {
+  if (text === undefined || isExecutionProvider(text)) return text;
+  throw usageError(`--execution-provider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${text}'`);
+}
+
 function parseScoreThreshold(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
@@ -163,6 +172,7 @@ function parsePositive(text: string | undefined, flag: string, integer: boolean)
 /** Batch mode: run the model over the dataset (resumable), score, report; Ctrl-C stops after the current image. */
 async function runBatchMode(values: EvalCliOptions, annotations: string, imagesDir: string, outDir: string): Promise<number> {
   const scoreThreshold = parseScoreThreshold(values['score-threshold']);
+  const executionProvider = parseProvider(values['execution-provider']);
   const [{ runBatch, runShard }, { DEFAULT_MODEL_DIR }, { parseShard }, { normalizeServerUrl }] = await Promise.all([
     import('../eval/batch/runner'),
     import('../detection/model'),
@@ -184,6 +194,7 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
   }
   const threads = parsePositive(values.threads, '--threads', true);
   if (servers !== undefined && threads !== undefined) throw usageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
+  if (servers !== undefined && executionProvider !== undefined) throw usageError('--execution-provider chooses where a model runs in this process; with --server the servers run the model');
   const controller = new AbortController();
   const onSignal = (): void => {
     if (controller.signal.aborted) {
@@ -210,6 +221,7 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
         ...(attempts === undefined ? {} : { maxAttempts: attempts }),
       },
       allowMissing: values['allow-missing'],
+      ...(executionProvider === undefined ? {} : { executionProvider }),
       signal: controller.signal,
     };
     if (shard !== undefined) {

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { Detector } from '../detection/detector';
+import { DetectError } from '../detection/errors';
 import { ConfigError, describeConfig, loadConfig, usage } from '../server/config';
 import { createLogger } from '../server/logging';
 import { ModelRepository } from '../server/model-repository';
@@ -29,6 +30,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // --model DIR is a repository of one; --model-repository DIR serves every model directory in DIR
   const source = config.modelRepository !== undefined ? { root: path.resolve(config.modelRepository) } : { single: path.resolve(config.modelDir) };
+
   const running = await startServer({
     config,
     logger,
@@ -37,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
       new ModelRepository({
         ...source,
         defaultModel: config.defaultModel,
-        load: (dir) => Detector.load(dir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels }),
+        load: (dir) => Detector.load(dir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels, executionProvider: config.executionProvider, fastResize: config.fastResize }),
         inference,
         metrics,
         logger: log,
@@ -75,9 +77,10 @@ export async function run(argv: string[]): Promise<number> {
     if (running.detection.lifecycle.phase === 'ready') logger.info({ url: running.url }, 'ready');
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    logger.fatal({ err }, `cannot serve the models: ${message}`);
+    const code = err instanceof DetectError ? err.code : undefined;
+    logger.fatal({ err, code }, `cannot serve the models: ${message}`);
     const what = config.modelRepository !== undefined ? `the model repository '${config.modelRepository}'` : `the model in '${config.modelDir}'`;
-    process.stderr.write(`cpwc-detect serve: cannot load ${what}: ${message}\n`);
+    process.stderr.write(`cpwc-detect serve: cannot load ${what}: ${code === undefined ? '' : `${code}: `}${message}\n`);
     exitCode = 1;
     stop();
   }

@@ -5,12 +5,13 @@
  */
 import { AnchorGenerator } from './anchors';
 import { DetectError } from './errors';
-import { decodeImage, type RgbImage } from './image';
+import { parseExecutionProvider } from './execution-provider';
+import { decodeImage, decodeImageResized, type RgbImage } from './image';
 import { loadModelDirectory, DEFAULT_MODEL_DIR, type ModelManifest } from './model';
 import { assignLevels, RoiHeadsPostprocessor, type LevelMapperConfig, type PostprocessOptions } from './roi-heads';
 import { RegionProposalFilter, type RpnLevelOutput } from './rpn';
 import { GraphSessions, type TensorData } from './session';
-import { resizeBoxes, transformImage, type ImageGeometry, type TransformConfig } from './transform';
+import { imageGeometry, resizeBoxes, transformImage, type ImageGeometry, type Size, type TransformConfig } from './transform';
 import type { Detection, DetectionResult, DetectOptions, DetectorOptions, StageTimings } from './types';
 
 /** Everything one run produced, including the intermediate results parity tests compare. */
@@ -43,6 +44,8 @@ export class Detector {
     readonly modelDir: string,
     private readonly sessions: GraphSessions,
     private readonly maxPixels: number | undefined,
+    /** Resize on decode (approximate; DetectorOptions.fastResize). */
+    readonly fastResize: boolean,
   ) {
     const { transform, rpn, roi_heads: heads, box_coder: boxCoder } = model;
     this.transformConfig = {
@@ -95,10 +98,12 @@ export class Detector {
     if (options.maxPixels !== undefined && !(Number.isInteger(options.maxPixels) && options.maxPixels >= 1)) {
       throw new DetectError('INVALID_OPTION', `maxPixels must be an integer >= 1, got ${options.maxPixels}`);
     }
+    const executionProvider = options.executionProvider === undefined ? undefined : parseExecutionProvider(options.executionProvider);
     const directory = await loadModelDirectory(modelDir, { verifyChecksums: options.verifyChecksums });
     const sessions = await GraphSessions.create(directory.backboneRpnPath, directory.boxHeadPath, {
       ...options.session,
       intraOpThreads: options.intraOpThreads,
+      executionProvider,
     });
     try {
       checkGraphSignatures(directory.manifest, sessions);
@@ -106,7 +111,7 @@ export class Detector {
       await sessions.close();
       throw error;
     }
-    return new Detector(directory.manifest, directory.dir, sessions, options.maxPixels);
+    return new Detector(directory.manifest, directory.dir, sessions, options.maxPixels, options.fastResize === true);
   }
 
   /**
@@ -118,12 +123,14 @@ export class Detector {
       const started = performance.now();
       const postprocess = this.postprocessOptions(options);
       throwIfAborted(options.signal);
-      const decoded = await decodeImage(image, { maxPixels: this.maxPixels });
+      const { image: decoded, original } = this.fastResize
+        ? await decodeImageResized(image, (size) => imageGeometry(size, this.transformConfig).resized, { maxPixels: this.maxPixels })
+        : { image: await decodeImage(image, { maxPixels: this.maxPixels }), original: undefined };
       const decodeMs = performance.now() - started;
-      const run = await this.runPipeline(decoded, postprocess, options.signal);
+      const run = await this.runPipeline(decoded, postprocess, options.signal, original);
       return {
-        width: decoded.width,
-        height: decoded.height,
+        width: run.geometry.original.width,
+        height: run.geometry.original.height,
         detections: run.detections,
         timings_ms: { ...run.timings, decode: decodeMs, total: performance.now() - started },
       };
@@ -157,11 +164,11 @@ export class Detector {
     }
   }
 
-  private async runPipeline(image: RgbImage, postprocess: PostprocessOptions, signal: AbortSignal | undefined): Promise<PipelineRun> {
+  private async runPipeline(image: RgbImage, postprocess: PostprocessOptions, signal: AbortSignal | undefined, original?: Size): Promise<PipelineRun> {
     throwIfAborted(signal);
     const started = performance.now();
     const request = this.nextRequest++;
-    const { tensor, geometry } = transformImage(image, this.transformConfig);
+    const { tensor, geometry } = transformImage(image, this.transformConfig, original);
     const transformMs = performance.now() - started;
     throwIfAborted(signal);
 

@@ -10,6 +10,7 @@ export type DetectErrorCode =
   | 'INVALID_OPTION' // a detect option out of range
   | 'ABORTED' // the caller aborted (signal)
   | 'MODEL_INVALID' // model directory unreadable, model.json malformed, checksum mismatch
+  | 'EXECUTION_PROVIDER_UNAVAILABLE' // the chosen ONNX Runtime execution provider (cuda, webgpu) cannot start here
   | 'DETECTOR_CLOSED'; // detect() after close()
 
 export class DetectError extends Error {

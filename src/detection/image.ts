@@ -55,35 +55,7 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY', 'the image is empty (0 bytes)');
-  const format = sniffImageFormat(bytes);
-  if (format === undefined) {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `the bytes are not an image in a supported format (${SUPPORTED_FORMATS_TEXT})`);
-  }
-  // strips past the end of the file would decode as zeros, and metadata() walks every page
-  if (format === 'tiff') checkTiff(bytes);
-  let width = 0;
-  let height = 0;
-  let compression: string | undefined;
-  try {
-    const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-    width = meta.width ?? 0;
-    height = meta.height ?? 0;
-    compression = meta.compression;
-  } catch (cause) {
-    if (format === 'heif') {
-      throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', 'this HEIF image cannot be read: only AVIF-coded HEIF is supported', { cause });
-    }
-    throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
-  }
-  // libheif reads an HEVC-coded HEIC's header but this build cannot decode its pixels ("bad seek")
-  if (format === 'heif' && compression !== undefined && compression !== 'av1') {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `this HEIF image is ${compression}-coded: only AVIF-coded (av1) HEIF is supported`);
-  }
-  if (!(width > 0 && height > 0)) throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image has no valid dimensions`);
-  if (width * height > maxPixels) {
-    throw new DetectError('IMAGE_TOO_LARGE', `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
-  }
+  const { format } = await readHeader(bytes, maxPixels);
   try {
     const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1 })
       .rotate()
@@ -96,6 +68,73 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   } catch (cause) {
     throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
   }
+}
+
+/** An image decoded straight to a smaller size, and the size it has before that (after EXIF orientation). */
+export interface ResizedDecode {
+  image: RgbImage;
+  original: { width: number; height: number };
+}
+
+/**
+ * Decodes and resizes in one libvips pipeline: JPEGs are shrunk while decoding (libjpeg's DCT scaling,
+ * "shrink-on-load"), then libvips' linear reduce brings the image to `targetSize(original)` exactly.
+ * Faster than `decodeImage` + `transformImage`'s bilinear resize, and APPROXIMATE: the pixels differ
+ * from torchvision's resize (libvips averages over the shrink instead of sampling two taps), so it is
+ * opt-in (`DetectorOptions.fastResize`); its AP effect is measured in docs/performance.md.
+ * Same checks and errors as `decodeImage`; an image not smaller than the target is decoded as it is.
+ */
+export async function decodeImageResized(bytes: Uint8Array, targetSize: (original: { width: number; height: number }) => { width: number; height: number }, options: DecodeOptions = {}): Promise<ResizedDecode> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const { format, width, height, orientation } = await readHeader(bytes, maxPixels);
+  const swapped = orientation !== undefined && orientation >= 5;
+  const original = swapped ? { width: height, height: width } : { width, height };
+  const target = targetSize(original);
+  if (target.width >= original.width || target.height >= original.height) return { image: await decodeImage(bytes, options), original };
+  try {
+    const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1 })
+      .rotate()
+      .resize(target.width, target.height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: true })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
+    return { image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height }, original };
+  } catch (cause) {
+    throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
+  }
+}
+
+/** The format and header fields of an encoded image, with decodeImage's checks (empty, format, size). */
+async function readHeader(bytes: Uint8Array, maxPixels: number): Promise<{ format: ImageFormat; width: number; height: number; orientation: number | undefined }> {
+  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY', 'the image is empty (0 bytes)');
+  const format = sniffImageFormat(bytes);
+  if (format === undefined) {
+    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `the bytes are not an image in a supported format (${SUPPORTED_FORMATS_TEXT})`);
+  }
+  // strips past the end of the file would decode as zeros, and metadata() walks every page
+  if (format === 'tiff') checkTiff(bytes);
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (cause) {
+    if (format === 'heif') {
+      throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', 'this HEIF image cannot be read: only AVIF-coded HEIF is supported', { cause });
+    }
+    throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
+  }
+  // libheif reads an HEVC-coded HEIC's header but this build cannot decode its pixels ("bad seek")
+  if (format === 'heif' && meta.compression !== undefined && meta.compression !== 'av1') {
+    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `this HEIF image is ${meta.compression}-coded: only AVIF-coded (av1) HEIF is supported`);
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (!(width > 0 && height > 0)) throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image has no valid dimensions`);
+  if (width * height > maxPixels) {
+    throw new DetectError('IMAGE_TOO_LARGE', `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
+  }
+  return { format, width, height, orientation: meta.orientation };
 }
 
 function firstLine(cause: unknown): string {

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
 import { DetectError } from './errors';
+import { DEFAULT_EXECUTION_PROVIDER, executionProviderUnavailable, parseExecutionProvider, type ExecutionProvider } from './execution-provider';
 
 /**
  * ONNX Runtime session options used for both graphs. The defaults were chosen by measurement
@@ -27,6 +28,8 @@ import { DetectError } from './errors';
 export interface SessionOptions {
   /** Threads for one operator (default: all cores, at most 4). */
   intraOpThreads?: number;
+  /** Where ONNX Runtime runs both graphs (default 'cpu'; see src/detection/execution-provider.ts). */
+  executionProvider?: ExecutionProvider;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   executionMode?: 'sequential' | 'parallel';
   /** ORT's CPU arena allocator (default on: faster, and no more memory over varying input sizes, see above). */
@@ -40,6 +43,7 @@ export interface SessionOptions {
 }
 
 export const DEFAULT_SESSION_OPTIONS: Required<Omit<SessionOptions, 'intraOpThreads'>> = {
+  executionProvider: DEFAULT_EXECUTION_PROVIDER,
   graphOptimizationLevel: 'all',
   executionMode: 'sequential',
   enableCpuMemArena: true,
@@ -99,7 +103,7 @@ type WorkerRequest = WorkerCall & { call: number; sentAt: number };
 
 type WorkerReply =
   | { call: number; ok: true; graphs?: Record<string, GraphSignature>; outputs?: Record<string, TensorData>; runMs?: number; queuedMs?: number }
-  | { call: number; ok: false; message: string };
+  | { call: number; ok: false; message: string; providerFailed?: boolean };
 
 /**
  * The worker's program. It is sent as source text (`Function.prototype.toString`), so it must be
@@ -119,12 +123,26 @@ function sessionWorkerMain(): void {
   const port = parentPort as import('node:worker_threads').MessagePort;
   const toData = (tensor: OrtTensor): TensorData => ({ data: tensor.data as Float32Array, dims: tensor.dims });
 
+  /** A session; when it fails on a provider other than the CPU, the error says whether the CPU takes the same graph (providerFailed). */
+  async function createSession(path: string, options: import('onnxruntime-node').InferenceSession.SessionOptions): Promise<Session> {
+    try {
+      return await ort.InferenceSession.create(path, options);
+    } catch (error) {
+      const providers = options.executionProviders ?? [];
+      if (providers.length === 0 || providers.every((p) => p === 'cpu')) throw error;
+      const cpu = await ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] }).catch(() => undefined);
+      if (cpu === undefined) throw error;
+      await cpu.release();
+      throw Object.assign(error instanceof Error ? error : new Error(String(error)), { providerFailed: true });
+    }
+  }
+
   async function handle(message: WorkerRequest): Promise<Omit<Extract<WorkerReply, { ok: true }>, 'call' | 'ok'>> {
     switch (message.type) {
       case 'load': {
         runOptions = message.runOptions;
-        sessions.backbone = await ort.InferenceSession.create(message.backboneRpnPath, message.options);
-        sessions.boxHead = await ort.InferenceSession.create(message.boxHeadPath, message.options);
+        sessions.backbone = await createSession(message.backboneRpnPath, message.options);
+        sessions.boxHead = await createSession(message.boxHeadPath, message.options);
         const signature = (s: Session): GraphSignature => ({ inputNames: [...s.inputNames], outputNames: [...s.outputNames] });
         return { graphs: { backbone_rpn: signature(sessions.backbone), box_head: signature(sessions.boxHead) } };
       }
@@ -185,11 +203,15 @@ function sessionWorkerMain(): void {
         const reply = await handle(message);
         port.postMessage({ call: message.call, ok: true, queuedMs, ...reply });
       } catch (error) {
-        port.postMessage({ call: message.call, ok: false, message: error instanceof Error ? error.message : String(error) });
+        const providerFailed = typeof error === 'object' && error !== null && (error as { providerFailed?: unknown }).providerFailed === true;
+        port.postMessage({ call: message.call, ok: false, message: error instanceof Error ? error.message : String(error), providerFailed });
       }
     });
   });
 }
+
+/** A worker failure that the execution provider caused (the same graph loads on the CPU). */
+class ProviderError extends Error {}
 
 /** Owns the worker; every method resolves when the worker has answered. */
 export class GraphSessions {
@@ -209,6 +231,7 @@ export class GraphSessions {
    * const sessions = await GraphSessions.create('m/backbone_rpn.onnx', 'm/box_head.onnx', { intraOpThreads: 2 });
    */
   static async create(backboneRpnPath: string, boxHeadPath: string, options: SessionOptions = {}): Promise<GraphSessions> {
+    const provider = parseExecutionProvider(options.executionProvider ?? DEFAULT_EXECUTION_PROVIDER);
     const worker = new Worker(`(${sessionWorkerMain.toString()})()`, {
       eval: true,
       workerData: { ortPath: require.resolve('onnxruntime-node') },
@@ -222,6 +245,7 @@ export class GraphSessions {
       Object.assign(host.graphs, loaded.graphs);
     } catch (cause) {
       await worker.terminate();
+      if (cause instanceof ProviderError) throw executionProviderUnavailable(provider, cause);
       throw new DetectError('MODEL_INVALID', `ONNX Runtime cannot load the model graphs: ${(cause as Error).message}`, { cause });
     }
     return host;
@@ -270,7 +294,7 @@ export class GraphSessions {
     if (waiter === undefined) return;
     this.pending.delete(reply.call);
     if (reply.ok) waiter.resolve(reply);
-    else waiter.reject(new Error(reply.message));
+    else waiter.reject(reply.providerFailed === true ? new ProviderError(reply.message) : new Error(reply.message));
   }
 
   private fail(error: Error): void {
@@ -287,7 +311,7 @@ export function defaultIntraOpThreads(): number {
 
 function ortSessionOptions(options: SessionOptions): InferenceSession.SessionOptions {
   return {
-    executionProviders: ['cpu'],
+    executionProviders: [options.executionProvider ?? DEFAULT_EXECUTION_PROVIDER],
     intraOpNumThreads: options.intraOpThreads ?? defaultIntraOpThreads(),
     interOpNumThreads: 1,
     graphOptimizationLevel: options.graphOptimizationLevel ?? DEFAULT_SESSION_OPTIONS.graphOptimizationLevel,

@@ -126,70 +126,90 @@ function normalizationTables(config: TransformConfig): Float32Array[] {
 }
 
 /**
- * Normalizes, resizes and pads an RGB image into graph A's input tensor.
+ * Normalizes, resizes and pads an RGB image into graph A's input tensor. With `original`, the image
+ * was already resized on decode and `original` is the size it had before (boxes map back to it).
  *
  * @example
  * const { tensor, geometry } = transformImage(await decodeImage(bytes), config);
  * // tensor: Float32Array of 3 * geometry.padded.height * geometry.padded.width
  */
-export function transformImage(image: RgbImage, config: TransformConfig): TransformedImage {
-  const geometry = imageGeometry({ width: image.width, height: image.height }, config);
+export function transformImage(image: RgbImage, config: TransformConfig, original?: Size): TransformedImage {
+  // `original`: the size the image had before an approximate resize on decode (decodeImageResized);
+  // the geometry is the original's, and the image is resampled from its own size to `resized`.
+  const geometry = imageGeometry(original ?? { width: image.width, height: image.height }, config);
   const { resized, padded } = geometry;
   const tables = normalizationTables(config);
   const rows = axisSampling(image.height, resized.height);
   const cols = axisSampling(image.width, resized.width);
   const tensor = new Float32Array(3 * padded.height * padded.width);
   const planeSize = padded.height * padded.width;
-  // The x pass (normalize, then interpolate along x; all three channels at once) is done once per
-  // input row and kept for the two rows the y pass needs: its cost follows the output width.
-  const cache: CachedRow[] = [0, 1].map(() => ({ row: -1, values: [0, 1, 2].map(() => new Float32Array(resized.width)) }));
+  if (image.width === resized.width && image.height === resized.height) {
+    // No resize (both axes copied): the interpolation is `v * 1 + round(v * 0)` = v, a table lookup.
+    copyNormalized(image, tables, tensor, padded.width, planeSize);
+    return { tensor, geometry };
+  }
+  // Per output pixel and channel: the two input rows it needs, each normalized and interpolated along x
+  // (rounded to float32, as ATen stores its x pass), then the two combined along y. Computing the x pass
+  // again for every output row instead of caching it per input row measured 2x faster for the default
+  // model on a 1824x1216 photo and 1.35x for 1824x1216 -> 1216x800 (fewer loads and stores; a downscale
+  // never reuses a row), and 0-15% slower for an upscale (600x400 -> 1200x800), interleaved, loaded machine.
+  const [tr, tg, tb] = tables;
+  const pixels = image.data;
+  const stride = image.width * 3;
+  const width = resized.width;
+  const offset0 = new Int32Array(width);
+  const offset1 = new Int32Array(width);
+  for (let x = 0; x < width; x++) {
+    offset0[x] = cols.index0[x] * 3;
+    offset1[x] = cols.index1[x] * 3;
+  }
+  const { lambda0, lambda1 } = cols;
   for (let y = 0; y < resized.height; y++) {
-    const top = interpolatedRow(image, rows.index0[y], tables, cols, cache, rows.index1[y]);
-    const bottom = interpolatedRow(image, rows.index1[y], tables, cols, cache, rows.index0[y]);
+    const top = rows.index0[y] * stride;
+    const bottom = rows.index1[y] * stride;
     const wy0 = rows.lambda0[y];
     const wy1 = rows.lambda1[y];
-    for (let c = 0; c < 3; c++) {
-      const t = top[c];
-      const b = bottom[c];
-      const out = c * planeSize + y * padded.width;
+    const outR = y * padded.width;
+    const outG = outR + planeSize;
+    const outB = outG + planeSize;
+    for (let x = 0; x < width; x++) {
+      const t0 = top + offset0[x];
+      const t1 = top + offset1[x];
+      const b0 = bottom + offset0[x];
+      const b1 = bottom + offset1[x];
+      const w0 = lambda0[x];
+      const w1 = lambda1[x];
       // Measured against torch 1.13 (AVX2 build) on NCHW float input: x is interpolated first, then y,
       // each as fma(first, w0, round(second * w1)); a double evaluates the fused step exactly.
-      for (let x = 0; x < t.length; x++) tensor[out + x] = t[x] * wy0 + fround(b[x] * wy1);
+      let t = fround(tr[pixels[t0]] * w0 + fround(tr[pixels[t1]] * w1));
+      let b = fround(tr[pixels[b0]] * w0 + fround(tr[pixels[b1]] * w1));
+      tensor[outR + x] = t * wy0 + fround(b * wy1);
+      t = fround(tg[pixels[t0 + 1]] * w0 + fround(tg[pixels[t1 + 1]] * w1));
+      b = fround(tg[pixels[b0 + 1]] * w0 + fround(tg[pixels[b1 + 1]] * w1));
+      tensor[outG + x] = t * wy0 + fround(b * wy1);
+      t = fround(tb[pixels[t0 + 2]] * w0 + fround(tb[pixels[t1 + 2]] * w1));
+      b = fround(tb[pixels[b0 + 2]] * w0 + fround(tb[pixels[b1 + 2]] * w1));
+      tensor[outB + x] = t * wy0 + fround(b * wy1);
     }
   }
   return { tensor, geometry };
 }
 
-interface CachedRow {
-  row: number;
-  /** Per channel, the row interpolated along x. */
-  values: Float32Array[];
-}
-
-/**
- * Input row `row`, normalized and interpolated along x (per channel), from the two-row cache
- * (computed into the entry not holding `keepRow` when missing).
- */
-function interpolatedRow(image: RgbImage, row: number, tables: Float32Array[], cols: AxisSampling, cache: CachedRow[], keepRow: number): Float32Array[] {
-  if (cache[0].row === row) return cache[0].values;
-  if (cache[1].row === row) return cache[1].values;
-  const entry = cache[0].row === keepRow ? cache[1] : cache[0];
-  entry.row = row;
-  const [r, g, b] = entry.values;
+/** Normalizes every pixel into the (larger, zero-padded) NCHW tensor, no resampling. */
+function copyNormalized(image: RgbImage, tables: Float32Array[], tensor: Float32Array, rowStride: number, planeSize: number): void {
   const [tr, tg, tb] = tables;
   const pixels = image.data;
-  const { index0, index1, lambda0, lambda1 } = cols;
-  const base = row * image.width * 3;
-  for (let x = 0; x < r.length; x++) {
-    const p0 = base + index0[x] * 3;
-    const p1 = base + index1[x] * 3;
-    const w0 = lambda0[x];
-    const w1 = lambda1[x];
-    r[x] = tr[pixels[p0]] * w0 + fround(tr[pixels[p1]] * w1);
-    g[x] = tg[pixels[p0 + 1]] * w0 + fround(tg[pixels[p1 + 1]] * w1);
-    b[x] = tb[pixels[p0 + 2]] * w0 + fround(tb[pixels[p1 + 2]] * w1);
+  for (let y = 0; y < image.height; y++) {
+    let p = y * image.width * 3;
+    const r = y * rowStride;
+    const g = r + planeSize;
+    const b = g + planeSize;
+    for (let x = 0; x < image.width; x++, p += 3) {
+      tensor[r + x] = tr[pixels[p]];
+      tensor[g + x] = tg[pixels[p + 1]];
+      tensor[b + x] = tb[pixels[p + 2]];
+    }
   }
-  return entry.values;
 }
 
 /**

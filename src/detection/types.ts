@@ -3,6 +3,7 @@
  * Boxes are in original-image pixels (after EXIF orientation), continuous convention:
  * pixel (i, j) covers [i, i+1) x [j, j+1). See docs/model-format.md.
  */
+import type { ExecutionProvider } from './execution-provider';
 import type { SessionOptions } from './session';
 
 export interface Box {
@@ -53,10 +54,21 @@ export interface DetectionResult {
 export interface DetectorOptions {
   /** ONNX Runtime intra-op threads per session (default: the cores available, at most 4). */
   intraOpThreads?: number;
+  /**
+   * Where ONNX Runtime runs the graphs: 'cpu' (default), 'cuda' or 'webgpu'. A provider whose binaries
+   * or device are missing fails the load with EXECUTION_PROVIDER_UNAVAILABLE (no silent CPU fall-back).
+   */
+  executionProvider?: ExecutionProvider;
   /** Refuse images with more pixels than this (decompression-bomb guard; default 40 megapixels). */
   maxPixels?: number;
+  /**
+   * Resize while decoding (libvips, JPEG shrink-on-load) instead of torchvision's bilinear resize
+   * (default false). Faster on large photos, but APPROXIMATE: not bit-exact with torchvision; its AP
+   * effect is measured in docs/performance.md.
+   */
+  fastResize?: boolean;
   /** Check the graphs' sha256 against model.json at load (default true). */
   verifyChecksums?: boolean;
   /** Other ONNX Runtime session options; the defaults were chosen by measurement (see src/detection/session.ts). */
-  session?: Omit<SessionOptions, 'intraOpThreads'>;
+  session?: Omit<SessionOptions, 'intraOpThreads' | 'executionProvider'>;
 }

@@ -4,6 +4,7 @@
  * the default. `cpwc-detect serve --help` is generated from the same table.
  */
 import { parseArgs } from 'node:util';
+import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
 import { DEFAULT_MODEL_DIR } from '../detection/model';
 import { defaultIntraOpThreads } from '../detection/session';
 
@@ -21,6 +22,10 @@ export interface ServerConfig {
   port: number;
   /** ONNX Runtime intra-op threads per session. */
   intraOpThreads: number;
+  /** ONNX Runtime execution provider of both graphs. */
+  executionProvider: ExecutionProvider;
+  /** Resize while decoding (approximate, faster on large photos). */
+  fastResize: boolean;
   /** Inferences that run at the same time. */
   concurrency: number;
   /** Requests that may wait for an inference slot; past it, 503 + Retry-After. */
@@ -103,6 +108,12 @@ function boolean(raw: string, source: string): boolean {
   throw new ConfigError(`${source} must be true or false, got '${raw}'`);
 }
 
+function executionProvider(raw: string, source: string): ExecutionProvider {
+  const text = raw.trim().toLowerCase();
+  if (!isExecutionProvider(text)) throw new ConfigError(`${source} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${raw}'`);
+  return text;
+}
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function logLevel(raw: string, source: string): LogLevel {
@@ -170,6 +181,14 @@ export const SETTINGS: readonly AnySetting[] = [
   {
     key: 'intraOpThreads', flag: 'threads', env: ['CPWC_THREADS'], placeholder: 'N',
     defaultValue: defaultIntraOpThreads(), description: 'ONNX Runtime intra-op threads per inference (default: CPUs, at most 4)', parse: integer(1, 256),
+  },
+  {
+    key: 'executionProvider', flag: 'execution-provider', env: ['CPWC_EXECUTION_PROVIDER'], placeholder: 'P',
+    defaultValue: 'cpu', description: `ONNX Runtime execution provider: ${EXECUTION_PROVIDERS.join(', ')} (cuda/webgpu need their binaries and a GPU: README, "GPU")`, parse: executionProvider,
+  },
+  {
+    key: 'fastResize', flag: 'fast-resize', env: ['CPWC_FAST_RESIZE'], placeholder: 'BOOL',
+    defaultValue: false, description: 'resize while decoding (JPEG shrink-on-load): faster on large photos, not bit-exact with torchvision (docs/performance.md)', parse: boolean,
   },
   {
     key: 'concurrency', flag: 'concurrency', env: ['CPWC_CONCURRENCY'], placeholder: 'N',

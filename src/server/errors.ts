@@ -45,6 +45,7 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   ABORTED: { status: 499, message: 'the client closed the request' },
   MODEL_INVALID: { status: 500, message: 'the model could not be used' },
   DETECTOR_CLOSED: { status: 503, message: 'the server is shutting down' },
+  EXECUTION_PROVIDER_UNAVAILABLE: { status: 500, message: 'the model could not be used' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than this server accepts' },
   UPLOAD_TOO_SLOW: { status: 408, message: 'the request body arrived too slowly' },
   IMAGE_MISSING: { status: 400, message: "no image: send it as the raw body or as the multipart field 'image'" },
@@ -102,7 +103,7 @@ function expressClientStatus(err: unknown): number | undefined {
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof DetectError && isDetectErrorCode(err.code)) {
-    if (err.code === 'MODEL_INVALID') return new HttpError('MODEL_INVALID', undefined, { cause: err });
+    if (err.code === 'MODEL_INVALID' || err.code === 'EXECUTION_PROVIDER_UNAVAILABLE') return new HttpError(err.code, undefined, { cause: err });
     return new HttpError(err.code, err.message, { cause: err });
   }
   const clientStatus = expressClientStatus(err);

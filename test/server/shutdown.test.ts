@@ -204,4 +204,13 @@ describe('cpwc-detect serve (child process)', () => {
     expect(code).toBe(1);
     expect(child.stderr.join('')).toContain(`cannot load the model in '${path.join(REPO_ROOT, 'no-such-model')}'`);
   });
+
+  // Only where onnxruntime-node's CUDA provider is not installed (`npm ci --onnxruntime-node-install=cuda12` adds it).
+  const cudaMissing = !existsSync(path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime_providers_cuda.so'));
+  (cudaMissing ? it : it.skip)('refuses an execution provider that cannot start with exit 1 and EXECUTION_PROVIDER_UNAVAILABLE', async () => {
+    const child = track(startCli(['--port', '0', '--execution-provider', 'cuda']));
+    const { code } = await child.exited;
+    expect(code).toBe(1);
+    expect(child.stderr.join('')).toContain(': EXECUTION_PROVIDER_UNAVAILABLE: the cuda execution provider is not available');
+  });
 });

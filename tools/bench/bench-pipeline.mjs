@@ -2,7 +2,7 @@
 // Benchmark of the TypeScript pipeline against PyTorch eager (torchvision FasterRCNN, same weights, same
 // pixels, same thread count), runs interleaved so both see the same machine load. Not a test.
 //
-//   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE]
+//   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE] [--json] [--python PY] [--checkpoint FILE]
 //   npm run bench -- --memory 200 [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off]
 //   npm run bench -- --session-options [--model DIR] [--memory 60]
 //
@@ -11,10 +11,22 @@
 //   npm run export -- --arch cpwc_r50_fpn --seed 0 --min-size 480 --max-size 800 --out /tmp/full-fpn-480
 // (graph inputs 1216x800 and 736x480 for the default image). PyTorch rebuilds the same weights from
 // model.json's provenance (tools/bench/bench_torch.py). Needs `npm run build` (the bench script does it).
-import { spawn, fork } from 'node:child_process';
+//
+// --json prints one object instead of the text report:
+//   {"models": [{"dir", "name", "precision", "input": [w, h], "ts_ms": {<stage>: median, "end_to_end": median},
+//                "torch_ms": {"end_to_end": median}, "speedup"}]}     (speedup = torch median / TS median)
+// An int8 model directory ("precision": "int8" in model.json) is compared with PyTorch running the same
+// checkpoint in fp32 (torch has no int8 path here); the text report and a note on stderr say so. When the
+// checkpoint is not next to its model.json, give it with --checkpoint FILE (passed to bench_torch.py, so
+// bench such a model on its own).
+// The text report also gives graph A's GFLOP/s (MACs counted by tools/bench/graph_macs.py at the graph
+// input, x2, over graph A's median) against this CPU's fp32 peak (cpuPeak() below says how).
+// PyTorch runs under --python (default: $CPWC_BENCH_PYTHON, else ./.venv/bin/python when it exists,
+// else /usr/bin/python3).
+import { spawn, fork, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
@@ -27,7 +39,7 @@ const PYTHON = process.env.CPWC_PYTHON || path.join(ROOT, '.venv', 'bin', 'pytho
 const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
 const sharp = require('sharp');
 
-const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE]
+const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE] [--json] [--python PY] [--checkpoint FILE]
        node tools/bench/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off] [--threads T]
        node tools/bench/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
 `;
@@ -48,6 +60,9 @@ const { values } = parseArgs({
     'arena-shrinkage': { type: 'string' },
     'session-options': { type: 'boolean', default: false },
     'child-json': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    python: { type: 'string' },
+    checkpoint: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -64,6 +79,50 @@ for (const dir of models) {
   if (!existsSync(path.join(dir, 'model.json'))) {
     process.stderr.write(`bench: ${dir}/model.json not found; export it first (see the header of tools/bench/bench-pipeline.mjs)\n`);
     process.exit(1);
+  }
+}
+
+const PYTHON = values.python ?? process.env.CPWC_BENCH_PYTHON ?? (existsSync(path.join(ROOT, '.venv', 'bin', 'python')) ? path.join(ROOT, '.venv', 'bin', 'python') : '/usr/bin/python3');
+
+/** model.json's precision: "fp32" when it does not say. */
+function precisionOf(dir) {
+  return JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')).precision ?? 'fp32';
+}
+
+/**
+ * This CPU's peak fp32 rate, from /proc/cpuinfo: cores x clock x FLOP per cycle per core, where FLOP per
+ * cycle = 2 (a fused multiply-add is two) x fp32 lanes of the widest vector unit its flags name
+ * (avx512f: 16, avx/avx2: 8, else 4) x FMA pipes per core (2: Zen 4/5, Ice Lake-SP and later Xeons; an
+ * assumption, flags cannot say it). The clock is /proc/cpuinfo's "cpu MHz" (in a VM the nominal clock;
+ * boost can be higher, so the peak can be too).
+ */
+function cpuPeak() {
+  let info = '';
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+  const flags = new Set((info.match(/^flags\s*:\s*(.*)$/m)?.[1] ?? '').split(/\s+/));
+  const mhz = Number(info.match(/^cpu MHz\s*:\s*([\d.]+)/m)?.[1]);
+  const model = info.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? 'unknown CPU';
+  if (!(mhz > 0)) return null;
+  const lanes = flags.has('avx512f') ? 16 : flags.has('avx') ? 8 : 4;
+  const fma = flags.has('fma') || flags.has('avx512f') ? 2 : 1;
+  const pipes = 2;
+  const cores = availableParallelism();
+  const perCycle = fma * lanes * pipes;
+  return { model, cores, mhz, lanes, perCycle, gflops: (cores * mhz * perCycle) / 1000 };
+}
+
+/** Graph A's multiply-accumulates at this input (tools/bench/graph_macs.py), or null when it cannot count them. */
+function graphMacs(dir, input) {
+  try {
+    const out = execFileSync(PYTHON, [path.join(ROOT, 'tools', 'bench', 'graph_macs.py'), '--graph', path.join(dir, 'backbone_rpn.onnx'), '--input', String(input.width), String(input.height)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const counted = JSON.parse(out);
+    return counted.nodes_without_shape === 0 ? counted.macs : null;
+  } catch {
+    return null;
   }
 }
 
@@ -116,13 +175,25 @@ async function varyingImages(dir, count) {
 }
 
 function startTorch(modelDir) {
-  const child = spawn(PYTHON, [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), '--serve'], {
+  const checkpoint = values.checkpoint === undefined ? [] : ['--checkpoint', values.checkpoint];
+  const child = spawn(PYTHON, [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), ...checkpoint, '--serve'], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    // OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin after each run and slow the TypeScript
+    // run interleaved after it (measured: TS decode 21 ms with spinning torch vs 7 ms without); ORT's
+    // intra-op threads do not spin either (src/detection/session.ts). Overridable from the environment.
+    env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env, PYTHONPATH: [path.join(ROOT, 'scripts'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
   });
   const lines = createInterface({ input: child.stdout });
   const waiting = [];
-  lines.on('line', (line) => waiting.shift()?.(JSON.parse(line)));
-  const next = () => new Promise((resolve) => waiting.push(resolve));
+  let exited = null;
+  lines.on('line', (line) => waiting.shift()?.resolve(JSON.parse(line)));
+  // bench_torch.py stops with a message on stderr (e.g. an int8 directory without its fp32 checkpoint):
+  // fail the bench instead of waiting for a reply that never comes.
+  child.on('exit', (code) => {
+    exited = new Error(`bench: ${path.basename(modelDir)}: tools/bench/bench_torch.py exited (code ${code}); see its message above`);
+    for (const waiter of waiting.splice(0)) waiter.reject(exited);
+  });
+  const next = () => new Promise((resolve, reject) => (exited ? reject(exited) : waiting.push({ resolve, reject })));
   return {
     ready: next(),
     run: (image) => {
@@ -157,9 +228,13 @@ async function latency() {
       const run = await detector.run(await decodeFor(bytes));
       torch.stop();
       await detector.close();
-      rows.push({ modelDir, ts, pt, input: run.geometry.padded, resized: run.geometry.resized });
+      rows.push({ modelDir, name: detector.model.name, precision: precisionOf(modelDir), ts, pt, input: run.geometry.padded, resized: run.geometry.resized });
     }
-    printLatency(image, rows);
+    if (values.json) printJson(rows);
+    else printLatency(image, rows);
+    for (const row of rows) {
+      if (row.precision !== 'fp32') process.stderr.write(`bench: ${row.modelDir} is ${row.precision}; PyTorch ran the same checkpoint in fp32\n`);
+    }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -170,7 +245,27 @@ async function decodeFor(bytes) {
   return decodeImage(bytes);
 }
 
+/** The --json report: medians only, one entry per model in argument order. */
+function printJson(rows) {
+  const models = rows.map((row) => {
+    const tsMs = {};
+    for (const stage of STAGES) tsMs[stage === 'total' ? 'end_to_end' : stage] = median(row.ts.map((t) => t[stage]));
+    const torchEndToEnd = median(row.pt.map((t) => t.total_ms));
+    return {
+      dir: row.modelDir,
+      name: row.name,
+      precision: row.precision,
+      input: [row.input.width, row.input.height],
+      ts_ms: tsMs,
+      torch_ms: { end_to_end: torchEndToEnd },
+      speedup: torchEndToEnd / tsMs.end_to_end,
+    };
+  });
+  process.stdout.write(`${JSON.stringify({ models })}\n`);
+}
+
 function printLatency(image, rows) {
+  const peak = cpuPeak();
   const out = [];
   out.push(`TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via ${PYTHON}), ${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`);
   out.push(`image: ${path.basename(image)}; times in ms (median / p95)`);
@@ -202,6 +297,18 @@ function printLatency(image, rows) {
     out.push(`  speed-up, torch / TS end to end: median ${(median(torchTotal) / m('total')).toFixed(2)}x, p95 ${(p95(torchTotal) / q('total')).toFixed(2)}x`);
     out.push(`  outside the two graphs: median ${median(outside).toFixed(1)} ms = ${(100 * median(outsideShare)).toFixed(1)}% of a request (p95 ${(100 * p95(outsideShare)).toFixed(1)}%)`);
     out.push(`  torch rpn+roi_heads include their graph parts; TS graph stages include the transfer to the worker thread`);
+    if (row.precision !== 'fp32') out.push(`  this model is ${row.precision}; PyTorch ran the same checkpoint in fp32`);
+    const macs = graphMacs(row.modelDir, row.input);
+    if (macs !== null) {
+      const gflops = (2 * macs) / (m('backbone_rpn') * 1e6);
+      // An int8 graph's MACs are int8 (VNNI) operations: the fp32 peak is not their ceiling.
+      const share = peak === null ? '' : row.precision === 'fp32' ? ` = ${((100 * gflops) / peak.gflops).toFixed(0)}% of this CPU's fp32 peak` : ` (${row.precision} operations: not comparable with the fp32 peak)`;
+      out.push(`  graph A: ${(macs / 1e9).toFixed(1)} GMAC at ${row.input.width}x${row.input.height}, ${gflops.toFixed(0)} GFLOP/s (2 x MACs / graph A median)${share}`);
+    }
+  }
+  if (peak !== null) {
+    out.push('');
+    out.push(`CPU: ${peak.model}, ${peak.cores} cores x ${peak.mhz.toFixed(0)} MHz x ${peak.perCycle} fp32 FLOP/cycle (2 per FMA x ${peak.lanes} lanes x 2 FMA pipes) = ${peak.gflops.toFixed(0)} GFLOP/s peak`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DetectError } from '../../detection/errors';
 import type { Detector } from '../../detection/detector';
+import type { ExecutionProvider } from '../../detection/execution-provider';
 import { loadModelDirectory } from '../../detection/model';
 import { EvalError } from '../errors';
 import type { DetectionSource, SourceResult } from './detection-source';
@@ -15,7 +16,13 @@ import { identityOfManifest } from './model-identity';
 /** Image failures that skip the image; anything else (model, runtime) stops the run. */
 const SKIPPABLE_DETECT_ERRORS = new Set(['IMAGE_EMPTY', 'IMAGE_UNSUPPORTED_FORMAT', 'IMAGE_DECODE_FAILED', 'IMAGE_TOO_LARGE']);
 
-export async function openLocalSource(modelDir: string, intraOpThreads: number | undefined): Promise<DetectionSource> {
+/** How the model runs in this process: ONNX Runtime's threads and execution provider (defaults when absent). */
+export interface LocalRuntime {
+  intraOpThreads?: number | undefined;
+  executionProvider?: ExecutionProvider | undefined;
+}
+
+export async function openLocalSource(modelDir: string, runtime: LocalRuntime = {}): Promise<DetectionSource> {
   const manifestPath = path.join(modelDir, 'model.json');
   let bytes: Buffer;
   try {
@@ -26,7 +33,10 @@ export async function openLocalSource(modelDir: string, intraOpThreads: number |
   const directory = await loadModelDirectory(modelDir, { verifyChecksums: false });
   let loading: Promise<Detector> | undefined;
   const detector = async (): Promise<Detector> => {
-    loading ??= import('../../detection/detector').then(({ Detector }) => Detector.load(modelDir, intraOpThreads === undefined ? {} : { intraOpThreads }));
+    loading ??= import('../../detection/detector').then(({ Detector }) => Detector.load(modelDir, {
+        ...(runtime.intraOpThreads === undefined ? {} : { intraOpThreads: runtime.intraOpThreads }),
+        ...(runtime.executionProvider === undefined ? {} : { executionProvider: runtime.executionProvider }),
+      }));
     return loading;
   };
   return {

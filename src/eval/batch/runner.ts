@@ -14,6 +14,7 @@ import { EvalError } from '../errors';
 import { evaluateLoaded, type EvaluationRun } from '../evaluate';
 import { loadGroundTruthFile, withoutImages, type GroundTruth, type ImageInfo } from '../ground-truth';
 import { writeReport, type ReportFiles } from '../report/report';
+import type { ExecutionProvider } from '../../detection/execution-provider';
 import { mapClassesToCategories, type CategoryMapping } from './class-map';
 import { Progress, type ProgressStream } from './progress';
 import type { DetectionSource } from './detection-source';
@@ -32,6 +33,8 @@ export interface BatchOptions {
   scoreThreshold?: number;
   /** ONNX Runtime intra-op threads (default: the detector's). */
   intraOpThreads?: number;
+  /** ONNX Runtime execution provider (default: cpu). */
+  executionProvider?: ExecutionProvider;
   /** Progress and notes go here (default: process.stderr). */
   log?: ProgressStream;
   /** When aborted, the run stops after the image in progress is recorded (throws INTERRUPTED). */
@@ -218,7 +221,7 @@ interface PreparedRun {
 
 async function openSource(options: BatchOptions, log: ProgressStream): Promise<DetectionSource> {
   if (options.servers !== undefined && options.servers.length > 0) return ServerPool.connect({ ...options.serverOptions, urls: options.servers, log });
-  return openLocalSource(options.modelDir, options.intraOpThreads);
+  return openLocalSource(options.modelDir, { intraOpThreads: options.intraOpThreads, executionProvider: options.executionProvider });
 }
 
 /** Reads the dataset, opens the detection source and builds the run's manifest. */
