@@ -21,8 +21,8 @@
 // bench such a model on its own).
 // The text report also gives graph A's GFLOP/s (MACs counted by tools/bench/graph_macs.py at the graph
 // input, x2, over graph A's median) against this CPU's fp32 peak (cpuPeak() below says how).
-// PyTorch runs under --python (default: $CPWC_BENCH_PYTHON, else ./.venv/bin/python when it exists,
-// else /usr/bin/python3).
+// PyTorch runs under --python (default: the project's Python, tools/py.sh's rule: $CPWC_PYTHON, else
+// the project venv .venv/bin/python, where `cpwc` is installed).
 import { spawn, fork, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -34,8 +34,6 @@ import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-// The project's Python (tools/py.sh's rule): $CPWC_PYTHON, else the project venv.
-const PYTHON = process.env.CPWC_PYTHON || path.join(ROOT, '.venv', 'bin', 'python');
 const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
 const sharp = require('sharp');
 
@@ -82,7 +80,7 @@ for (const dir of models) {
   }
 }
 
-const PYTHON = values.python ?? process.env.CPWC_BENCH_PYTHON ?? (existsSync(path.join(ROOT, '.venv', 'bin', 'python')) ? path.join(ROOT, '.venv', 'bin', 'python') : '/usr/bin/python3');
+const PYTHON = values.python ?? (process.env.CPWC_PYTHON || path.join(ROOT, '.venv', 'bin', 'python'));
 
 /** model.json's precision: "fp32" when it does not say. */
 function precisionOf(dir) {
@@ -181,7 +179,7 @@ function startTorch(modelDir) {
     // OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin after each run and slow the TypeScript
     // run interleaved after it (measured: TS decode 21 ms with spinning torch vs 7 ms without); ORT's
     // intra-op threads do not spin either (src/detection/session.ts). Overridable from the environment.
-    env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env, PYTHONPATH: [path.join(ROOT, 'scripts'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
+    env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
   });
   const lines = createInterface({ input: child.stdout });
   const waiting = [];
