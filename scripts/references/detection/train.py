@@ -257,7 +257,7 @@ class Trainer:
             args.gamma,
         )
         self.use_amp = context.device.type == "cuda" and args.amp != "off"
-        self.scaler = torch.cuda.amp.GradScaler(enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.iteration, self.epoch, self.batch_in_epoch, self.elapsed_before = 0, 0, 0, 0.0
         self.log = engine.JsonLinesLog(os.path.join(args.output_dir, "log.jsonl") if context.is_main else None)
         self.evaluator_warned = False
