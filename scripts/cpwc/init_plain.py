@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         help="FrozenBatchNorm2d epsilon (torchvision's COCO weights: 0.0; a randomly built torchvision model: 1e-5)",
     )
     args = parser.parse_args(argv)
-    plain = torch.load(args.plain, map_location="cpu")
+    plain = torch.load(args.plain, map_location="cpu", weights_only=True)
     if isinstance(plain, dict) and "model" in plain and isinstance(plain["model"], dict):
         plain = plain["model"]
     model = build_detector("cpwc_r50_fpn", num_classes=args.num_classes, context=args.context, bn_eps=args.bn_eps)

@@ -132,15 +132,17 @@ def test_cpwc_exports_to_onnx(tmp_path) -> None:
 
     layer = CPWC(11, 4, stride=2).eval()
     path = tmp_path / "cpwc.onnx"
-    torch.onnx.export(
+    program = torch.onnx.export(
         layer,
-        torch.randn(1, 11, 16, 16),
-        str(path),
-        opset_version=17,
+        (torch.randn(1, 11, 16, 16),),
+        dynamo=True,
+        opset_version=18,
         input_names=["x"],
         output_names=["y"],
-        dynamic_axes={"x": {2: "H", 3: "W"}},
+        dynamic_shapes=({2: torch.export.Dim("H"), 3: torch.export.Dim("W")},),
+        verbose=False,
     )
+    program.save(str(path), external_data=False)
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     ops = {node.op_type for node in model.graph.node}

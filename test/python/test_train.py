@@ -225,7 +225,7 @@ def test_tiny_run_writes_log_and_checkpoints_that_rebuild_the_model(tiny_split: 
         assert {"loss", "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "lr"} <= set(record)
         assert math.isfinite(record["loss"])
     assert events[-1]["iterations"] == 6
-    last = torch.load(tmp_path / "last.pt")
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
     assert last["iteration"] == 6 and last["epoch"] == 1 and last["batch_in_epoch"] == 2
     assert set(last) >= {"model", "optimizer", "rng", "config", "classes", "elapsed_s"}
     final = torch.load(tmp_path / "model-final.pt")
@@ -421,11 +421,11 @@ def test_run_with_val_split_logs_our_evaluators_metrics(tiny_split: Path, tmp_pa
 
 
 def test_strip_checkpoint_keeps_what_the_export_needs_and_halves_weights(tiny_split: Path, tmp_path: Path) -> None:
-    import strip_checkpoint
+    from cpwc_references.detection import strip_checkpoint
 
     assert train.main(tiny_args(tiny_split, tmp_path, "--iterations", "2")) == 0
     assert strip_checkpoint.main([str(tmp_path / "last.pt"), str(tmp_path / "checkpoint.pt"), "--half-weights"]) == 0
-    full = torch.load(tmp_path / "last.pt")
+    full = torch.load(tmp_path / "last.pt", weights_only=False)
     stripped = torch.load(tmp_path / "checkpoint.pt")
     assert set(stripped) == {
         "model",
@@ -454,7 +454,7 @@ def test_strip_checkpoint_keeps_what_the_export_needs_and_halves_weights(tiny_sp
 
 
 def test_strip_checkpoint_rejects_something_else(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    import strip_checkpoint
+    from cpwc_references.detection import strip_checkpoint
 
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     assert strip_checkpoint.main([str(tmp_path / "other.pt"), str(tmp_path / "out.pt")]) == 2

@@ -49,7 +49,7 @@ def load_model(
     if max_size is not None:
         overrides["max_size"] = max_size
     if checkpoint is not None:
-        ckpt = torch.load(checkpoint, map_location="cpu")
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
             raise ExportError(f"{checkpoint}: expected a dict with 'model' (state dict) and 'config' (detector_config)")
         config = {**ckpt["config"], **overrides}

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half-weights", action="store_true", help="store 2+-D floating weights as float16")
     args = parser.parse_args(argv)
     try:
-        checkpoint = torch.load(args.checkpoint, map_location="cpu")
+        # last.pt or model-final.pt written by train.py (last.pt's RNG states hold numpy arrays).
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
         stripped = strip(checkpoint, args.half_weights)
     except (OSError, RuntimeError, ValueError) as error:
         print(f"strip_checkpoint: {args.checkpoint}: {error}", file=sys.stderr)

@@ -189,7 +189,7 @@ def initialise_from_plain(model: torch.nn.Module, path: str) -> None:
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--init-from-plain {path!r}: no such file")
-    plain = torch.load(path, map_location="cpu")
+    plain = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(plain, dict) and isinstance(plain.get("model"), dict):
         plain = plain["model"]
     own = model.state_dict()
@@ -257,7 +257,7 @@ class Trainer:
             args.gamma,
         )
         self.use_amp = context.device.type == "cuda" and args.amp != "off"
-        self.scaler = torch.cuda.amp.GradScaler(enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.iteration, self.epoch, self.batch_in_epoch, self.elapsed_before = 0, 0, 0, 0.0
         self.log = engine.JsonLinesLog(os.path.join(args.output_dir, "log.jsonl") if context.is_main else None)
         self.evaluator_warned = False
@@ -310,7 +310,9 @@ class Trainer:
             engine.save_atomic(self.checkpoint(elapsed), os.path.join(self.args.output_dir, name))
 
     def load(self, path: str) -> None:
-        state = torch.load(path, map_location="cpu")
+        # A resumable checkpoint this script wrote: its RNG states hold numpy arrays, which torch >= 2.6's
+        # default weights_only=True refuses.
+        state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("config") != detector_config(self.model):
             raise ValueError(f"{path} was trained with a different model config: {state.get('config')}")
         self.model.load_state_dict(state["model"])
