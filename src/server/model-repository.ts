@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { DetectError } from '../detection/errors';
 import { HttpError } from './errors';
 import type { InferenceService } from './inference';
 import type { ServerMetrics } from './metrics';
@@ -83,7 +84,9 @@ export interface RepositoryIndexRow {
 
 const STATES: readonly ModelState[] = ['loading', 'ready', 'failed', 'unloaded'];
 
+/** An error as text; the library's coded errors keep their code (`MODEL_INVALID: …`). */
 function message(err: unknown): string {
+  if (err instanceof DetectError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }
 

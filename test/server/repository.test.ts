@@ -289,7 +289,7 @@ describe('a server over a repository of three models', () => {
     renameSync(path.join(root, '.tiny-c4-next'), path.join(root, 'tiny-c4'));
     const load = await repositoryPost(server, 'models/tiny-c4/load');
     expect(load.status).toBe(400);
-    expect(await load.json()).toMatchObject({ code: 'MODEL_LOAD_FAILED', error: expect.stringMatching(/^model 'tiny-c4' failed to load: graph .*backbone_rpn\.onnx has sha256/) });
+    expect(await load.json()).toMatchObject({ code: 'MODEL_LOAD_FAILED', error: expect.stringMatching(/^model 'tiny-c4' failed to load: MODEL_INVALID: graph .*backbone_rpn\.onnx has sha256/) });
     const c4 = (await models(server)).repository.find((m) => m.name === 'tiny-c4');
     expect(c4).toMatchObject({ state: 'ready', error: expect.stringMatching(/backbone_rpn\.onnx/) });
     const still = (await (await detect(server, '&model=tiny-c4')).json()) as DetectBody;
