@@ -14,6 +14,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${CPWC_VENV:-$ROOT/.venv}
 BASE_PYTHON=${CPWC_BASE_PYTHON:-python3}
 
+# a Python chosen by the user ($CPWC_PYTHON, as tools/py.sh runs it) replaces the project venv
+if [ -n "${CPWC_PYTHON:-}" ] && [ -z "${CPWC_VENV:-}" ]; then
+  echo "setup-venv: CPWC_PYTHON is set ($CPWC_PYTHON): using it as it is, no venv built" >&2
+  exit 0
+fi
+
 if ! command -v "$BASE_PYTHON" >/dev/null; then
   echo "setup-venv: no $BASE_PYTHON; install Python >= 3.10 (Debian: apt-get install python3 python3-venv)" >&2
   exit 1
