@@ -245,7 +245,7 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           summary: 'CodeProject.AI / Blue Iris: the custom models this server answers for',
           tags: ['deepstack'],
           security,
-          requestBody: { required: false, content: { 'multipart/form-data': { schema: { type: 'object', properties: { api_key: { type: 'string' } } } } } },
+          requestBody: { required: false, content: { 'multipart/form-data': { schema: { type: 'object', properties: { api_key: { description: 'API key (alternative to Authorization: Bearer); any text' } } } } } },
           responses: {
             '200': { description: '{"success": true, "models": [names], …CodeProject.AI fields}', content: { 'application/json': { schema: { type: 'object', required: ['success', 'models'], properties: { success: { type: 'boolean' }, models: { type: 'array', items: { type: 'string' } } } } } } },
             ...listErrors(),
