@@ -28,7 +28,7 @@ function readyOnly(body: unknown): boolean {
 }
 
 /** The index body's limit; a larger one is 413 BODY_TOO_LARGE. */
-const INDEX_BODY_LIMIT = '16kb';
+const INDEX_BODY_LIMIT_BYTES = 16 * 1024;
 
 export function registerRepositoryRoutes(
   app: express.Express,
@@ -46,12 +46,12 @@ export function registerRepositoryRoutes(
     }
     return;
   }
-  const json = express.json({ limit: INDEX_BODY_LIMIT, strict: false, type: () => true });
+  const json = express.json({ limit: INDEX_BODY_LIMIT_BYTES, strict: false, type: () => true });
   const body: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
     json(req, res, (err?: unknown) => {
       if (err === undefined) next();
       else if (typeof err === 'object' && err !== null && (err as { status?: unknown }).status === 413) {
-        next(new HttpError('BODY_TOO_LARGE', `the index request body is larger than ${INDEX_BODY_LIMIT}`));
+        next(new HttpError('BODY_TOO_LARGE', `the index request body is larger than this server accepts (${INDEX_BODY_LIMIT_BYTES} bytes)`));
       } else next(new HttpError('BAD_REQUEST', 'the request body must be JSON, e.g. {"ready": true}'));
     });
   };
