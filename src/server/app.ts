@@ -289,7 +289,7 @@ export function createApp(options: AppOptions): DetectionApp {
     res.status(200).type('application/json').send(openapi());
   });
 
-  if (repository !== undefined) registerRepositoryRoutes(app, repository, { refuseWhileDraining, requireKey });
+  registerRepositoryRoutes(app, repository, { refuseWhileDraining, requireKey });
 
   // ---- everything else ----------------------------------------------------------------------
 

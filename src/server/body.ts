@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
 import { HttpError } from './errors';
+import { MultipartPartCounter, multipartBoundary } from './multipart-parts';
 
 export interface ImageUpload {
   image: Buffer;
@@ -151,6 +152,9 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
   const fields = new Map<string, string>();
   const imageChunks: Buffer[] = [];
   let sawImage = false;
+  // busboy skips parts without Content-Disposition: form-data silently; they are counted here
+  const counter = new MultipartPartCounter(multipartBoundary(req.headers['content-type'] ?? '') ?? '');
+  let reportedParts = 0;
   // the first problem ends the upload at once: a parser over a limit is never fed (nor ended)
   // again, so waiting for the rest of the body would hold the request's admission place
   const stop = new AbortController();
@@ -175,9 +179,16 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
       resolve();
     });
   });
+  const unnamed = (): HttpError => new HttpError('MULTIPART_INVALID', 'the multipart/form-data body is malformed: a part has no name (Content-Disposition: form-data; name="…")');
   parser.on('file', (name, stream) => {
+    reportedParts += 1;
     // a part cut short (limit, malformed body) errors its stream; the parser reports it once
     stream.on('error', () => undefined);
+    if (!name) {
+      stream.resume();
+      failParse(unnamed());
+      return;
+    }
     if (name !== IMAGE_FIELD) {
       stream.resume();
       return;
@@ -191,6 +202,11 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
     stream.on('data', (chunk: Buffer) => imageChunks.push(chunk));
   });
   parser.on('field', (name, value) => {
+    reportedParts += 1;
+    if (!name) {
+      failParse(unnamed());
+      return;
+    }
     if (name === IMAGE_FIELD) {
       if (sawImage) {
         failParse(repeated(name));
@@ -218,7 +234,9 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
       req,
       { ...options, signal: AbortSignal.any([options.signal, stop.signal]) },
       (chunk) => {
-        if (parseError === undefined) parser.write(chunk);
+        if (parseError !== undefined) return;
+        counter.push(chunk);
+        parser.write(chunk);
       },
       () => {
         if (parseError === undefined) parser.end();
@@ -230,6 +248,9 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
     throw err;
   }
   if (parseError !== undefined) throw parseError;
+  if (counter.parts > reportedParts) {
+    throw new HttpError('MULTIPART_INVALID', 'the multipart/form-data body is malformed: a part has no Content-Disposition: form-data header (RFC 7578)');
+  }
   if (!sawImage && options.imageOptional !== true) throw new HttpError('IMAGE_MISSING', `no image: the multipart body has no field '${IMAGE_FIELD}'`);
   return { image: Buffer.concat(imageChunks), fields };
 }

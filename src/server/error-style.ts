@@ -1,13 +1,13 @@
 /**
  * Each protocol answers errors in its own shape: the native API `{"error": {code, message}}`,
  * DeepStack / CodeProject.AI `{"success": false, "error", "code"}`, Hugging Face and KServe v2
- * `{"error": "message"}`. A route marks its style on the response before anything can fail; the
+ * `{"error": "message"}`, Triton's repository API `{"error": "message", "code": "CODE"}`. A route marks its style on the response before anything can fail; the
  * app's one error handler reads it.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { errorBody, type HttpError } from './errors';
 
-export type ErrorStyle = 'native' | 'deepstack' | 'message';
+export type ErrorStyle = 'native' | 'deepstack' | 'message' | 'triton';
 
 interface StyleLocals {
   errorStyle?: ErrorStyle;
@@ -26,5 +26,6 @@ export function styledErrorBody(res: Response, err: HttpError): unknown {
   const style = (res.locals as StyleLocals).errorStyle ?? 'native';
   if (style === 'deepstack') return { success: false, error: err.message, code: err.status };
   if (style === 'message') return { error: err.message };
+  if (style === 'triton') return { error: err.message, code: err.code };
   return errorBody(err);
 }

@@ -37,6 +37,13 @@ const tritonError = (description: string): Json => ({
   content: { 'application/json': { schema: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, code: { type: 'string' } } } } },
 });
 
+/** Errors every repository route can answer, Triton's shape. */
+const repositoryErrors = (): Json => ({
+  '401': tritonError('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
+  '503': tritonError('The server is shutting down (SHUTTING_DOWN)'),
+  '500': tritonError('Internal error (INTERNAL); never carries internals'),
+});
+
 const commonErrors = (style: 'native' | 'deepstack'): Json => {
   const make = style === 'native' ? errorResponse : deepstackErrorResponse;
   return {
@@ -51,6 +58,20 @@ const commonErrors = (style: 'native' | 'deepstack'): Json => {
     '500': make('Internal error (INTERNAL); never carries internals'),
   };
 };
+
+/**
+ * POST /v1/vision/custom/list reads its optional multipart body (for `api_key`) under the
+ * detection routes' limits, but decodes no image and names no model.
+ */
+const listErrors = (): Json => ({
+  '400': deepstackErrorResponse('Malformed multipart body (MULTIPART_INVALID) or a field given twice (INVALID_PARAMETER)'),
+  '401': deepstackErrorResponse('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
+  '408': deepstackErrorResponse('The API key is in the body and the body arrived under the minimum transfer rate (UPLOAD_TOO_SLOW)'),
+  '413': deepstackErrorResponse('Body over the byte limit (BODY_TOO_LARGE) or multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS)'),
+  '503': deepstackErrorResponse('The key is in the body and every place for such uploads is taken (QUEUE_FULL, with Retry-After)'),
+  '504': deepstackErrorResponse('The request did not finish within the deadline (DEADLINE_EXCEEDED)'),
+  '500': deepstackErrorResponse('Internal error (INTERNAL); never carries internals'),
+});
 
 const messageErrorResponse = (description: string): Json => ({
   description,
@@ -77,7 +98,7 @@ function kservePaths(modelName: string, security: Json[]): Json {
       tags,
       security,
       parameters: kserveModelParams(modelName, versioned),
-      responses: { '200': { description: 'Model metadata', content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeModelMetadata' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
+      responses: { '200': { description: 'Model metadata', content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeModelMetadata' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'), '503': messageErrorResponse('The model is loading or failed to load (MODEL_NOT_READY)') },
     },
   });
   const ready = (versioned: boolean): Json => ({
@@ -86,7 +107,12 @@ function kservePaths(modelName: string, security: Json[]): Json {
       tags,
       security,
       parameters: kserveModelParams(modelName, versioned),
-      responses: { '200': { description: '{"name", "ready": true}' }, '503': { description: 'not ready (starting or draining)' }, '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
+      responses: {
+        '200': { description: '{"name", "ready": true}' },
+        '401': messageErrorResponse('Missing or wrong API key'),
+        '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'),
+        '503': { description: '{"name", "ready": false}: the server is starting or draining; or {"error"}: the model is loading or failed to load (MODEL_NOT_READY)' },
+      },
     },
   });
   const config = (versioned: boolean): Json => ({
@@ -95,7 +121,7 @@ function kservePaths(modelName: string, security: Json[]): Json {
       tags,
       security,
       parameters: kserveModelParams(modelName, versioned),
-      responses: { '200': { description: 'Model configuration', content: { 'application/json': { schema: { type: 'object' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)') },
+      responses: { '200': { description: 'Model configuration', content: { 'application/json': { schema: { type: 'object' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'), '503': messageErrorResponse('The model is loading or failed to load (MODEL_NOT_READY)') },
     },
   });
   const infer = (versioned: boolean): Json => ({
@@ -219,10 +245,10 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           summary: 'CodeProject.AI / Blue Iris: the custom models this server answers for',
           tags: ['deepstack'],
           security,
-          requestBody: { required: false, content: { 'multipart/form-data': { schema: { type: 'object', properties: { api_key: { type: 'string' } } } } } },
+          requestBody: { required: false, content: { 'multipart/form-data': { schema: { type: 'object', properties: { api_key: { description: 'API key (alternative to Authorization: Bearer); any text' } } } } } },
           responses: {
             '200': { description: '{"success": true, "models": [names], …CodeProject.AI fields}', content: { 'application/json': { schema: { type: 'object', required: ['success', 'models'], properties: { success: { type: 'boolean' }, models: { type: 'array', items: { type: 'string' } } } } } } },
-            '401': deepstackErrorResponse('Missing or wrong API key'),
+            ...listErrors(),
           },
         },
       },
@@ -286,7 +312,13 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           tags: ['repository'],
           security,
           requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { ready: { type: 'boolean' } } } } } },
-          responses: { '200': { description: 'Array of {name, version, state, reason}', content: { 'application/json': { schema: { type: 'array' } } } }, '401': tritonError('Missing or wrong API key'), '404': tritonError('The server serves no model repository') },
+          responses: {
+            '200': { description: 'Array of {name, version, state, reason}', content: { 'application/json': { schema: { type: 'array' } } } },
+            ...repositoryErrors(),
+            '400': tritonError('The body is not JSON (BAD_REQUEST), or not an object with an optional boolean ready (INVALID_PARAMETER)'),
+            '404': tritonError('The server serves no model repository (NOT_FOUND): an app created with one detector'),
+            '413': tritonError('The body is over 16 KiB (BODY_TOO_LARGE)'),
+          },
         },
       },
       '/v2/repository/models/{model}/load': {
@@ -295,7 +327,12 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           tags: ['repository'],
           security,
           parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'The model status', content: { 'application/json': { schema: { type: 'object' } } } }, '400': tritonError('The model failed to load (MODEL_LOAD_FAILED)'), '401': tritonError('Missing or wrong API key'), '404': tritonError('No such model directory (MODEL_NOT_FOUND)') },
+          responses: {
+            '200': { description: 'The model status', content: { 'application/json': { schema: { type: 'object' } } } },
+            ...repositoryErrors(),
+            '400': tritonError('The model failed to load (MODEL_LOAD_FAILED)'),
+            '404': tritonError('No such model directory (MODEL_NOT_FOUND), or the server serves no model repository (NOT_FOUND)'),
+          },
         },
       },
       '/v2/repository/models/{model}/unload': {
@@ -304,7 +341,12 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           tags: ['repository'],
           security,
           parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'The model status', content: { 'application/json': { schema: { type: 'object' } } } }, '401': tritonError('Missing or wrong API key'), '404': tritonError('Unknown model (MODEL_NOT_FOUND)'), '409': tritonError('The default model cannot be unloaded (MODEL_UNLOAD_REFUSED)') },
+          responses: {
+            '200': { description: 'The model status', content: { 'application/json': { schema: { type: 'object' } } } },
+            ...repositoryErrors(),
+            '404': tritonError('Unknown model (MODEL_NOT_FOUND), or the server serves no model repository (NOT_FOUND)'),
+            '409': tritonError('The default model cannot be unloaded (MODEL_UNLOAD_REFUSED)'),
+          },
         },
       },
       '/openapi.json': { get: { summary: 'This document', tags: ['ops'], responses: { '200': { description: 'OpenAPI 3.1' } } } },

@@ -302,6 +302,16 @@ describe('information and operations routes', () => {
     expect(documented).toEqual(served);
   });
 
+  it('serves every method each route lists (a listed method is never answered 405)', async () => {
+    const answers = [];
+    for (const route of ROUTES) {
+      const url = `${server.url}${route.path.replace(':model', modelJson.name).replace(':version', '1')}`;
+      for (const method of route.methods) answers.push([method, route.path, (await fetch(url, { method, body: method === 'POST' ? landscape : undefined })).status]);
+    }
+    expect(answers.filter(([, , status]) => status === 405)).toEqual([]);
+    expect(answers).toHaveLength(ROUTES.reduce((n, r) => n + r.methods.length, 0));
+  });
+
   it('answers unknown routes with 404 and wrong methods with 405 + Allow, as JSON errors', async () => {
     const missing = await fetch(`${server.url}/v2/detect`);
     expect(missing.status).toBe(404);

@@ -118,6 +118,17 @@ beforeAll(async () => {
       code: 'MULTIPART_INVALID',
     },
     { name: 'random bytes to the DeepStack route', body: random, route: '/v1/vision/detection', status: 415, code: 'IMAGE_UNSUPPORTED_FORMAT' },
+    // RFC 7578: every part carries Content-Disposition: form-data; name=… (busboy skips others silently)
+    { name: 'multipart with an empty part (no headers)', body: Buffer.from('--b0\r\n--b0--\r\n'), headers: { 'Content-Type': 'multipart/form-data; boundary=b0' }, status: 400, code: 'MULTIPART_INVALID' },
+    {
+      name: 'multipart whose image part has no Content-Disposition',
+      body: Buffer.concat([Buffer.from('--b1\r\nContent-Type: image/jpeg\r\n\r\n'), landscape, Buffer.from('\r\n--b1--\r\n')]),
+      headers: { 'Content-Type': 'multipart/form-data; boundary="b1"' },
+      status: 400,
+      code: 'MULTIPART_INVALID',
+    },
+    { name: 'multipart with a nameless part', body: Buffer.from('--b2\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b2--\r\n'), headers: { 'Content-Type': 'multipart/form-data; boundary=b2' }, status: 400, code: 'MULTIPART_INVALID' },
+    { name: 'an empty part to the DeepStack model list', body: Buffer.from('--b3\r\n--b3--\r\n'), headers: { 'Content-Type': 'multipart/form-data; boundary=b3' }, route: '/v1/vision/custom/list', status: 400, code: 'MULTIPART_INVALID' },
   ];
 }, 60_000);
 

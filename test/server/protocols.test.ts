@@ -14,6 +14,16 @@ import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, multipart, startTestServer,
 const MODEL = path.basename(FIXTURE_MODEL);
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 
+interface OpenApiDocument {
+  paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+}
+
+/** The statuses the served document lists for one operation. */
+async function documentedStatuses(server: TestServer, route: string, method: string): Promise<string[]> {
+  const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as OpenApiDocument;
+  return Object.keys(document.paths[route]?.[method]?.responses ?? {});
+}
+
 async function nativeDetections(server: TestServer, query: string): Promise<Detection[]> {
   const response = await fetch(`${server.url}/v1/detect${query}`, { method: 'POST', body: landscape });
   return ((await response.json()) as { detections: Detection[] }).detections;
@@ -95,6 +105,17 @@ describe('protocol routes', () => {
       expect(((await (await fetch(`${server.url}/v2`)).json()) as { version: string }).version).toBe(packageVersion);
       const wrongMethod = await fetch(`${server.url}/v1/vision/custom/list`);
       expect(wrongMethod.status).toBe(405);
+    });
+
+    it('refuses a malformed multipart body at POST /v1/vision/custom/list with a documented 400 in DeepStack shape', async () => {
+      const boundary = 'a222103b9b30b1f9e8be6882ecedb1d2';
+      const response = await fetch(`${server.url}/v1/vision/custom/list`, {
+        method: 'POST',
+        body: `--${boundary}\r\n[]--${boundary}--\r\n`,
+        headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` },
+      });
+      expect([response.status, await response.json()]).toEqual([400, { success: false, error: 'the multipart/form-data body is malformed: Malformed part header', code: 400 }]);
+      expect(await documentedStatuses(server, '/v1/vision/custom/list', 'post')).toEqual(expect.arrayContaining(['200', '400', '401', '408', '413', '503']));
     });
   });
 
@@ -187,10 +208,16 @@ describe('protocol routes', () => {
       ['POST', `/v2/models/${MODEL}/versions/1/infer`, { error: 'a valid API key is required (Authorization: Bearer KEY)' }],
       ['GET', `/v2/models/${MODEL}`, { error: 'a valid API key is required (Authorization: Bearer KEY)' }],
       ['GET', `/v2/models/${MODEL}/ready`, { error: 'a valid API key is required (Authorization: Bearer KEY)' }],
+      ['GET', `/v2/models/${MODEL}/versions/1/ready`, { error: 'a valid API key is required (Authorization: Bearer KEY)' }],
+      ['POST', '/v2/repository/index', { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' }],
+      ['POST', `/v2/repository/models/${MODEL}/load`, { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' }],
+      ['POST', `/v2/repository/models/${MODEL}/unload`, { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' }],
     ];
     for (const [method, route, body] of routes) {
       const response = await fetch(`${locked.url}${route}`, { method, body: method === 'POST' ? landscape : undefined });
       expect([route, response.status, await response.json()]).toEqual([route, 401, body]);
+      const template = route.replace(MODEL, '{model}').replace('/versions/1/', '/versions/{version}/');
+      expect([route, await documentedStatuses(locked, template, method.toLowerCase())]).toEqual([route, expect.arrayContaining(['401'])]);
     }
     for (const route of ['/v2', '/v2/health/live', '/v2/health/ready', '/v1/status/updateavailable']) {
       expect([route, (await fetch(`${locked.url}${route}`)).status]).toEqual([route, 200]);
@@ -205,12 +232,30 @@ describe('protocol routes', () => {
       ['GET', `/models/${MODEL}`, { error: 'GET is not allowed on /models/:model; use POST' }],
       ['GET', `/v2/models/${MODEL}/infer`, { error: 'GET is not allowed on /v2/models/:model/infer; use POST' }],
       ['POST', '/v2/health/live', { error: 'POST is not allowed on /v2/health/live; use GET, HEAD' }],
+      ['GET', '/v2/repository/index', { error: 'GET is not allowed on /v2/repository/index; use POST', code: 'METHOD_NOT_ALLOWED' }],
     ];
     for (const [method, route, body] of cases) {
       const response = await fetch(`${server.url}${route}`, { method });
       expect([route, response.status, await response.json()]).toEqual([route, 405, body]);
       expect(response.headers.get('allow')).not.toBeNull();
     }
+  });
+
+  describe("Triton's repository API on a server of one detector", () => {
+    it('answers index, load and unload with a documented 404 NOT_FOUND in Triton shape, whatever the body (no 405)', async () => {
+      const message = 'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)';
+      const cases: Array<[string, string, string | undefined]> = [
+        ['/v2/repository/index', '/v2/repository/index', undefined],
+        ['/v2/repository/index', '/v2/repository/index', '{"ready": {}}'],
+        [`/v2/repository/models/${MODEL}/load`, '/v2/repository/models/{model}/load', undefined],
+        ['/v2/repository/models/0/unload', '/v2/repository/models/{model}/unload', undefined],
+      ];
+      for (const [route, template, body] of cases) {
+        const response = await fetch(`${server.url}${route}`, { method: 'POST', body, headers: body === undefined ? {} : { 'Content-Type': 'application/json' } });
+        expect([route, response.status, await response.json()]).toEqual([route, 404, { error: message, code: 'NOT_FOUND' }]);
+        expect([route, await documentedStatuses(server, template, 'post')]).toEqual([route, expect.arrayContaining(['404'])]);
+      }
+    });
   });
 
   describe('CORS', () => {

@@ -331,6 +331,10 @@ describe('a server over a repository of three models', () => {
     const response = await repositoryPost(server, 'index', { ready: 'yes' });
     expect(response.status).toBe(400);
     expect(await response.json()).toEqual({ code: 'INVALID_PARAMETER', error: `'ready' must be true or false, got "yes"` });
+    const notJson = await fetch(`${server.url}/v2/repository/index`, { method: 'POST', body: '{ready', headers: { 'Content-Type': 'application/json' } });
+    expect([notJson.status, await notJson.json()]).toEqual([400, { code: 'BAD_REQUEST', error: 'the request body must be JSON, e.g. {"ready": true}' }]);
+    const large = await repositoryPost(server, 'index', { ready: true, pad: 'x'.repeat(17 * 1024) });
+    expect([large.status, await large.json()]).toEqual([413, { code: 'BODY_TOO_LARGE', error: 'the index request body is larger than this server accepts (16384 bytes)' }]);
   });
 
   it('polls: a model added to the directory is served without any request asking for it', async () => {
@@ -363,7 +367,8 @@ describe('the repository API behind API keys', () => {
 
   it('needs a key for index, load and unload; the only model is the default', async () => {
     for (const route of ['index', 'models/tiny-c4/load', 'models/tiny-c4/unload']) {
-      expect([route, (await repositoryPost(server, route)).status]).toEqual([route, 401]);
+      const refused = await repositoryPost(server, route);
+      expect([route, refused.status, await refused.json()]).toEqual([route, 401, { code: 'UNAUTHORIZED', error: 'a valid API key is required (Authorization: Bearer KEY)' }]);
     }
     const index = await repositoryPost(server, 'index', undefined, { Authorization: 'Bearer secret-key-1234' });
     expect(await index.json()).toEqual([{ name: 'tiny-c4', version: '1', state: 'READY', reason: '' }]);

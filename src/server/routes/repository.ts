@@ -2,32 +2,21 @@
  * Triton's model repository API (https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_model_repository.md)
  * over a ModelRepository: POST /v2/repository/index (rescan, then list), POST
  * /v2/repository/models/{m}/load and …/unload. Admin operations: behind the API keys when keys
- * are configured. Errors use Triton's shape, `{"error": "message"}`, with the status of the
- * server's error table.
+ * are configured. Errors use Triton's shape with the server's code, `{"error": "message", "code":
+ * "CODE"}`, with the status of the server's error table. An app serving one detector (no
+ * repository) has the routes too: after the key check they answer 404 in that shape.
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { HttpError, toHttpError } from '../errors';
+import { useErrorStyle } from '../error-style';
+import { HttpError } from '../errors';
 import type { ModelRepository } from '../model-repository';
+import type { RouteSpec } from './context';
 
-export const REPOSITORY_ROUTES: ReadonlyArray<{ path: string; methods: readonly string[] }> = [
-  { path: '/v2/repository/index', methods: ['POST'] },
-  { path: '/v2/repository/models/:model/load', methods: ['POST'] },
-  { path: '/v2/repository/models/:model/unload', methods: ['POST'] },
+export const REPOSITORY_ROUTES: readonly RouteSpec[] = [
+  { path: '/v2/repository/index', methods: ['POST'], errorStyle: 'triton' },
+  { path: '/v2/repository/models/:model/load', methods: ['POST'], errorStyle: 'triton' },
+  { path: '/v2/repository/models/:model/unload', methods: ['POST'], errorStyle: 'triton' },
 ];
-
-/** Answers a thrown error in Triton's shape; the app's error handler logs nothing more for it. */
-function tritonHandler(handler: (req: Request, res: Response) => Promise<void>): RequestHandler {
-  return async (req: Request, res: Response) => {
-    try {
-      await handler(req, res);
-    } catch (err) {
-      const httpError = toHttpError(err);
-      (res.locals as { errorCode?: string }).errorCode = httpError.code;
-      for (const [name, value] of Object.entries(httpError.headers)) res.setHeader(name, value);
-      res.status(httpError.status).json({ error: httpError.message, code: httpError.code });
-    }
-  };
-}
 
 function readyOnly(body: unknown): boolean {
   if (body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0)) return false;
@@ -38,30 +27,45 @@ function readyOnly(body: unknown): boolean {
   return ready;
 }
 
+/** The index body's limit; a larger one is 413 BODY_TOO_LARGE. */
+const INDEX_BODY_LIMIT_BYTES = 16 * 1024;
+
 export function registerRepositoryRoutes(
   app: express.Express,
-  repository: ModelRepository,
+  repository: ModelRepository | undefined,
   guards: { refuseWhileDraining: RequestHandler; requireKey: RequestHandler },
 ): void {
-  const json = express.json({ limit: '16kb', strict: false, type: () => true });
+  const style = useErrorStyle('triton');
+  const { refuseWhileDraining, requireKey } = guards;
+  if (repository === undefined) {
+    // an app serving one detector: the routes exist (no 405), but there is nothing to manage
+    for (const route of REPOSITORY_ROUTES) {
+      app.post(route.path, style, refuseWhileDraining, requireKey, () => {
+        throw new HttpError('NOT_FOUND', 'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)');
+      });
+    }
+    return;
+  }
+  const json = express.json({ limit: INDEX_BODY_LIMIT_BYTES, strict: false, type: () => true });
   const body: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
     json(req, res, (err?: unknown) => {
       if (err === undefined) next();
-      else next(new HttpError('BAD_REQUEST', 'the request body must be JSON, e.g. {"ready": true}'));
+      else if (typeof err === 'object' && err !== null && (err as { status?: unknown }).status === 413) {
+        next(new HttpError('BODY_TOO_LARGE', `the index request body is larger than this server accepts (${INDEX_BODY_LIMIT_BYTES} bytes)`));
+      } else next(new HttpError('BAD_REQUEST', 'the request body must be JSON, e.g. {"ready": true}'));
     });
   };
-  const { refuseWhileDraining, requireKey } = guards;
 
-  app.post('/v2/repository/index', refuseWhileDraining, requireKey, body, tritonHandler(async (req, res) => {
+  app.post('/v2/repository/index', style, refuseWhileDraining, requireKey, body, async (req: Request, res: Response) => {
     const rows = await repository.index(readyOnly(req.body));
     res.status(200).json(rows);
-  }));
-  app.post('/v2/repository/models/:model/load', refuseWhileDraining, requireKey, tritonHandler(async (req, res) => {
+  });
+  app.post('/v2/repository/models/:model/load', style, refuseWhileDraining, requireKey, async (req: Request, res: Response) => {
     const status = await repository.load(String(req.params.model));
     res.status(200).json(status);
-  }));
-  app.post('/v2/repository/models/:model/unload', refuseWhileDraining, requireKey, tritonHandler(async (req, res) => {
+  });
+  app.post('/v2/repository/models/:model/unload', style, refuseWhileDraining, requireKey, async (req: Request, res: Response) => {
     const status = await repository.unload(String(req.params.model));
     res.status(200).json(status);
-  }));
+  });
 }
