@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from cpwc.export import ExportError, export_model_directory, load_model  # noqa: E402
+from cpwc.graph_forms import parse_choice  # noqa: E402
 from cpwc.models import ARCHITECTURES  # noqa: E402
 
 DEFAULT_CHECK_IMAGE = Path(__file__).resolve().parents[1] / "test" / "fixtures" / "images" / "landscape.jpg"
@@ -48,6 +49,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--check-image", type=Path, default=None,
                         help=f"self-check image (default: the first reference image, else {DEFAULT_CHECK_IMAGE.name})")
     parser.add_argument("--no-fold", action="store_true", help="do not fold batch norms into the convolutions")
+    parser.add_argument("--graph-forms", metavar="CHOICE",
+                        help="rewrite every CPWC unit into an exact form for ONNX Runtime's NCHWc path: 'fast' "
+                             "(measured per channel case, docs/perf.md), 'reference', a form name or "
+                             "'lt=FORM,eq=FORM,gt=FORM' (needs folded batch norms; recorded in model.json)")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     args = parser.parse_args(argv)
     if args.checkpoint is not None and not args.checkpoint.is_file():
@@ -55,6 +60,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     for image in args.reference_images + ([args.check_image] if args.check_image else []):
         if not image.is_file():
             parser.error(f"image {image}: no such file")
+    if args.graph_forms is not None:
+        if args.no_fold:
+            parser.error("--graph-forms needs folded batch norms (drop --no-fold)")
+        try:
+            parse_choice(args.graph_forms)
+        except ValueError as error:
+            parser.error(f"--graph-forms: {error}")
     if args.num_classes is not None and args.num_classes < 2:
         parser.error("--num-classes must be at least 2 (background + one class)")
     return args
@@ -73,7 +85,7 @@ def main(argv: List[str] | None = None) -> int:
             model, args.out, classes, args.name or args.out.resolve().name, check_image, args.reference_images,
             checkpoint=args.checkpoint, checkpoint_extra=extra, seed=args.seed,
             export_command="npm run export -- " + " ".join(shlex.quote(a) for a in argv),
-            threads=args.threads, fold=not args.no_fold,
+            threads=args.threads, fold=not args.no_fold, graph_forms=args.graph_forms,
         )
     except ExportError as error:
         print(f"export failed: {error}", file=sys.stderr)

@@ -28,8 +28,6 @@ unit's form is listed by ``unit_forms(model)`` for model.json.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
-
 import torch
 from torch import Tensor, nn
 
@@ -49,13 +47,13 @@ def channel_case(in_channels: int, out_channels: int) -> str:
     return "eq" if out_channels == in_channels else "gt"
 
 
-def forms_for_case(case: str) -> Tuple[str, ...]:
+def forms_for_case(case: str) -> tuple[str, ...]:
     """The stage-1 forms that apply to a channel case."""
     return {"lt": ("grouped", "dw_blocksum", "dw_reducesum"), "eq": ("grouped", "depthwise"),
             "gt": ("grouped", "expand_dw", "block_grouped")}[case]
 
 
-def filter_owners(stage1: StageOne) -> Tuple[List[List[int]], List[Tensor]]:
+def filter_owners(stage1: StageOne) -> tuple[list[list[int]], list[Tensor]]:
     """(input channels, weight [len(channels), 3, 3]) of every stage-1 filter, in output order."""
     assignment = stage1.filter_assignment()
     return [channels for channels, _ in assignment], [weight.detach() for _, weight in assignment]
@@ -191,7 +189,7 @@ class FastCPWC(nn.Module):
         self.stage1 = stage1_form(folded.stage1, form, block) if folded.stage1 is not None else None
         self.stage2 = folded.stage2
 
-    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.stage1 is None:
             context = residual
         else:
@@ -207,12 +205,12 @@ class FastCPWC(nn.Module):
 class FastBottleneck(nn.Module):
     """A folded Bottleneck whose conv3 takes the residual: relu(P3 x + b + (D3(S1 x) + identity))."""
 
-    def __init__(self, block: Bottleneck, forms: Dict[str, str], prefix: str, channel_block: int = BLOCK) -> None:
+    def __init__(self, block: Bottleneck, forms: dict[str, str], prefix: str, channel_block: int = BLOCK) -> None:
         super().__init__()
         self.conv1 = as_fast(block.conv1, forms, f"{prefix}.conv1", channel_block)
         self.conv2 = block.conv2
         self.conv3 = as_fast(block.conv3, forms, f"{prefix}.conv3", channel_block)
-        self.downsample: Optional[nn.Module] = None
+        self.downsample: nn.Module | None = None
         if block.downsample is not None:
             self.downsample = as_fast(block.downsample[0], forms, f"{prefix}.downsample.0", channel_block)
         self.relu = nn.ReLU()
@@ -224,34 +222,45 @@ class FastBottleneck(nn.Module):
         return self.relu(self.conv3(out, identity))
 
 
-def as_fast(module: nn.Module, forms: Dict[str, str], name: str, block: int) -> nn.Module:
+def as_fast(module: nn.Module, forms: dict[str, str], name: str, block: int) -> nn.Module:
     if not isinstance(module, FoldedCPWC):
-        raise ValueError(f"{name}: graph forms need folded batch norms (found {type(module).__name__})")
+        raise TypeError(f"{name}: graph forms need folded batch norms (found {type(module).__name__})")
     if module.stage1 is None:
         return FastCPWC(module, "pwc", block)
     return FastCPWC(module, forms[name], block)
 
 
-def choose_forms(model: nn.Module, choice: str = "fast") -> Dict[str, str]:
-    """Stage-1 form of every CPWC unit of a folded model: "fast" (FAST_FORMS by channel case),
-    "reference" (the grouped convolution everywhere) or a form name applied wherever it fits."""
-    if choice not in ("fast", "reference") and choice not in STAGE1_FORMS:
-        raise ValueError(f"graph forms must be 'fast', 'reference' or one of {STAGE1_FORMS}, got {choice!r}")
-    forms: Dict[str, str] = {}
+def parse_choice(choice: str) -> dict[str, str]:
+    """Form per channel case from "fast" (FAST_FORMS), "reference" (the grouped convolutions), a form name
+    (where it applies; FAST_FORMS elsewhere) or "lt=FORM,eq=FORM,gt=FORM" (unnamed cases: FAST_FORMS)."""
+    if choice == "fast":
+        return dict(FAST_FORMS)
+    if choice == "reference":
+        return {"lt": "grouped", "eq": "depthwise", "gt": "grouped"}
+    if choice in STAGE1_FORMS:
+        return {case: choice if choice in forms_for_case(case) else FAST_FORMS[case] for case in FAST_FORMS}
+    forms = dict(FAST_FORMS)
+    for item in choice.split(","):
+        case, _, form = item.partition("=")
+        if case not in FAST_FORMS or form not in forms_for_case(case):
+            raise ValueError(f"graph forms {choice!r}: expected 'fast', 'reference', one of {STAGE1_FORMS} or "
+                             f"'lt=FORM,eq=FORM,gt=FORM' with forms {[forms_for_case(c) for c in FAST_FORMS]}")
+        forms[case] = form
+    return forms
+
+
+def choose_forms(model: nn.Module, choice: str = "fast") -> dict[str, str]:
+    """Stage-1 form of every CPWC unit of a folded model, by `parse_choice(choice)`."""
+    by_case = parse_choice(choice)
+    forms: dict[str, str] = {}
     for name, module in model.named_modules():
         if isinstance(module, FoldedCPWC) and module.stage1 is not None:
-            case = channel_case(module.stage1.in_channels, module.stage1.out_channels)
-            if choice == "fast":
-                forms[name] = FAST_FORMS[case]
-            elif choice == "reference":
-                forms[name] = "depthwise" if case == "eq" else "grouped"
-            else:
-                forms[name] = choice if choice in forms_for_case(case) else FAST_FORMS[case]
+            forms[name] = by_case[channel_case(module.stage1.in_channels, module.stage1.out_channels)]
     return forms
 
 
 @torch.no_grad()
-def apply_graph_forms(model: nn.Module, choice: str = "fast", block: int = BLOCK) -> Dict[str, str]:
+def apply_graph_forms(model: nn.Module, choice: str = "fast", block: int = BLOCK) -> dict[str, str]:
     """Replaces every folded Bottleneck of `model` by a FastBottleneck in the chosen forms, in place;
     returns {unit name: form} (prefix-free names as in the model's state dict)."""
     forms = choose_forms(model, choice)
@@ -261,3 +270,8 @@ def apply_graph_forms(model: nn.Module, choice: str = "fast", block: int = BLOCK
                 prefix = f"{parent_name}.{child_name}" if parent_name else child_name
                 setattr(parent, child_name, FastBottleneck(child, forms, prefix, block))
     return forms
+
+
+def graph_forms_record(choice: str, unit_forms: dict[str, str]) -> dict[str, object]:
+    """model.json's "graph_forms": the choice, the form per channel case it resolved to, and every unit's form."""
+    return {"choice": choice, "by_case": parse_choice(choice), "block": BLOCK, "units": dict(unit_forms)}

@@ -23,17 +23,15 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import onnxruntime as ort
 import torch
-from torch import Tensor, nn
-
 from cpwc.export import fold_norms
 from cpwc.graph_forms import FastCPWC, channel_case, forms_for_case
 from cpwc.layers import FoldedCPWC
 from cpwc.models import ARCHITECTURES, build_detector
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Micro(nn.Module):
         super().__init__()
         self.unit, self.kind, self.plain = unit, kind, plain
 
-    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.plain:
             y = self.unit.pwc(x)
             y = y if residual is None else y + residual
@@ -63,18 +61,18 @@ class Micro(nn.Module):
         return y if self.kind == "downsample" else torch.relu(y)
 
 
-def unit_shapes(arch: str, size: Tuple[int, int]) -> Dict[UnitShape, FoldedCPWC]:
+def unit_shapes(arch: str, size: tuple[int, int]) -> dict[UnitShape, FoldedCPWC]:
     """One folded unit per distinct shape of the body, from a forward pass at `size` (w, h)."""
     torch.manual_seed(0)
     model = build_detector(arch, num_classes=91).eval()
     fold_norms(model)
-    found: Dict[UnitShape, FoldedCPWC] = {}
+    found: dict[UnitShape, FoldedCPWC] = {}
     hooks = []
     for name, module in model.backbone.body.named_modules():
         if isinstance(module, FoldedCPWC) and module.stage1 is not None:
             kind = "downsample" if "downsample" in name else name.rsplit(".", 1)[-1]
 
-            def hook(mod: nn.Module, inputs: Tuple[Tensor, ...], _out: Tensor, kind: str = kind) -> None:
+            def hook(mod: nn.Module, inputs: tuple[Tensor, ...], _out: Tensor, kind: str = kind) -> None:
                 x = inputs[0]
                 shape = UnitShape(kind, x.shape[1], mod.pwc.out_channels, mod.pwc.stride[0], x.shape[2], x.shape[3])
                 found.setdefault(shape, mod)
@@ -87,7 +85,7 @@ def unit_shapes(arch: str, size: Tuple[int, int]) -> Dict[UnitShape, FoldedCPWC]
     return found
 
 
-def export(module: nn.Module, inputs: Tuple[Tensor, ...], path: Path) -> None:
+def export(module: nn.Module, inputs: tuple[Tensor, ...], path: Path) -> None:
     names = ["x", "residual"][: len(inputs)]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.15 deprecates the TorchScript exporter; it is fast for tiny graphs
@@ -104,7 +102,7 @@ def open_session(path: Path, threads: int, prefix: str) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run_kernel_ms(session: ort.InferenceSession) -> List[float]:
+def run_kernel_ms(session: ort.InferenceSession) -> list[float]:
     """Summed kernel time of every run of `session` but the first (warm-up), in ms; ends its profiling."""
     events = json.loads(Path(session.end_profiling()).read_text())
     model_runs = [e for e in events if e.get("name") == "model_run"][1:]
@@ -116,8 +114,8 @@ def run_kernel_ms(session: ort.InferenceSession) -> List[float]:
     return totals
 
 
-def interleaved_kernel_ms(paths: Dict[str, Path], feeds: Dict[str, np.ndarray], runs: int, threads: int,
-                          prefix: str) -> Dict[str, List[float]]:
+def interleaved_kernel_ms(paths: dict[str, Path], feeds: dict[str, np.ndarray], runs: int, threads: int,
+                          prefix: str) -> dict[str, list[float]]:
     """Kernel-time samples of every graph, run in interleaved rounds (one run of each per round) so that
     the load of a shared machine hits all alike."""
     sessions = {name: open_session(path, threads, f"{prefix}-{name}") for name, path in paths.items()}
@@ -146,7 +144,7 @@ def floor_ms(shape: UnitShape, unit: FoldedCPWC, gbps: float) -> float:
     return elements * 4 / (gbps * 1e9) * 1e3
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="npm run bench:layers --", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", choices=[a for a in ARCHITECTURES if a.startswith("cpwc")], default="cpwc_r50_fpn")
