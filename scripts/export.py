@@ -51,8 +51,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--no-fold", action="store_true", help="do not fold batch norms into the convolutions")
     parser.add_argument("--graph-forms", metavar="CHOICE",
                         help="rewrite every CPWC unit into an exact form for ONNX Runtime's NCHWc path: 'fast' "
-                             "(measured per channel case, docs/perf.md), 'reference', a form name or "
-                             "'lt=FORM,eq=FORM,gt=FORM' (needs folded batch norms; recorded in model.json)")
+                             "(the default; measured per channel case, docs/perf.md), 'reference', a form name, "
+                             "'lt=FORM,eq=FORM,gt=FORM', or 'none' (the graph as the PyTorch modules are written; "
+                             "the default with --no-fold). Recorded in model.json")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     args = parser.parse_args(argv)
     if args.checkpoint is not None and not args.checkpoint.is_file():
@@ -60,7 +61,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     for image in args.reference_images + ([args.check_image] if args.check_image else []):
         if not image.is_file():
             parser.error(f"image {image}: no such file")
-    if args.graph_forms is not None:
+    if args.graph_forms is None:
+        args.graph_forms = "none" if args.no_fold else "fast"
+    if args.graph_forms != "none":
         if args.no_fold:
             parser.error("--graph-forms needs folded batch norms (drop --no-fold)")
         try:
@@ -85,7 +88,7 @@ def main(argv: List[str] | None = None) -> int:
             model, args.out, classes, args.name or args.out.resolve().name, check_image, args.reference_images,
             checkpoint=args.checkpoint, checkpoint_extra=extra, seed=args.seed,
             export_command="npm run export -- " + " ".join(shlex.quote(a) for a in argv),
-            threads=args.threads, fold=not args.no_fold, graph_forms=args.graph_forms,
+            threads=args.threads, fold=not args.no_fold, graph_forms=None if args.graph_forms == "none" else args.graph_forms,
         )
     except ExportError as error:
         print(f"export failed: {error}", file=sys.stderr)

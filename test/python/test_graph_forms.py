@@ -2,6 +2,8 @@
 every channel case (Z < C divisible and not, Z == C, Z > C divisible and not) at strides 1 and 2."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -159,3 +161,17 @@ def test_bad_choices_and_unfolded_models_are_refused() -> None:
     model = build_detector("cpwc_r50_fpn", width=0.125, num_classes=3, min_size=256, max_size=320).eval()
     with pytest.raises(TypeError, match="need folded batch norms"):
         apply_graph_forms(model, "fast")
+
+
+def test_export_cli_refuses_bad_graph_forms_before_writing_anything(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "export.py"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), "--seed", "0", "--out", str(tmp_path / "x"), *args],
+                              capture_output=True, text=True)
+
+    wrong_case = cli("--graph-forms", "gt=dw_blocksum")
+    assert wrong_case.returncode == 2 and "--graph-forms: graph forms 'gt=dw_blocksum'" in wrong_case.stderr
+    unfolded = cli("--graph-forms", "fast", "--no-fold")
+    assert unfolded.returncode == 2 and "--graph-forms needs folded batch norms" in unfolded.stderr
+    assert not (tmp_path / "x").exists()

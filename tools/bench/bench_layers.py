@@ -20,6 +20,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,13 +126,38 @@ def interleaved_kernel_ms(paths: dict[str, Path], feeds: dict[str, np.ndarray], 
     return {name: run_kernel_ms(session) for name, session in sessions.items()}
 
 
-def measure_bandwidth(tmp: Path, runs: int, threads: int) -> float:
+def interleaved_cpu_ms(paths: dict[str, Path], feeds: dict[str, np.ndarray], runs: int) -> dict[str, list[float]]:
+    """CPU time (thread_time) of every run on one intra-op thread, in interleaved rounds: on a machine
+    shared with other work this counts only the cycles the graph itself used."""
+    sessions = {}
+    for name, path in paths.items():
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    for round_ in range(runs + 1):
+        for name, session in sessions.items():
+            start = time.thread_time()
+            session.run(None, feeds)
+            if round_:
+                samples[name].append((time.thread_time() - start) * 1e3)
+    return samples
+
+
+def measure_samples(paths: dict[str, Path], feeds: dict[str, np.ndarray], args: argparse.Namespace,
+                    prefix: str) -> dict[str, list[float]]:
+    if args.clock == "cpu":
+        return interleaved_cpu_ms(paths, feeds, args.runs)
+    return interleaved_kernel_ms(paths, feeds, args.runs, args.threads, prefix)
+
+
+def measure_bandwidth(tmp: Path, args: argparse.Namespace) -> float:
     """GB/s of a depthwise 3x3 convolution, 256 channels at 200x304 (reads and writes every element once)."""
     conv = nn.Conv2d(256, 256, 3, 1, 1, groups=256, bias=False)
     x = torch.randn(1, 256, 200, 304)
     export(conv, (x,), tmp / "bandwidth.onnx")
-    ms = min(interleaved_kernel_ms({"dw": tmp / "bandwidth.onnx"}, {"x": x.numpy()}, runs, threads,
-                                   str(tmp / "prof"))["dw"])
+    ms = min(measure_samples({"dw": tmp / "bandwidth.onnx"}, {"x": x.numpy()}, args, str(tmp / "prof"))["dw"])
     return 2 * x.numel() * 4 / (ms * 1e-3) / 1e9
 
 
@@ -151,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1216x800", help="graph A input WxH (default 1216x800)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per micro-graph (default 7)")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    parser.add_argument("--clock", choices=("kernel", "cpu"), default="kernel",
+                        help="kernel: ORT profiler kernel times with --threads; cpu: CPU time of each run on one "
+                             "thread (robust on a loaded machine)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
     try:
@@ -162,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="cpwc-bench-layers-") as name:
         tmp = Path(name)
-        gbps = measure_bandwidth(tmp, args.runs, args.threads)
+        gbps = measure_bandwidth(tmp, args)
         for shape, unit in unit_shapes(args.arch, (w, h)).items():
             x = torch.randn(1, shape.in_channels, shape.height, shape.width)
             out_shape = unit(x).shape
@@ -175,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             for form, micro in candidates:
                 paths[form] = tmp / f"{form}.onnx"
                 export(micro.eval(), inputs, paths[form])
-            samples = interleaved_kernel_ms(paths, feeds, args.runs, args.threads, str(tmp / "prof"))
+            samples = measure_samples(paths, feeds, args, str(tmp / "prof"))
             times = {form: min(values) for form, values in samples.items()}
             medians = {form: statistics.median(values) for form, values in samples.items()}
             best = min((f for f in times if f != "pwc"), key=lambda f: times[f])
@@ -186,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{shape.label():34s} {row}  best {best}  floor {results[-1]['floor_ms']:.2f} ms", flush=True)
     load = os.getloadavg()
     if args.json:
-        print(json.dumps({"size": [w, h], "threads": args.threads, "bandwidth_gbps": gbps, "loadavg": load,
+        print(json.dumps({"size": [w, h], "clock": args.clock, "threads": 1 if args.clock == "cpu" else args.threads, "bandwidth_gbps": gbps, "loadavg": load,
                           "ort": ort.__version__, "units": results}))
     else:
         print(f"depthwise bandwidth {gbps:.1f} GB/s; onnxruntime {ort.__version__}; load average {load}")
