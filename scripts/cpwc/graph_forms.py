@@ -15,6 +15,8 @@ stage 1 (``S1 x``), by channel case (C inputs, Z outputs):
 * ``dw_reducesum`` Z < C: the same depthwise, then Reshape + ReduceSum over each filter's channels.
 * ``expand_dw``    Z > C: every input channel repeated for the filters that share it (Expand or Gather),
                    then one depthwise 3x3 over Z channels.
+* ``convexpand_dw`` Z > C: the same, the repeat being a block-aligned grouped 1x1 convolution with 0/1
+                   weights (NCHWc, no layout reorders; 16 MACs per output element).
 * ``block_grouped`` Z > C: one grouped 3x3 convolution whose groups are block-aligned, the weights of
                    the channels a filter does not see being zero (more MACs, all NCHWc).
 * ``depthwise``    Z == C: S1 is already a depthwise convolution.
@@ -35,9 +37,9 @@ from .layers import FoldedCPWC, StageOne
 from .resnet import Bottleneck
 
 BLOCK = 16  # ORT's NCHWc block on AVX-512 (8 on AVX2): channel counts of aligned groups are multiples of it
-STAGE1_FORMS = ("grouped", "dw_blocksum", "dw_reducesum", "expand_dw", "block_grouped", "depthwise")
+STAGE1_FORMS = ("grouped", "dw_blocksum", "dw_reducesum", "expand_dw", "convexpand_dw", "block_grouped", "depthwise")
 # The form per channel case when `choice` is "fast"; measured with tools/bench/bench_layers.py (docs/perf.md).
-FAST_FORMS = {"lt": "dw_blocksum", "eq": "depthwise", "gt": "expand_dw"}
+FAST_FORMS = {"lt": "dw_blocksum", "eq": "depthwise", "gt": "convexpand_dw"}
 
 
 def channel_case(in_channels: int, out_channels: int) -> str:
@@ -50,7 +52,7 @@ def channel_case(in_channels: int, out_channels: int) -> str:
 def forms_for_case(case: str) -> tuple[str, ...]:
     """The stage-1 forms that apply to a channel case."""
     return {"lt": ("grouped", "dw_blocksum", "dw_reducesum"), "eq": ("grouped", "depthwise"),
-            "gt": ("grouped", "expand_dw", "block_grouped")}[case]
+            "gt": ("grouped", "expand_dw", "convexpand_dw", "block_grouped")}[case]
 
 
 def filter_owners(stage1: StageOne) -> tuple[list[list[int]], list[Tensor]]:
@@ -116,9 +118,10 @@ class DepthwiseBlockSum(nn.Module):
 
 
 class ExpandDepthwise(nn.Module):
-    """Z > C: each input channel repeated for the filters that share it, then one depthwise 3x3."""
+    """Z > C: each input channel repeated for the filters that share it (Expand/Gather, or with
+    `by_conv` a block-aligned grouped 1x1 convolution with 0/1 weights), then one depthwise 3x3."""
 
-    def __init__(self, stage1: StageOne) -> None:
+    def __init__(self, stage1: StageOne, by_conv: bool = False, block: int = BLOCK) -> None:
         super().__init__()
         owners, weights = filter_owners(stage1)
         c, z = stage1.in_channels, stage1.out_channels
@@ -127,10 +130,23 @@ class ExpandDepthwise(nn.Module):
         self.depthwise = nn.Conv2d(z, z, 3, stage1.stride, 1, groups=z, bias=False)
         with torch.no_grad():
             self.depthwise.weight.copy_(torch.stack(weights).reshape(z, 1, 3, 3))
+        self.expand: nn.Module | None = None
+        if by_conv:
+            connections = torch.zeros(z, c)
+            for o, channels in enumerate(owners):
+                connections[o, channels[0]] = 1.0
+            groups = aligned_groups(connections, block)
+            zb, cb = z // groups, c // groups
+            self.expand = nn.Conv2d(c, z, 1, 1, 0, groups=groups, bias=False)
+            with torch.no_grad():
+                self.expand.weight.copy_(torch.stack([connections[o, (o // zb) * cb:(o // zb + 1) * cb]
+                                                      for o in range(z)]).reshape(z, cb, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
-        if self.repeat:
+        if self.expand is not None:
+            x = self.expand(x)
+        elif self.repeat:
             x = x.unsqueeze(2).expand(n, c, self.repeat, h, w).reshape(n, c * self.repeat, h, w)
         else:
             x = x.index_select(1, self.index)
@@ -173,8 +189,8 @@ def stage1_form(stage1: StageOne, form: str, block: int = BLOCK) -> nn.Module:
         return stage1
     if form in ("dw_blocksum", "dw_reducesum"):
         return DepthwiseBlockSum(stage1, block, "blocksum" if form == "dw_blocksum" else "reducesum")
-    if form == "expand_dw":
-        return ExpandDepthwise(stage1)
+    if form in ("expand_dw", "convexpand_dw"):
+        return ExpandDepthwise(stage1, by_conv=form == "convexpand_dw", block=block)
     return BlockGrouped(stage1, block)
 
 
