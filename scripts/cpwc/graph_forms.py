@@ -25,8 +25,8 @@ unit (``FastCPWC``): ``c = D(S1 x) [+ residual]`` then ``y = P x + b + c`` (+ Re
 order ORT's Conv + Sum + activation fusion recognises: the residual becomes the depthwise D's Sum input
 and ``c`` the 1x1 convolution's Sum input, with the ReLU fused after it.
 
-``apply_graph_forms(model, choice)`` swaps these into a folded model in place (export hook); every
-unit's form is listed by ``unit_forms(model)`` for model.json.
+``apply_graph_forms(model, choice)`` swaps these into a folded model in place (the export's hook) and
+returns every unit's form, which ``graph_forms_record`` puts in model.json.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ from .resnet import Bottleneck
 
 BLOCK = 16  # ORT's NCHWc block on AVX-512 (8 on AVX2): channel counts of aligned groups are multiples of it
 STAGE1_FORMS = ("grouped", "dw_blocksum", "dw_reducesum", "expand_dw", "convexpand_dw", "block_grouped", "depthwise")
-# The form per channel case when `choice` is "fast"; measured with tools/bench/bench_layers.py (docs/perf.md).
+# The form per channel case when `choice` is "fast": the fastest graph A of full-size cpwc_r50_fpn in the
+# measurements of docs/perf.md (per unit: npm run bench:layers).
 FAST_FORMS = {"lt": "dw_blocksum", "eq": "depthwise", "gt": "convexpand_dw"}
 
 

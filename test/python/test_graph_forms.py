@@ -31,8 +31,8 @@ CHANNEL_CASES = [(64, 32), (40, 16), (48, 48), (16, 64), (16, 40)]
 UNIT_CASES = [(c, z, s, form) for c, z in CHANNEL_CASES for s in (1, 2) for form in forms_for_case(channel_case(c, z))]
 
 
-def folded_unit(c: int, z: int, stride: int) -> FoldedCPWC:
-    unit = CPWC(c, z, stride).eval()
+def folded_unit(c: int, z: int, stride: int, context: str = "cpwc") -> FoldedCPWC:
+    unit = CPWC(c, z, stride, context).eval()
     with torch.no_grad():
         for p in unit.parameters():
             p.normal_()
@@ -80,6 +80,16 @@ def test_every_form_computes_the_folded_unit_plus_residual(c: int, z: int, strid
     fast = FastCPWC(folded, form).eval()
     assert relative(fast(x), expected) < 1e-6
     assert relative(fast(x, residual), expected + residual) < 1e-6
+
+
+@pytest.mark.parametrize(("c", "z", "form"), [(64, 32, "dw_blocksum"), (16, 40, "convexpand_dw"), (48, 48, "depthwise")])
+@torch.no_grad()
+def test_forms_of_the_no_stage2_ablation_compute_it_too(c: int, z: int, form: str) -> None:
+    folded = folded_unit(c, z, 2, "cpwc_no_stage2")
+    x = torch.randn(1, c, 13, 18)
+    expected = folded(x)
+    residual = torch.randn_like(expected)
+    assert relative(FastCPWC(folded, form)(x, residual), expected + residual) < 1e-6
 
 
 @pytest.mark.parametrize(("c", "z", "stride", "form"), UNIT_CASES)
