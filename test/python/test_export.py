@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "test" / "fixtures" / "images"
 TINY_ARGS = ["--arch", "cpwc_r50_fpn", "--width", "0.125", "--num-classes", "6", "--min-size", "320", "--max-size", "512"]
 MODEL_JSON_KEYS = {"format", "format_version", "name", "architecture", "width", "context", "parameters", "classes",
-                   "transform", "coordinates", "box_coder", "rpn", "roi_heads", "graphs", "provenance"}
+                   "transform", "coordinates", "box_coder", "rpn", "roi_heads", "graphs", "provenance", "graph_forms"}
 
 
 def export_cli(*args: str) -> subprocess.CompletedProcess:

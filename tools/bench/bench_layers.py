@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 row = "  ".join(f"{f} {t:6.2f}" for f, t in times.items())
                 print(f"{shape.label():34s} {row}  best {best}  floor {results[-1]['floor_ms']:.2f} ms", flush=True)
-    load = os.getloadavg()
+    load = tuple(round(v, 2) for v in os.getloadavg())
     if args.json:
         print(json.dumps({"size": [w, h], "clock": args.clock, "threads": 1 if args.clock == "cpu" else args.threads, "bandwidth_gbps": gbps, "loadavg": load,
                           "ort": ort.__version__, "units": results}))
