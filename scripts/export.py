@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -25,6 +26,7 @@ import torch  # noqa: E402
 
 from cpwc.export import ExportError, export_model_directory, load_model  # noqa: E402
 from cpwc.graph_forms import parse_choice  # noqa: E402
+from cpwc.quantize import DEFAULT_METHOD, METHODS, quantize_model_directory  # noqa: E402
 from cpwc.models import ARCHITECTURES  # noqa: E402
 
 DEFAULT_CHECK_IMAGE = Path(__file__).resolve().parents[1] / "test" / "fixtures" / "images" / "landscape.jpg"
@@ -54,6 +56,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                              "(the default; measured per channel case, docs/perf.md), 'reference', a form name, "
                              "'lt=FORM,eq=FORM,gt=FORM', or 'none' (the graph as the PyTorch modules are written; "
                              "the default with --no-fold). Recorded in model.json")
+    parser.add_argument("--quantize", choices=["int8"],
+                        help="write the int8 twin instead (graph A statically quantized; scripts/quantize.py)")
+    parser.add_argument("--calibration-images", type=Path, metavar="DIR", help="--quantize: calibration images")
+    parser.add_argument("--calibration-count", type=int, metavar="N", help="--quantize: use the first N images")
+    parser.add_argument("--calibration-method", choices=METHODS, default=DEFAULT_METHOD,
+                        help=f"--quantize: calibration method (default {DEFAULT_METHOD})")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     args = parser.parse_args(argv)
     if args.checkpoint is not None and not args.checkpoint.is_file():
@@ -70,9 +78,34 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
             parse_choice(args.graph_forms)
         except ValueError as error:
             parser.error(f"--graph-forms: {error}")
+    if (args.quantize is None) != (args.calibration_images is None):
+        parser.error("--quantize and --calibration-images go together")
+    if args.calibration_count is not None and args.calibration_count < 1:
+        parser.error("--calibration-count must be at least 1")
     if args.num_classes is not None and args.num_classes < 2:
         parser.error("--num-classes must be at least 2 (background + one class)")
     return args
+
+
+def export_quantized(args: argparse.Namespace, argv: List[str], model: torch.nn.Module, classes: List[str],
+                     extra: Dict[str, Any], check_image: Path) -> int:
+    """--quantize int8: the fp32 export into a staging directory, then its int8 twin into --out."""
+    args.out.resolve().parent.mkdir(parents=True, exist_ok=True)
+    command = "npm run export -- " + " ".join(shlex.quote(a) for a in argv)
+    with tempfile.TemporaryDirectory(prefix="cpwc-fp32-", dir=args.out.resolve().parent) as tmp:
+        fp32 = Path(tmp) / (args.name or args.out.resolve().name)
+        export_model_directory(model, fp32, classes, fp32.name, check_image, [], checkpoint=args.checkpoint,
+                               checkpoint_extra=extra, seed=args.seed, export_command=command, threads=args.threads,
+                               fold=not args.no_fold,
+                               graph_forms=None if args.graph_forms == "none" else args.graph_forms)
+        model_json = quantize_model_directory(fp32, args.out, args.calibration_images, check_image,
+                                              args.calibration_count, args.calibration_method, args.name, command,
+                                              source_label="the fp32 export of this command")
+    check = model_json["calibration"]["self_check"]
+    print(f"wrote {args.out} (int8 graph A, {model_json['calibration']['count']} calibration images, "
+          f"{args.calibration_method}); int8 self-check on {check['image']}: {check['detections_int8']} vs "
+          f"{check['detections_fp32']} fp32 detections, min IoU {check['min_iou']:.4f}")
+    return 0
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -84,6 +117,8 @@ def main(argv: List[str] | None = None) -> int:
         model, classes, extra = load_model(args.checkpoint, args.seed, args.arch, args.width, args.num_classes,
                                            args.min_size, args.max_size)
         check_image = args.check_image or (args.reference_images[0] if args.reference_images else DEFAULT_CHECK_IMAGE)
+        if args.quantize is not None:
+            return export_quantized(args, argv, model, classes, extra, check_image)
         result = export_model_directory(
             model, args.out, classes, args.name or args.out.resolve().name, check_image, args.reference_images,
             checkpoint=args.checkpoint, checkpoint_extra=extra, seed=args.seed,

@@ -160,13 +160,16 @@ def sha256(path: Path) -> str:
 
 def quantize_model_directory(source: Path, out: Path, calibration_dir: Path, check_image: Path,
                              count: int | None = None, method: str = DEFAULT_METHOD,
-                             name: str | None = None, command: str = "") -> dict[str, object]:
+                             name: str | None = None, command: str = "",
+                             source_label: str | None = None) -> dict[str, object]:
     """Writes the int8 twin of `source` to `out` (replaced) and returns its model.json; `out` is left
     untouched when anything, the detection check included, fails."""
     model_json = json.loads((source / "model.json").read_text())
     if model_json.get("precision", "fp32") != "fp32":
         raise ExportError(f"{source}: model.json precision is {model_json['precision']!r}; quantize an fp32 model")
     images = calibration_files(calibration_dir, count)
+    if check_image.resolve() in {p.resolve() for p in images}:
+        raise ExportError(f"check image {check_image} is a calibration image; the check must not depend on them")
     with tempfile.TemporaryDirectory(prefix="cpwc-int8-", dir=out.resolve().parent) as tmp:
         staged = Path(tmp) / "model"
         shutil.copytree(source, staged, ignore=shutil.ignore_patterns("checkpoint.pt", "reference.json", "README.md"))
@@ -180,7 +183,7 @@ def quantize_model_directory(source: Path, out: Path, calibration_dir: Path, che
             "quantized_ops": list(QUANTIZED_OPS), "float_graphs": ["box_head"],
             "images": str(calibration_dir), "count": len(images),
             "files_sha256": hashlib.sha256("".join(sha256(p) for p in images).encode()).hexdigest(),
-            "source_model": str(source), "source_graph_sha256": sha256(source / graph_a), "command": command,
+            "source_model": source_label or str(source), "source_graph_sha256": sha256(source / graph_a), "command": command,
         }
         (staged / "model.json").write_text(json.dumps(model_json, indent=2) + "\n")
         check = check_detections(detect(source, check_image), detect(staged, check_image))

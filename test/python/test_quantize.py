@@ -3,6 +3,8 @@ against the fp32 model's detections through the TypeScript pipeline, refused whe
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -88,3 +90,21 @@ def test_the_shipped_int8_twin_records_its_calibration_and_check() -> None:
     assert model_json["calibration"]["self_check"]["min_iou"] >= CHECK_BOUNDS.min_iou
     size = sum(p.stat().st_size for p in SHAPES_INT8.iterdir())
     assert size < 15 * 2**20
+
+
+def test_the_export_cli_refuses_half_given_quantization_flags_and_checking_on_a_calibration_image(
+        tmp_path: Path, built_dist: Path) -> None:
+    script = REPO_ROOT / "scripts" / "export.py"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), "--seed", "0", "--out", str(tmp_path / "x"), *args],
+                              capture_output=True, text=True, check=False)
+
+    alone = cli("--quantize", "int8")
+    assert alone.returncode == 2 and "--quantize and --calibration-images go together" in alone.stderr
+    stray = cli("--calibration-images", str(TEST_IMAGES))
+    assert stray.returncode == 2 and "go together" in stray.stderr
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ExportError, match="is a calibration image"):
+        quantize_model_directory(SHAPES, tmp_path / "y", TEST_IMAGES, TEST_IMAGES / "test_000000.jpg", count=3)
+    assert not (tmp_path / "y").exists()
