@@ -21,13 +21,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from .export import REPO_ROOT, ExportError, decode_image
@@ -85,18 +78,26 @@ def graph_a_inputs(model_json: dict[str, object], images: list[Path]) -> list[di
     return feeds
 
 
-class FeedReader(CalibrationDataReader):
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self.feeds = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.feeds, None)
-
-
 def quantize_graph_a(source: Path, target: Path, feeds: list[dict[str, np.ndarray]], method: str) -> None:
+    # Imported here so that the fp32 export does not need onnxruntime's Python package.
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class FeedReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.feeds, None)
+
     if method not in METHODS:
         raise ExportError(f"calibration method must be one of {METHODS}, got {method!r}")
-    quantize_static(str(source), str(target), FeedReader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(source), str(target), FeedReader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     op_types_to_quantize=list(QUANTIZED_OPS), calibrate_method=getattr(CalibrationMethod, method))
     onnx.checker.check_model(str(target))
