@@ -60,6 +60,7 @@ MODEL_JSON_KEYS = {
     "roi_heads",
     "graphs",
     "provenance",
+    "graph_forms",
 }
 
 

@@ -1,4 +1,5 @@
 """tools/bench/graph_macs.py: the MACs behind `npm run bench`'s GFLOP/s, checked against hand counts."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -45,7 +46,13 @@ def small_graph(path: Path) -> None:
         "small",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "height", "width"])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
-        [weight("w1", 8, 3, 3, 3), weight("w2", 8, 2, 3, 3), weight("w3", 8, 1, 3, 3), weight("w4", 5, 8), weight("w5", 5, 2)],
+        [
+            weight("w1", 8, 3, 3, 3),
+            weight("w2", 8, 2, 3, 3),
+            weight("w3", 8, 1, 3, 3),
+            weight("w4", 5, 8),
+            weight("w5", 5, 2),
+        ],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
@@ -62,7 +69,12 @@ def test_counts_dense_grouped_depthwise_gemm_and_matmul(tmp_path: Path) -> None:
 def test_cli_prints_one_json_line(tmp_path: Path) -> None:
     path = tmp_path / "small.onnx"
     small_graph(path)
-    out = subprocess.run([sys.executable, str(TOOL), "--graph", str(path), "--input", "60", "40"], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(TOOL), "--graph", str(path), "--input", "60", "40"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(out.stdout)["nodes_without_shape"] == 0
 
 
@@ -77,8 +89,15 @@ def test_default_model_graph_a_equals_the_pytorch_count() -> None:
 
     manifest = json.loads((model_dir / "model.json").read_text())
     transform = manifest["transform"]
-    model, _, _ = load_model(model_dir / "checkpoint.pt", None, manifest["architecture"], manifest.get("width", 1.0), None,
-                             transform["min_size"], transform["max_size"])
+    model, _, _ = load_model(
+        model_dir / "checkpoint.pt",
+        None,
+        manifest["architecture"],
+        manifest.get("width", 1.0),
+        None,
+        transform["min_size"],
+        transform["max_size"],
+    )
     model.eval()
     total = 0
 
@@ -86,8 +105,11 @@ def test_default_model_graph_a_equals_the_pytorch_count() -> None:
         nonlocal total
         total += conv_macs(module, output)
 
-    handles = [m.register_forward_hook(hook) for name, m in model.named_modules()
-               if isinstance(m, torch.nn.Conv2d) and (name.startswith(("backbone.", "rpn.")))]
+    handles = [
+        m.register_forward_hook(hook)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and (name.startswith(("backbone.", "rpn.")))
+    ]
     with torch.no_grad():
         features = model.backbone(torch.zeros(1, 3, 320, 480))
         model.rpn.head(list(features.values()))

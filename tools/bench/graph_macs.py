@@ -8,6 +8,7 @@ input fixed to [1, 3, H, W]. Prints one JSON line: {"macs", "nodes_counted", "no
 
     .venv/bin/python tools/bench/graph_macs.py --graph /tmp/full-fpn/backbone_rpn.onnx --input 1216 800
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,7 +80,9 @@ def count(path: str, width: int, height: int) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--graph", required=True, help="ONNX file (graph A: backbone_rpn.onnx)")
-    parser.add_argument("--input", nargs=2, type=int, required=True, metavar=("W", "H"), help="image input width and height")
+    parser.add_argument(
+        "--input", nargs=2, type=int, required=True, metavar=("W", "H"), help="image input width and height"
+    )
     args = parser.parse_args()
     print(json.dumps(count(args.graph, args.input[0], args.input[1])))
 

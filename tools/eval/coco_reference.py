@@ -124,9 +124,7 @@ def category_metrics(ev: Any, k: int) -> dict[str, float]:
     for label in STAT_AREAS[1:]:
         out[f"ap_{label}"] = slice_mean(precision[:, :, k, area[label], m100])
     for max_det in (1, 10, 100):
-        out[f"ar{max_det}"] = slice_mean(
-            recall[:, k, area["all"], list(params.maxDets).index(max_det)]
-        )
+        out[f"ar{max_det}"] = slice_mean(recall[:, k, area["all"], list(params.maxDets).index(max_det)])
     for label in STAT_AREAS[1:]:
         out[f"ar_{label}"] = slice_mean(recall[:, k, area[label], m100])
     return out
@@ -139,13 +137,8 @@ def results(ev: Any) -> dict[str, Any]:
     cat_ids = [int(c) for c in ev.params.catIds]
     return {
         "stats": [float(s) for s in ev.stats[:12]],
-        "ap_per_iou_threshold": [
-            slice_mean(precision[t, :, :, all_area, m100])
-            for t in range(precision.shape[0])
-        ],
-        "per_category": [
-            {"category_id": c, **category_metrics(ev, k)} for k, c in enumerate(cat_ids)
-        ],
+        "ap_per_iou_threshold": [slice_mean(precision[t, :, :, all_area, m100]) for t in range(precision.shape[0])],
+        "per_category": [{"category_id": c, **category_metrics(ev, k)} for k, c in enumerate(cat_ids)],
         "shape": list(precision.shape),
         "params": {
             "iouThrs": [float(t) for t in ev.params.iouThrs],
@@ -201,11 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     libraries = args.library or ["pycocotools"]
     report = {
         "versions": {name: version(name) for name in (*libraries, "numpy")},
-        "results": [
-            run_case(lib, case, args.repeat, args.arrays)
-            for case in args.cases
-            for lib in libraries
-        ],
+        "results": [run_case(lib, case, args.repeat, args.arrays) for case in args.cases for lib in libraries],
     }
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

@@ -26,11 +26,12 @@ from .graphs import (
     rpn_levels,
 )
 from .manifest import model_description, sha256_file
-from .runtime import DecodedImage, decode_image, relative_error, run_ort
+from .runtime import REPO_ROOT, DecodedImage, decode_image, relative_error, run_ort
 from .self_check import MAX_RELATIVE_ERROR, SelfCheck, self_check, split_by_level, torchvision_box_head
 from .torchvision_run import TorchvisionRun, run_torchvision
 
 __all__ = [
+    "REPO_ROOT",
     "MAX_RELATIVE_ERROR",
     "OPSET",
     "BackboneRpnGraph",

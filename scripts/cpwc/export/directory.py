@@ -16,6 +16,7 @@ import torch
 import torchvision
 from torchvision.models.detection import FasterRCNN
 
+from ..graph_forms import apply_graph_forms, graph_forms_record
 from ..models import build_detector, class_names
 from .errors import ExportError
 from .folding import fold_norms
@@ -82,6 +83,7 @@ def export_model_directory(
     export_command: str = "",
     threads: int = 2,
     fold: bool = True,
+    graph_forms: str | None = None,
 ) -> ExportResult:
     """Writes backbone_rpn.onnx, box_head.onnx, model.json (and reference.json) into `out`; fails loudly."""
     model.eval()
@@ -100,6 +102,7 @@ def export_model_directory(
     export_model = copy.deepcopy(model)
     if fold:
         fold_norms(export_model)
+    unit_forms = apply_graph_forms(export_model, graph_forms) if graph_forms is not None else None
     started = time.perf_counter()
     spec_a = export_backbone_rpn(export_model, out / "backbone_rpn.onnx")
     spec_b = export_box_head(export_model, out / "box_head.onnx")
@@ -114,6 +117,8 @@ def export_model_directory(
     seconds["self_check"] = time.perf_counter() - started
 
     description = model_description(model, name, classes)
+    if unit_forms is not None:
+        description["graph_forms"] = graph_forms_record(graph_forms, unit_forms)
     graphs = {}
     for key, spec in (("backbone_rpn", spec_a), ("box_head", spec_b)):
         file = f"{key}.onnx"

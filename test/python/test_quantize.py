@@ -1,0 +1,122 @@
+"""The int8 twin: ONNX Runtime's static QDQ quantization of graph A, calibrated on real images, checked
+against the fp32 model's detections through the TypeScript pipeline, refused when the check fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from cpwc.export import ExportError
+from cpwc.quantize import (
+    CHECK_BOUNDS,
+    calibration_files,
+    check_detections,
+    quantize_model_directory,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHAPES = REPO_ROOT / "models" / "shapes-cpwc-r50-fpn"
+SHAPES_INT8 = REPO_ROOT / "models" / "shapes-cpwc-r50-fpn-int8"
+TEST_IMAGES = REPO_ROOT / "datasets" / "shapes-test" / "images"
+
+
+def detection(class_id: int, score: float, box: tuple[float, float, float, float]) -> dict:
+    return {
+        "label": str(class_id),
+        "class_id": class_id,
+        "score": score,
+        "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), box)),
+    }
+
+
+def test_the_check_accepts_matching_detections_and_refuses_moved_lost_or_relabelled_ones() -> None:
+    fp32 = [detection(1, 0.95, (10, 10, 50, 50)), detection(2, 0.8, (60, 60, 100, 90)), detection(3, 0.3, (0, 0, 5, 5))]
+    near = [detection(1, 0.93, (11, 10, 50, 51)), detection(2, 0.75, (60, 61, 100, 90))]  # low-score one may go
+    result = check_detections(fp32, near)
+    assert result["detections_fp32"] == 2 and result["detections_int8"] == 2 and result["min_iou"] > 0.95
+    with pytest.raises(ExportError, match="fp32 detections without an int8 match: \\['2 0.800"):
+        check_detections(fp32, near[:1])
+    with pytest.raises(ExportError, match="best IoU 0.3"):
+        check_detections(fp32, [near[0], detection(2, 0.8, (80, 60, 120, 90))])
+    with pytest.raises(ExportError, match="int8 detections without an fp32 match: \\['1 0.900"):
+        check_detections(fp32, [*near, detection(1, 0.9, (200, 200, 240, 240))])
+    with pytest.raises(ExportError, match="prove nothing"):
+        check_detections([detection(1, CHECK_BOUNDS.min_score - 0.01, (0, 0, 9, 9))], [])
+
+
+def test_calibration_files_are_taken_in_name_order_and_bad_directories_refused(tmp_path: Path) -> None:
+    assert [p.name for p in calibration_files(TEST_IMAGES, 2)] == ["test_000000.jpg", "test_000001.jpg"]
+    with pytest.raises(ExportError, match="not a directory"):
+        calibration_files(tmp_path / "nope", None)
+    with pytest.raises(ExportError, match="no .jpg/.png/.webp images"):
+        calibration_files(tmp_path, None)
+    with pytest.raises(ExportError, match="--calibration-count must be at least 1"):
+        calibration_files(TEST_IMAGES, 0)
+
+
+def test_quantizing_the_shapes_model_writes_a_checked_int8_directory(tmp_path: Path, built_dist: Path) -> None:
+    out = tmp_path / "int8"
+    model_json = quantize_model_directory(
+        SHAPES, out, TEST_IMAGES, REPO_ROOT / "test" / "fixtures" / "images" / "landscape.jpg", count=4, method="MinMax"
+    )
+    assert model_json == json.loads((out / "model.json").read_text())
+    assert model_json["precision"] == "int8" and model_json["name"] == "int8"
+    calibration = model_json["calibration"]
+    assert calibration["method"] == "MinMax" and calibration["count"] == 4 and calibration["format"] == "QDQ"
+    assert calibration["self_check"]["detections_fp32"] >= 1
+    assert calibration["self_check"]["min_iou"] >= CHECK_BOUNDS.min_iou
+    graph = onnx.load(str(out / "backbone_rpn.onnx")).graph
+    kinds = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= kinds
+    weight_scales = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("_quantized")]
+    assert weight_scales and all(any(a.name == "axis" for a in n.attribute) for n in weight_scales)  # per channel
+    assert (out / "box_head.onnx").read_bytes() == (SHAPES / "box_head.onnx").read_bytes()
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_a_failing_check_leaves_the_output_untouched(tmp_path: Path, built_dist: Path) -> None:
+    out = tmp_path / "int8"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous")
+    tiny = REPO_ROOT / "test" / "fixtures" / "images" / "tiny.png"
+    with pytest.raises(ExportError, match="prove nothing"):
+        quantize_model_directory(SHAPES, out, TEST_IMAGES, tiny, count=2)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["int8"]  # no staging directory left behind
+
+
+def test_the_shipped_int8_twin_records_its_calibration_and_check() -> None:
+    model_json = json.loads((SHAPES_INT8 / "model.json").read_text())
+    assert model_json["precision"] == "int8"
+    assert model_json["calibration"]["method"] == "Percentile" and model_json["calibration"]["count"] == 32
+    assert model_json["calibration"]["self_check"]["min_iou"] >= CHECK_BOUNDS.min_iou
+    size = sum(p.stat().st_size for p in SHAPES_INT8.iterdir())
+    assert size < 15 * 2**20
+
+
+def test_the_export_cli_refuses_half_given_quantization_flags_and_checking_on_a_calibration_image(
+    tmp_path: Path, built_dist: Path
+) -> None:
+    script = REPO_ROOT / "scripts" / "export.py"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), "--seed", "0", "--out", str(tmp_path / "x"), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    alone = cli("--quantize", "int8")
+    assert alone.returncode == 2 and "--quantize and --calibration-images go together" in alone.stderr
+    stray = cli("--calibration-images", str(TEST_IMAGES))
+    assert stray.returncode == 2 and "go together" in stray.stderr
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ExportError, match="is a calibration image"):
+        quantize_model_directory(SHAPES, tmp_path / "y", TEST_IMAGES, TEST_IMAGES / "test_000000.jpg", count=3)
+    assert not (tmp_path / "y").exists()
