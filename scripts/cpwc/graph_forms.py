@@ -40,7 +40,7 @@ from .resnet import Bottleneck
 BLOCK = 16  # ORT's NCHWc block on AVX-512 (8 on AVX2): channel counts of aligned groups are multiples of it
 STAGE1_FORMS = ("grouped", "dw_blocksum", "dw_reducesum", "expand_dw", "convexpand_dw", "block_grouped", "depthwise")
 # The form per channel case when `choice` is "fast": the fastest graph A of full-size cpwc_r50_fpn in the
-# measurements of docs/perf.md (per unit: npm run bench:layers).
+# measurements of docs/performance.md (per unit: npm run bench:layers).
 FAST_FORMS = {"lt": "dw_blocksum", "eq": "depthwise", "gt": "convexpand_dw"}
 
 

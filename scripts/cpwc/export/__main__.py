@@ -78,7 +78,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--graph-forms",
         metavar="CHOICE",
         help="rewrite every CPWC unit into an exact form for ONNX Runtime's NCHWc path: 'fast' "
-        "(the default; measured per channel case, docs/perf.md), 'reference', a form name, "
+        "(the default; measured per channel case, docs/performance.md), 'reference', a form name, "
         "'lt=FORM,eq=FORM,gt=FORM', or 'none' (the graph as the PyTorch modules are written; "
         "the default with --no-fold). Recorded in model.json",
     )

@@ -28,7 +28,7 @@ from ..export import REPO_ROOT, ExportError, decode_image
 
 CLI = REPO_ROOT / "dist" / "cli" / "index.js"
 METHODS = ("MinMax", "Entropy", "Percentile")
-DEFAULT_METHOD = "Percentile"  # best AP of the three on datasets/shapes-test (docs/perf.md)
+DEFAULT_METHOD = "Percentile"  # best AP of the three on datasets/shapes-test (docs/performance.md)
 QUANTIZED_OPS = ("Conv", "Add")  # every convolution, CPWC context included, and the residual/FPN adds
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -38,7 +38,7 @@ class CheckBounds:
     """Every fp32 detection scoring >= min_score must have an int8 detection of its class with IoU >=
     min_iou and |score difference| <= max_score_delta, and every int8 detection scoring >= min_score one
     in fp32 alike. (The shipped shapes model's int8 twin: min IoU 0.82, |score difference| <= 0.02 on its
-    check image, AP loss 0.0008 on datasets/shapes-test; docs/perf.md.)"""
+    check image, AP loss 0.0008 on datasets/shapes-test; docs/performance.md.)"""
 
     min_score: float = 0.7
     min_iou: float = 0.75
