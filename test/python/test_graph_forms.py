@@ -204,11 +204,9 @@ def test_bad_choices_and_unfolded_models_are_refused() -> None:
 
 
 def test_export_cli_refuses_bad_graph_forms_before_writing_anything(tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parents[2] / "scripts" / "export.py"
-
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(script), "--seed", "0", "--out", str(tmp_path / "x"), *args],
+            [sys.executable, "-m", "cpwc.export", "--seed", "0", "--out", str(tmp_path / "x"), *args],
             capture_output=True,
             text=True,
             check=False,

@@ -102,11 +102,9 @@ def test_the_shipped_int8_twin_records_its_calibration_and_check() -> None:
 def test_the_export_cli_refuses_half_given_quantization_flags_and_checking_on_a_calibration_image(
     tmp_path: Path, built_dist: Path
 ) -> None:
-    script = REPO_ROOT / "scripts" / "export.py"
-
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(script), "--seed", "0", "--out", str(tmp_path / "x"), *args],
+            [sys.executable, "-m", "cpwc.export", "--seed", "0", "--out", str(tmp_path / "x"), *args],
             capture_output=True,
             text=True,
             check=False,
