@@ -58,11 +58,14 @@ export interface ErrorBody {
   error: { code: string; message: string };
 }
 
-export function multipart(parts: Array<{ name: string; value: Uint8Array | string; filename?: string; contentType?: string }>): {
+/** A multipart/form-data body; `boundary` defaults to a random one (seeded callers such as the fuzz pass their own). */
+export function multipart(
+  parts: Array<{ name: string; value: Uint8Array | string; filename?: string; contentType?: string }>,
+  boundary = `----cpwc-test-${Math.random().toString(16).slice(2)}`,
+): {
   body: Buffer;
   contentType: string;
 } {
-  const boundary = `----cpwc-test-${Math.random().toString(16).slice(2)}`;
   const chunks: Buffer[] = [];
   for (const part of parts) {
     let header = `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"`;
