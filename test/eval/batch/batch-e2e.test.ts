@@ -5,12 +5,12 @@
  * uninterrupted run, and those must equal scoring the detector's own output as a results file.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Detector } from '../../../src/detection/detector';
 import { evaluateFiles } from '../../../src/eval/evaluate';
 import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
-import { until } from './batch-helpers';
+import { imagesWithHeldFile, until } from './batch-helpers';
 
 const CLI = join(ROOT, 'dist/cli/index.js');
 const ANNOTATIONS = join(ROOT, 'test/eval/fixtures/batch-dataset/annotations.json');
@@ -49,32 +49,6 @@ function runToEnd(out: string, extra: string[] = ['--allow-missing'], images = I
 function recordedImages(out: string): number {
   const file = join(out, 'images.jsonl');
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.endsWith('}')).length : 0;
-}
-
-/** The second image of the set: a run reads the images one at a time, in the annotation file's order. */
-const HELD_IMAGE = 'portrait.jpg';
-
-/**
- * The fixture images as symlinks in a fresh directory, except HELD_IMAGE, a FIFO: a run blocks
- * reading it with exactly the first image recorded, so "interrupted mid-run" is exact rather than
- * a race with the model's speed. `feed()` writes the real bytes into the FIFO (the blocked read
- * completes); `restore()` puts the real file in its place.
- */
-function imagesWithHeldFile(): { dir: string; feed: () => void; restore: () => void } {
-  const dir = join(tempDir(), 'images');
-  mkdirSync(dir);
-  for (const name of readdirSync(IMAGES)) if (name !== HELD_IMAGE) symlinkSync(join(IMAGES, name), join(dir, name));
-  const fifo = join(dir, HELD_IMAGE);
-  const made = spawnSync('mkfifo', [fifo]);
-  if (made.status !== 0) throw new Error(`mkfifo ${fifo} failed: ${made.stderr?.toString() ?? made.error?.message}`);
-  return {
-    dir,
-    feed: () => writeFileSync(fifo, readFileSync(join(IMAGES, HELD_IMAGE))),
-    restore: () => {
-      unlinkSync(fifo);
-      symlinkSync(join(IMAGES, HELD_IMAGE), fifo);
-    },
-  };
 }
 
 /**
