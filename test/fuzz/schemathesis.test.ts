@@ -76,7 +76,7 @@ it('finds no failure on a server with keys, with and without the Bearer header (
   }
 });
 
-it('finds no failure on a server with a model repository (the default shapes model and tiny-fpn; seed 4)', async () => {
+it('finds no failure on a server with a model repository (the default shapes model and tiny-fpn; seed 4, 15 examples per operation)', async () => {
   // the /v2/repository/* routes answer only here: load, unload and index act on a real repository
   const root = path.join(workDir, 'repository');
   mkdirSync(root);
@@ -93,7 +93,7 @@ it('finds no failure on a server with a model repository (the default shapes mod
   try {
     await server.detection.warmUp();
     await server.detection.repository?.whenSettled();
-    await schemathesis(server, 20, 4);
+    await schemathesis(server, 15, 4);
     await server.detection.repository?.whenSettled();
     expect(server.detection.inference.admitted).toBe(0);
   } finally {

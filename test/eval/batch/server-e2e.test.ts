@@ -129,11 +129,20 @@ describe('eval --server when a server goes away mid-run', () => {
 describe('eval --server when requests time out', () => {
   it('retries each image, stops clearly after --server-attempts, and the run resumes', async () => {
     const out = join(tempDir(), 'timeouts');
-    // 1 ms: no detection answers that fast, so every request times out
-    const failed = await runEval(out, ['--server', roomy.url, '--server-timeout', '0.001', '--server-attempts', '2', '--allow-missing']);
-    expect(failed.code).toBe(1);
-    expect(failed.stderr).toContain(`eval: ${roomy.url}/v1/detect: no answer within 1 ms; retrying the image (try 2 of 2), this server rests 0.25 s`);
-    expect(failed.stderr).toMatch(new RegExp(`${roomy.url}/v1/detect: no answer within 1 ms \\(the image failed 2 times, giving up\\)`));
+    // the server's only slot is held, so no detection can answer: every request times out, however fast the machine
+    const stalled = await serve(MODEL, { concurrency: 1, queueSize: 4 });
+    let release: () => void = () => undefined;
+    const held = stalled.detection.inference.limiter.run(() => new Promise<void>((resolve) => (release = resolve)));
+    try {
+      const failed = await runEval(out, ['--server', stalled.url, '--server-timeout', '0.001', '--server-attempts', '2', '--allow-missing']);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain(`eval: ${stalled.url}/v1/detect: no answer within 1 ms; retrying the image (try 2 of 2), this server rests 0.25 s`);
+      expect(failed.stderr).toMatch(new RegExp(`${stalled.url}/v1/detect: no answer within 1 ms \\(the image failed 2 times, giving up\\)`));
+    } finally {
+      release();
+      await held;
+      await stalled.shutdown();
+    }
     const json = parseJson<BatchJson>(await runEval(out, ['--server', roomy.url, '--allow-missing']));
     expect(results(json)).toEqual(results(reference));
     expect(sortedDetections(out)).toEqual(sortedDetections(referenceOut));
