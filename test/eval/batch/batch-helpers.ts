@@ -68,24 +68,24 @@ export function runEval(out: string, extra: string[], env?: NodeJS.ProcessEnv, i
 export const HELD_IMAGE = 'portrait.jpg';
 
 /**
- * The fixture images as symlinks in a fresh directory, except HELD_IMAGE, a FIFO: a run blocks
- * reading it with exactly the first image recorded, so "interrupted mid-run" is exact rather than
- * a race with the model's speed. `feed()` writes the real bytes into the FIFO (the blocked read
- * completes); `restore()` puts the real file in its place.
+ * The fixture images as symlinks in a fresh directory, except `held` (default HELD_IMAGE), a FIFO:
+ * a run blocks reading it (with a local model: exactly the images before it recorded), so
+ * "interrupted mid-run" is exact rather than a race with the model's speed. `feed()` writes the
+ * real bytes into the FIFO (the blocked read completes); `restore()` puts the real file in its place.
  */
-export function imagesWithHeldFile(): { dir: string; feed: () => void; restore: () => void } {
+export function imagesWithHeldFile(held = HELD_IMAGE): { dir: string; feed: () => void; restore: () => void } {
   const dir = join(tempDir(), 'images');
   mkdirSync(dir);
-  for (const name of readdirSync(IMAGES)) if (name !== HELD_IMAGE) symlinkSync(join(IMAGES, name), join(dir, name));
-  const fifo = join(dir, HELD_IMAGE);
+  for (const name of readdirSync(IMAGES)) if (name !== held) symlinkSync(join(IMAGES, name), join(dir, name));
+  const fifo = join(dir, held);
   const made = spawnSync('mkfifo', [fifo]);
   if (made.status !== 0) throw new Error(`mkfifo ${fifo} failed: ${made.stderr?.toString() ?? made.error?.message}`);
   return {
     dir,
-    feed: () => writeFileSync(fifo, readFileSync(join(IMAGES, HELD_IMAGE))),
+    feed: () => writeFileSync(fifo, readFileSync(join(IMAGES, held))),
     restore: () => {
       unlinkSync(fifo);
-      symlinkSync(join(IMAGES, HELD_IMAGE), fifo);
+      symlinkSync(join(IMAGES, held), fifo);
     },
   };
 }

@@ -11,7 +11,7 @@ import type { Detector } from '../../../src/detection/detector';
 import { Detector as DetectorClass } from '../../../src/detection/detector';
 import { startTestServer, type TestServer } from '../../server/helpers';
 import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
-import { CLI, MODEL, OTHER_MODEL, TOTAL_IMAGES, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
+import { CLI, MODEL, OTHER_MODEL, TOTAL_IMAGES, imagesWithHeldFile, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
 import { readFileSync } from 'node:fs';
 
 let reference: BatchJson;
@@ -109,11 +109,15 @@ describe('eval --server when a server goes away mid-run', () => {
     const leaving = await serveChild();
     const hold = await holdOnlyPlace(tiny); // so that only `leaving` can work until it is gone
     const out = join(tempDir(), 'failover');
-    const run = startEval(out, ['--server', `${leaving.url},${tiny.url}`, '--server-concurrency', '1', '--allow-missing']);
-    await until(() => recordedIds(out).length >= 2, 'two images done by the server that will be killed');
+    // image 3 is a FIFO: the run blocks reading it while `leaving` does every other image, so an
+    // image is certainly left for the killed server, whatever the machine's speed
+    const images = imagesWithHeldFile('exif-rotated.jpg');
+    const run = startEval(out, ['--server', `${leaving.url},${tiny.url}`, '--server-concurrency', '1', '--allow-missing'], process.env, images.dir);
+    await until(() => recordedIds(out).length === TOTAL_IMAGES - 1, 'every image but the held one done by the server that will be killed');
     const killed = new Promise((resolve) => leaving.child.once('exit', resolve));
     leaving.child.kill('SIGKILL');
     await killed;
+    images.feed();
     await until(() => run.stderr().includes(`eval: ${leaving.url}/v1/detect: fetch failed`), 'a failed request to the killed server');
     hold.destroy();
     const json = parseJson<BatchJson>(await run.done);
