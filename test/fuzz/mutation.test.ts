@@ -4,7 +4,8 @@
  * multipart bodies, with bytes flipped, cut, duplicated, deleted or zeroed. Every answer must be a
  * status the OpenAPI document lists for its route (never 500), with an error code from the one
  * table; the server must stay alive and answer a clean request exactly as before; RSS must stay
- * within a bound. A failure names its case number: rerun with the same seed to reproduce it.
+ * within a bound. Every byte sent, multipart boundaries included, comes from the fixed seed, so the
+ * statuses are the same on every run. A failure names its case number: rerun to reproduce it.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -83,7 +84,7 @@ let documented: Map<string, Set<number>>;
 beforeAll(async () => {
   detector = await loadFixtureDetector();
   server = await startTestServer(detector, { concurrency: 1, queueSize: 8 });
-  const files = readdirSync(IMAGES).filter((f) => /\.(jpe?g|png|gif|webp)$/i.test(f));
+  const files = readdirSync(IMAGES).filter((f) => /\.(jpe?g|png|gif|webp)$/i.test(f)).sort();
   // small versions keep each inference short; the files themselves are fuzzed too
   const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
   const small = sharp(landscape).resize(160);
@@ -110,6 +111,8 @@ function makeCases(): Case[] {
   const random = prng(SEED);
   const cases: Case[] = [];
   const pick = <T>(items: readonly T[]): T => items[int(random, items.length)] as T;
+  // boundaries from the same seed: a body's bytes, and so every status, are the same on every run
+  const boundary = (): string => `----cpwc-fuzz-${int(random, 2 ** 32).toString(16).padStart(8, '0')}${int(random, 2 ** 32).toString(16).padStart(8, '0')}`;
   const mutate = (bytes: Buffer): { bytes: Buffer; how: string } => {
     const rounds = 1 + int(random, 2);
     let out = bytes;
@@ -130,14 +133,14 @@ function makeCases(): Case[] {
     for (let i = 0; i < CASES_PER_KIND; i++) {
       const source = pick(corpus);
       const fields = route === '/v1/detect' ? [{ name: 'score_threshold', value: '0.3' }, { name: 'max_detections', value: '5' }] : [{ name: 'min_confidence', value: '0.3' }];
-      const form = multipart([{ name: 'image', value: source.bytes, filename: source.name, contentType: 'application/octet-stream' }, ...fields]);
+      const form = multipart([{ name: 'image', value: source.bytes, filename: source.name, contentType: 'application/octet-stream' }, ...fields], boundary());
       // mutate the whole body (boundaries, part headers, the image) or only the image inside it
       if (random() < 0.5) {
         const mutated = mutate(form.body);
         cases.push({ index: cases.length, route, body: mutated.bytes, contentType: form.contentType, what: `multipart ${source.name} body ${mutated.how}` });
       } else {
         const mutated = mutate(source.bytes);
-        const inner = multipart([{ name: 'image', value: mutated.bytes, filename: source.name }, ...fields]);
+        const inner = multipart([{ name: 'image', value: mutated.bytes, filename: source.name }, ...fields], boundary());
         cases.push({ index: cases.length, route, body: inner.body, contentType: inner.contentType, what: `multipart ${source.name} image ${mutated.how}` });
       }
     }

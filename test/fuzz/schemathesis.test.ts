@@ -6,12 +6,17 @@
  * can say "binary image" but not "a decodable image of a known class", so schema-valid bodies of
  * random bytes are rightly 415 and random `classes` are rightly 400.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Detector } from '../../src/detection/detector';
+import { Detector } from '../../src/detection/detector';
+import { DEFAULT_MODEL_DIR } from '../../src/detection/model';
+import { createLogger } from '../../src/server/logging';
+import { ModelRepository } from '../../src/server/model-repository';
+import { startServer, type RunningServer } from '../../src/server/server';
+import { fixtureModel } from '../detection/fixture-models';
 import { runPython } from '../helpers/python';
-import { loadFixtureDetector, startTestServer, type TestServer } from '../server/helpers';
+import { loadFixtureDetector, startTestServer, testConfig } from '../server/helpers';
 
 const EXCLUDED_CHECKS = ['positive_data_acceptance', 'ignored_auth', 'use_after_free', 'ensure_resource_availability', 'object_level_authorization'];
 const KEY = 'schemathesis-key-0001';
@@ -27,7 +32,7 @@ afterAll(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-async function schemathesis(server: TestServer, maxExamples: number, seed: number, headers: string[] = []): Promise<void> {
+async function schemathesis(server: RunningServer, maxExamples: number, seed: number, headers: string[] = []): Promise<void> {
   const run = await runPython(
     [
       '-m', 'schemathesis.cli', 'run', `${server.url}/openapi.json`,
@@ -38,7 +43,7 @@ async function schemathesis(server: TestServer, maxExamples: number, seed: numbe
     ],
     { cwd: workDir, env: { SCHEMATHESIS_HOOKS: '' } },
   );
-  if (run.code !== 0) throw new Error(`schemathesis exited ${run.code}:\n${run.output.slice(-6000)}`);
+  if (run.code !== 0) throw new Error(`schemathesis exited ${run.code}:\n${run.output.slice(-12000)}`);
   // every operation of the served document was tested, whatever routes it has (schemathesis
   // leaves out the document's own route)
   const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
@@ -66,6 +71,31 @@ it('finds no failure on a server with keys, with and without the Bearer header (
   try {
     await schemathesis(server, 15, 2);
     await schemathesis(server, 25, 3, [`Authorization: Bearer ${KEY}`]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+it('finds no failure on a server with a model repository (the default shapes model and tiny-fpn; seed 4, 15 examples per operation)', async () => {
+  // the /v2/repository/* routes answer only here: load, unload and index act on a real repository
+  const root = path.join(workDir, 'repository');
+  mkdirSync(root);
+  symlinkSync(DEFAULT_MODEL_DIR, path.join(root, path.basename(DEFAULT_MODEL_DIR)));
+  symlinkSync(fixtureModel('tiny-fpn'), path.join(root, 'tiny-fpn'));
+  const config = testConfig({ modelRepository: root, defaultModel: path.basename(DEFAULT_MODEL_DIR), repositoryPollS: 0, concurrency: 1, queueSize: 8 });
+  const server = await startServer({
+    config,
+    logger: createLogger('warn', { write: () => undefined }),
+    processMetrics: false,
+    repository: ({ inference, metrics, logger }) =>
+      new ModelRepository({ root, defaultModel: config.defaultModel, load: (dir) => Detector.load(dir, { intraOpThreads: 1 }), inference, metrics, logger }),
+  });
+  try {
+    await server.detection.warmUp();
+    await server.detection.repository?.whenSettled();
+    await schemathesis(server, 15, 4);
+    await server.detection.repository?.whenSettled();
+    expect(server.detection.inference.admitted).toBe(0);
   } finally {
     await server.shutdown();
   }

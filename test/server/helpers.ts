@@ -7,6 +7,7 @@ import { defaultConfig, type ServerConfig } from '../../src/server/config';
 import { createLogger } from '../../src/server/logging';
 import { createRenderer } from '../../src/server/render';
 import { startServer, type RunningServer } from '../../src/server/server';
+import type { ServedDetector } from '../../src/server/model';
 
 /** The tiny fixture model; CPWC_TEST_MODEL_DIR runs the server tests against another model directory. */
 export const FIXTURE_MODEL = process.env.CPWC_TEST_MODEL_DIR ?? path.join(__dirname, '..', 'fixtures', 'models', 'tiny-fpn');
@@ -31,7 +32,7 @@ export interface TestServer extends RunningServer {
 }
 
 /** A listening server on 127.0.0.1:0, warmed up (ready) unless `warm` is false. */
-export async function startTestServer(detector: Detector, overrides: Partial<ServerConfig> = {}, warm = true): Promise<TestServer> {
+export async function startTestServer(detector: ServedDetector, overrides: Partial<ServerConfig> = {}, warm = true): Promise<TestServer> {
   const config = testConfig(overrides);
   const rawLogs: string[] = [];
   const logs: Array<Record<string, unknown>> = [];
@@ -57,11 +58,14 @@ export interface ErrorBody {
   error: { code: string; message: string };
 }
 
-export function multipart(parts: Array<{ name: string; value: Uint8Array | string; filename?: string; contentType?: string }>): {
+/** A multipart/form-data body; `boundary` defaults to a random one (seeded callers such as the fuzz pass their own). */
+export function multipart(
+  parts: Array<{ name: string; value: Uint8Array | string; filename?: string; contentType?: string }>,
+  boundary = `----cpwc-test-${Math.random().toString(16).slice(2)}`,
+): {
   body: Buffer;
   contentType: string;
 } {
-  const boundary = `----cpwc-test-${Math.random().toString(16).slice(2)}`;
   const chunks: Buffer[] = [];
   for (const part of parts) {
     let header = `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"`;

@@ -331,6 +331,13 @@ describe('a server over a repository of three models', () => {
     const response = await repositoryPost(server, 'index', { ready: 'yes' });
     expect(response.status).toBe(400);
     expect(await response.json()).toEqual({ code: 'INVALID_PARAMETER', error: `'ready' must be true or false, got "yes"` });
+    // JSON that is not an object (null included: schemathesis found it answered 200)
+    for (const body of ['null', '[]', 'true']) {
+      const notObject = await fetch(`${server.url}/v2/repository/index`, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
+      expect([notObject.status, await notObject.json()]).toEqual([400, { code: 'INVALID_PARAMETER', error: 'the index request body must be a JSON object such as {"ready": true}' }]);
+    }
+    // no body at all (tritonclient's index request) lists every model
+    expect((await fetch(`${server.url}/v2/repository/index`, { method: 'POST' })).status).toBe(200);
     const notJson = await fetch(`${server.url}/v2/repository/index`, { method: 'POST', body: '{ready', headers: { 'Content-Type': 'application/json' } });
     expect([notJson.status, await notJson.json()]).toEqual([400, { code: 'BAD_REQUEST', error: 'the request body must be JSON, e.g. {"ready": true}' }]);
     const large = await repositoryPost(server, 'index', { ready: true, pad: 'x'.repeat(17 * 1024) });

@@ -19,8 +19,9 @@ export const REPOSITORY_ROUTES: readonly RouteSpec[] = [
 ];
 
 function readyOnly(body: unknown): boolean {
-  if (body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0)) return false;
-  if (typeof body !== 'object' || Array.isArray(body)) throw new HttpError('INVALID_PARAMETER', 'the index request body must be a JSON object such as {"ready": true}');
+  // no body (or an empty one, parsed as {}) lists every model; JSON null is not an object
+  if (body === undefined || (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0)) return false;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError('INVALID_PARAMETER', 'the index request body must be a JSON object such as {"ready": true}');
   const ready = (body as { ready?: unknown }).ready;
   if (ready === undefined) return false;
   if (typeof ready !== 'boolean') throw new HttpError('INVALID_PARAMETER', `'ready' must be true or false, got ${JSON.stringify(ready)}`);

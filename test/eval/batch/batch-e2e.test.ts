@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Detector } from '../../../src/detection/detector';
 import { evaluateFiles } from '../../../src/eval/evaluate';
 import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
+import { imagesWithHeldFile, until } from './batch-helpers';
 
 const CLI = join(ROOT, 'dist/cli/index.js');
 const ANNOTATIONS = join(ROOT, 'test/eval/fixtures/batch-dataset/annotations.json');
@@ -36,12 +37,12 @@ interface BatchJson {
 }
 
 /** The fixture set has a missing file and a non-image, so a run that scores needs --allow-missing. */
-function batchArgs(out: string, extra: string[] = ['--allow-missing']): string[] {
-  return [CLI, 'eval', '--annotations', ANNOTATIONS, '--images', IMAGES, '--model', MODEL, '--out', out, '--json', ...extra];
+function batchArgs(out: string, extra: string[] = ['--allow-missing'], images = IMAGES): string[] {
+  return [CLI, 'eval', '--annotations', ANNOTATIONS, '--images', images, '--model', MODEL, '--out', out, '--json', ...extra];
 }
 
-function runToEnd(out: string, extra: string[] = ['--allow-missing']): { status: number | null; json: BatchJson | undefined; stderr: string } {
-  const result = spawnSync(process.execPath, batchArgs(out, extra), { cwd: ROOT, encoding: 'utf8' });
+function runToEnd(out: string, extra: string[] = ['--allow-missing'], images = IMAGES): { status: number | null; json: BatchJson | undefined; stderr: string } {
+  const result = spawnSync(process.execPath, batchArgs(out, extra, images), { cwd: ROOT, encoding: 'utf8' });
   return { status: result.status, json: result.status === 0 ? (JSON.parse(result.stdout) as BatchJson) : undefined, stderr: result.stderr };
 }
 
@@ -50,17 +51,30 @@ function recordedImages(out: string): number {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.endsWith('}')).length : 0;
 }
 
-/** Starts a batch run, waits until `afterImages` images are recorded, then sends `signal`. */
-async function interrupt(out: string, afterImages: number, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(process.execPath, batchArgs(out), { cwd: ROOT });
+/**
+ * Starts a batch run over `images`, waits until it has recorded the first image (it then blocks on
+ * the held one), sends `signal`, and calls `afterSignal` with the stderr seen so far, to let it go on.
+ */
+async function interrupt(
+  out: string,
+  images: string,
+  signal: NodeJS.Signals,
+  afterSignal: (stderr: () => string) => Promise<void> = async () => undefined,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, batchArgs(out, ['--allow-missing'], images), { cwd: ROOT });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
-  const deadline = Date.now() + 60_000;
-  while (recordedImages(out) < afterImages && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await until(() => recordedImages(out) >= 1 || child.exitCode !== null, 'the run to record its first image');
   child.kill(signal);
+  try {
+    await afterSignal(() => stderr);
+  } catch (err) {
+    child.kill('SIGKILL'); // never leave a run blocked on the FIFO
+    throw err;
+  }
   return { ...(await exited), stderr };
 }
 
@@ -167,16 +181,17 @@ describe('a run with unreadable images and no --allow-missing', () => {
 describe('an interrupted run', () => {
   it('resumes after the process is killed, repeating and losing nothing', async () => {
     const out = join(tempDir(), 'run');
-    const killed = await interrupt(out, 1, 'SIGKILL');
+    const images = imagesWithHeldFile();
+    const killed = await interrupt(out, images.dir, 'SIGKILL');
     expect(killed.signal).toBe('SIGKILL');
     const before = recordedImages(out);
-    expect(before).toBeGreaterThanOrEqual(1);
-    expect(before).toBeLessThan(TOTAL_IMAGES);
+    expect(before).toBe(1);
+    images.restore();
     // As if the kill had landed in the middle of writing the next image.
     appendFileSync(join(out, 'detections.jsonl'), '{"image_id":99,"category_id":1,"bbox":[1,2,');
     appendFileSync(join(out, 'images.jsonl'), '{"image_id":99,"file_na');
 
-    const resumed = runToEnd(out);
+    const resumed = runToEnd(out, ['--allow-missing'], images.dir);
     expect(resumed.status).toBe(0);
     expect(resumed.stderr).toContain(`eval: resuming ${out}: ${before}/${TOTAL_IMAGES} images already done`);
     expect(resumed.json!.run.resumed).toBe(true);
@@ -189,14 +204,20 @@ describe('an interrupted run', () => {
 
   it('stops after the current image on SIGINT, exits 130 and says how to resume', async () => {
     const out = join(tempDir(), 'run');
-    const stopped = await interrupt(out, 1, 'SIGINT');
+    const images = imagesWithHeldFile();
+    // the run is stopped while reading the second image: it finishes that one, then stops
+    const stopped = await interrupt(out, images.dir, 'SIGINT', async (stderr) => {
+      await until(() => stderr().includes('finishing the current image, then stopping'), 'the run to acknowledge SIGINT');
+      images.feed();
+    });
     expect(stopped.code).toBe(130);
     expect(stopped.stderr).toContain('finishing the current image, then stopping');
-    expect(stopped.stderr).toMatch(/interrupted: \d+ of 10 images are done and recorded in /);
-    expect(stopped.stderr).toContain(`to resume: cpwc-detect eval --annotations ${ANNOTATIONS} --images ${IMAGES}`);
+    expect(stopped.stderr).toContain('interrupted: 2 of 10 images are done and recorded in ');
+    expect(stopped.stderr).toContain(`to resume: cpwc-detect eval --annotations ${ANNOTATIONS} --images ${images.dir}`);
     const done = recordedImages(out);
-    expect(done).toBeLessThan(TOTAL_IMAGES);
-    const resumed = runToEnd(out);
+    expect(done).toBe(2);
+    images.restore();
+    const resumed = runToEnd(out, ['--allow-missing'], images.dir);
     expect(resumed.status).toBe(0);
     expect(resumed.json!.run.images_this_session).toBe(TOTAL_IMAGES - done);
     expect(results(resumed.json!)).toEqual(results(reference));

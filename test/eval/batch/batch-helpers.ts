@@ -1,8 +1,8 @@
 /** Shared by the sharded and --server batch tests: the CLI as a real child process over the batch fixture set. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../helpers';
+import { ROOT, tempDir } from '../helpers';
 
 export const CLI = join(ROOT, 'dist/cli/index.js');
 export const ANNOTATIONS = join(ROOT, 'test/eval/fixtures/batch-dataset/annotations.json');
@@ -41,13 +41,13 @@ export interface CliRun {
   stderr: string;
 }
 
-export function evalArgs(out: string, extra: string[]): string[] {
-  return [CLI, 'eval', '--annotations', ANNOTATIONS, '--images', IMAGES, '--out', out, '--json', ...extra];
+export function evalArgs(out: string, extra: string[], images = IMAGES): string[] {
+  return [CLI, 'eval', '--annotations', ANNOTATIONS, '--images', images, '--out', out, '--json', ...extra];
 }
 
 /** Starts `cpwc-detect eval` without blocking this process's event loop (servers in it must answer). */
-export function startEval(out: string, extra: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
-  const child = spawn(process.execPath, evalArgs(out, extra), { cwd: ROOT, env });
+export function startEval(out: string, extra: string[], env: NodeJS.ProcessEnv = process.env, images = IMAGES): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
+  const child = spawn(process.execPath, evalArgs(out, extra, images), { cwd: ROOT, env });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -60,8 +60,34 @@ export function startEval(out: string, extra: string[], env: NodeJS.ProcessEnv =
   return { child, done, stderr: () => stderr };
 }
 
-export function runEval(out: string, extra: string[], env?: NodeJS.ProcessEnv): Promise<CliRun> {
-  return startEval(out, extra, env).done;
+export function runEval(out: string, extra: string[], env?: NodeJS.ProcessEnv, images = IMAGES): Promise<CliRun> {
+  return startEval(out, extra, env, images).done;
+}
+
+/** The second image of the set: a run reads the images one at a time, in the annotation file's order. */
+export const HELD_IMAGE = 'portrait.jpg';
+
+/**
+ * The fixture images as symlinks in a fresh directory, except `held` (default HELD_IMAGE), a FIFO:
+ * a run blocks reading it (with a local model: exactly the images before it recorded), so
+ * "interrupted mid-run" is exact rather than a race with the model's speed. `feed()` writes the
+ * real bytes into the FIFO (the blocked read completes); `restore()` puts the real file in its place.
+ */
+export function imagesWithHeldFile(held = HELD_IMAGE): { dir: string; feed: () => void; restore: () => void } {
+  const dir = join(tempDir(), 'images');
+  mkdirSync(dir);
+  for (const name of readdirSync(IMAGES)) if (name !== held) symlinkSync(join(IMAGES, name), join(dir, name));
+  const fifo = join(dir, held);
+  const made = spawnSync('mkfifo', [fifo]);
+  if (made.status !== 0) throw new Error(`mkfifo ${fifo} failed: ${made.stderr?.toString() ?? made.error?.message}`);
+  return {
+    dir,
+    feed: () => writeFileSync(fifo, readFileSync(join(IMAGES, held))),
+    restore: () => {
+      unlinkSync(fifo);
+      symlinkSync(join(IMAGES, held), fifo);
+    },
+  };
 }
 
 export function parseJson<T>(run: CliRun): T {

@@ -11,7 +11,7 @@ import type { Detector } from '../../../src/detection/detector';
 import { Detector as DetectorClass } from '../../../src/detection/detector';
 import { startTestServer, type TestServer } from '../../server/helpers';
 import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
-import { CLI, MODEL, OTHER_MODEL, TOTAL_IMAGES, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
+import { CLI, MODEL, OTHER_MODEL, TOTAL_IMAGES, imagesWithHeldFile, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
 import { readFileSync } from 'node:fs';
 
 let reference: BatchJson;
@@ -109,11 +109,15 @@ describe('eval --server when a server goes away mid-run', () => {
     const leaving = await serveChild();
     const hold = await holdOnlyPlace(tiny); // so that only `leaving` can work until it is gone
     const out = join(tempDir(), 'failover');
-    const run = startEval(out, ['--server', `${leaving.url},${tiny.url}`, '--server-concurrency', '1', '--allow-missing']);
-    await until(() => recordedIds(out).length >= 2, 'two images done by the server that will be killed');
+    // image 3 is a FIFO: the run blocks reading it while `leaving` does every other image, so an
+    // image is certainly left for the killed server, whatever the machine's speed
+    const images = imagesWithHeldFile('exif-rotated.jpg');
+    const run = startEval(out, ['--server', `${leaving.url},${tiny.url}`, '--server-concurrency', '1', '--allow-missing'], process.env, images.dir);
+    await until(() => recordedIds(out).length === TOTAL_IMAGES - 1, 'every image but the held one done by the server that will be killed');
     const killed = new Promise((resolve) => leaving.child.once('exit', resolve));
     leaving.child.kill('SIGKILL');
     await killed;
+    images.feed();
     await until(() => run.stderr().includes(`eval: ${leaving.url}/v1/detect: fetch failed`), 'a failed request to the killed server');
     hold.destroy();
     const json = parseJson<BatchJson>(await run.done);
@@ -129,11 +133,20 @@ describe('eval --server when a server goes away mid-run', () => {
 describe('eval --server when requests time out', () => {
   it('retries each image, stops clearly after --server-attempts, and the run resumes', async () => {
     const out = join(tempDir(), 'timeouts');
-    // 1 ms: no detection answers that fast, so every request times out
-    const failed = await runEval(out, ['--server', roomy.url, '--server-timeout', '0.001', '--server-attempts', '2', '--allow-missing']);
-    expect(failed.code).toBe(1);
-    expect(failed.stderr).toContain(`eval: ${roomy.url}/v1/detect: no answer within 1 ms; retrying the image (try 2 of 2), this server rests 0.25 s`);
-    expect(failed.stderr).toMatch(new RegExp(`${roomy.url}/v1/detect: no answer within 1 ms \\(the image failed 2 times, giving up\\)`));
+    // the server's only slot is held, so no detection can answer: every request times out, however fast the machine
+    const stalled = await serve(MODEL, { concurrency: 1, queueSize: 4 });
+    let release: () => void = () => undefined;
+    const held = stalled.detection.inference.limiter.run(() => new Promise<void>((resolve) => (release = resolve)));
+    try {
+      const failed = await runEval(out, ['--server', stalled.url, '--server-timeout', '0.001', '--server-attempts', '2', '--allow-missing']);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain(`eval: ${stalled.url}/v1/detect: no answer within 1 ms; retrying the image (try 2 of 2), this server rests 0.25 s`);
+      expect(failed.stderr).toMatch(new RegExp(`${stalled.url}/v1/detect: no answer within 1 ms \\(the image failed 2 times, giving up\\)`));
+    } finally {
+      release();
+      await held;
+      await stalled.shutdown();
+    }
     const json = parseJson<BatchJson>(await runEval(out, ['--server', roomy.url, '--allow-missing']));
     expect(results(json)).toEqual(results(reference));
     expect(sortedDetections(out)).toEqual(sortedDetections(referenceOut));

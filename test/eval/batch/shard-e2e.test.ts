@@ -7,7 +7,7 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDistBuilt, tempDir } from '../helpers';
-import { MODEL, TOTAL_IMAGES, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
+import { MODEL, TOTAL_IMAGES, imagesWithHeldFile, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
 
 const LOCAL = ['--model', MODEL, '--allow-missing'];
 /** The fixture set's split into 3 (shard.test.ts): image ids per shard. */
@@ -90,24 +90,26 @@ describe('a shard killed mid-run', () => {
   it('resumes when rerun, and the merge equals a single-process run', async () => {
     const out = join(tempDir(), 'sharded');
     const dir = join(out, 'shards', '1-of-3');
-    const victim = startEval(out, [...LOCAL, '--shard', '1/3']);
+    // shard 1/3 is images 1, 2, 4, 8: it blocks reading image 2 (a FIFO) with exactly image 1 recorded
+    const images = imagesWithHeldFile();
+    const victim = startEval(out, [...LOCAL, '--shard', '1/3'], process.env, images.dir);
     await until(() => recordedIds(dir).length >= 1 || victim.child.exitCode !== null, 'shard 1/3 to record an image');
     victim.child.kill('SIGKILL');
     const killed = await victim.done;
     expect(killed.signal).toBe('SIGKILL');
     const before = recordedIds(dir).length;
-    expect(before).toBeGreaterThanOrEqual(1);
-    expect(before).toBeLessThan(4);
+    expect(before).toBe(1);
+    images.restore();
     // as if the kill had landed while the next image was being written
     appendFileSync(join(dir, 'detections.jsonl'), '{"image_id":4,"category_id":1,"bbox":[1,');
     appendFileSync(join(dir, 'images.jsonl'), '{"image_id":4,"fil');
 
-    const rerun = parseJson<ShardJson>(await runEval(out, [...LOCAL, '--shard', '1/3']));
+    const rerun = parseJson<ShardJson>(await runEval(out, [...LOCAL, '--shard', '1/3'], undefined, images.dir));
     expect(rerun.shard.resumed).toBe(true);
     expect(rerun.shard.images_this_session).toBe(4 - before);
     expect(recordedIds(dir)).toEqual(PARTS[1]);
-    for (const k of [0, 2]) parseJson<ShardJson>(await runEval(out, [...LOCAL, '--shard', `${k}/3`]));
-    const merged = parseJson<BatchJson>(await runEval(out, LOCAL));
+    for (const k of [0, 2]) parseJson<ShardJson>(await runEval(out, [...LOCAL, '--shard', `${k}/3`], undefined, images.dir));
+    const merged = parseJson<BatchJson>(await runEval(out, LOCAL, undefined, images.dir));
     expect(results(merged)).toEqual(results(reference));
     expect(sortedDetections(out)).toEqual(sortedDetections(referenceOut));
   });
