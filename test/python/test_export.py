@@ -298,4 +298,6 @@ def test_full_size_cpwc_r50_fpn_exports_and_passes_the_gate(tmp_path: Path, buil
     assert check["max_rel_error_graph_a"] <= 1e-4 and check["max_rel_error_graph_b"] <= 1e-4
     assert all(count > 0 for count in check["rois_per_level"].values())  # every RoIAlign scale was checked
     onnx_bytes = sum((out / name).stat().st_size for name in ("backbone_rpn.onnx", "box_head.onnx"))
-    assert 4 * 42_301_462 * 0.99 < onnx_bytes < 4 * 42_301_462 * 1.01  # float32 weights, folded norms
+    # float32 weights, folded norms; the fast graph forms add their 0/1 block-sum and channel-repeat weights
+    # (measured: +1.6 % of the bytes on torch 2.15)
+    assert 4 * 42_301_462 * 0.99 < onnx_bytes < 4 * 42_301_462 * 1.03
