@@ -1,7 +1,7 @@
 /**
  * torchvision `BoxCoder.decode_single` (models/detection/_utils.py), float32 step by step.
  */
-import { expf } from './float32';
+import { expfNearest } from './float32';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
 const { fround, log, min } = Math;
@@ -58,8 +58,8 @@ export class BoxCoder {
     const dh = min(fround(relCodes[codeOffset + 3] / wh), clip);
     const predCtrX = fround(fround(dx * width) + ctrX);
     const predCtrY = fround(fround(dy * height) + ctrY);
-    const halfW = fround(0.5 * fround(expf(dw) * width));
-    const halfH = fround(0.5 * fround(expf(dh) * height));
+    const halfW = fround(0.5 * fround(expfNearest(dw) * width));
+    const halfH = fround(0.5 * fround(expfNearest(dh) * height));
     out[outOffset] = predCtrX - halfW;
     out[outOffset + 1] = predCtrY - halfH;
     out[outOffset + 2] = predCtrX + halfW;

@@ -2,13 +2,14 @@
  * torchvision `GeneralizedRCNNTransform` at inference (models/detection/transform.py), for one image:
  * pixels / 255, normalize with mean/std, THEN resize (that is torchvision's order) with
  * `interpolate(scale_factor, mode="bilinear", align_corners=False, recompute_scale_factor=True)`,
- * then zero-pad bottom/right to a multiple of `size_divisible`. Reproduces the float32 results of
- * ATen's CPU bilinear kernel on a contiguous NCHW tensor (checked bit for bit in test/detection/transform.test.ts).
+ * then zero-pad bottom/right to a multiple of `size_divisible`. Reproduces the float32 results of torch 2.15 /
+ * torchvision 0.29 on x86-64 (AVX2/AVX-512 build, more than one thread: torch's default) for a contiguous NCHW
+ * tensor, bit for bit (test/detection/transform.test.ts; docs/cpwc.md "torch 2.15 and the unit fixtures").
  */
 import type { RgbImage } from './image';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
-const { ceil, floor, fround, max, min, trunc } = Math;
+const { ceil, fround, max, min, trunc } = Math;
 
 export interface TransformConfig {
   minSize: number;
@@ -41,21 +42,22 @@ export interface TransformedImage {
 }
 
 /**
- * Resized size, as torchvision computes it: `scale = min(min_size / short, max_size / long)` in float32,
- * then `floor(side * scale)` in double. torch would fail on a side that rounds to 0 (an extreme aspect ratio);
- * it is kept at 1 pixel here.
+ * Resized size, as torchvision 0.29 computes it: `scale = min(min_size / short, max_size / long)` from
+ * Python ints, in double, then `int(side * scale)` in double (torch.nn.functional.interpolate with
+ * `recompute_scale_factor=True`). torchvision 0.14 computed the scale in float32 and gave e.g. 799x1201
+ * for 333x500 at 800/1333. torch would fail on a side that rounds to 0 (an extreme aspect ratio); it is
+ * kept at 1 pixel here.
  *
  * @example
- * resizedSize({ width: 333, height: 500 }, 800, 1333); // { width: 799, height: 1201 }
+ * resizedSize({ width: 333, height: 500 }, 800, 1333); // { width: 800, height: 1201 }
  */
 export function resizedSize(original: Size, minSize: number, maxSize: number): Size {
   const short = min(original.width, original.height);
   const long = max(original.width, original.height);
-  // torch evaluates `python_float / tensor` as `reciprocal(tensor) * python_float`, in float32.
-  const scale = min(fround(fround(1 / short) * minSize), fround(fround(1 / long) * maxSize));
+  const scale = min(minSize / short, maxSize / long);
   return {
-    width: max(1, floor(original.width * scale)),
-    height: max(1, floor(original.height * scale)),
+    width: max(1, trunc(original.width * scale)),
+    height: max(1, trunc(original.height * scale)),
   };
 }
 
@@ -82,9 +84,12 @@ export interface AxisSampling {
 
 /**
  * ATen's `compute_source_index_and_lambda` with align_corners=False and the scale recomputed as
- * `input / output` in float32; an axis that keeps its size is copied.
+ * `input / output` in float32; an axis that keeps its size is copied. The source coordinate
+ * `ratio * (i + 0.5) - 0.5` is rounded to float32 once (`fused`: one fused multiply-add, ATen's
+ * channels-last kernel) or twice (after the product and after the subtraction: its separable kernel),
+ * as measured against torch 2.15 (AVX-512 build) on real photographs.
  */
-export function axisSampling(inputSize: number, outputSize: number): AxisSampling {
+export function axisSampling(inputSize: number, outputSize: number, fused = false): AxisSampling {
   const sampling: AxisSampling = {
     index0: new Int32Array(outputSize),
     index1: new Int32Array(outputSize),
@@ -100,9 +105,8 @@ export function axisSampling(inputSize: number, outputSize: number): AxisSamplin
       sampling.lambda1[i] = 0;
       continue;
     }
-    // ATen's compiled kernel keeps `ratio * (i + 0.5) - 0.5 - index0` unrounded until lambda is stored
-    // (fused multiply-adds); a double holds it exactly. Measured against torch on one-hot inputs.
-    let source = ratio * (i + 0.5) - 0.5;
+    // `ratio * (i + 0.5)` is exact in double (24 + 16 bits), so each fround is one float32 rounding.
+    let source = fused ? fround(ratio * (i + 0.5) - 0.5) : fround(fround(ratio * (i + 0.5)) - 0.5);
     if (source < 0) source = 0;
     const index0 = min(trunc(source), inputSize - 1);
     const lambda1 = fround(min(max(source - index0, 0), 1));
@@ -113,6 +117,13 @@ export function axisSampling(inputSize: number, outputSize: number): AxisSamplin
   }
   return sampling;
 }
+
+/**
+ * Output height + width up to which torch 2.15 (multi-threaded, AVX2/AVX-512 build) resizes a contiguous
+ * 3-channel NCHW image with its channels-last kernel; above it, with the separable kernel. Measured:
+ * 50x78 and 64x64 go channels-last, 50x79 and 64x65 separable (on one thread torch always goes channels-last).
+ */
+export const CHANNELS_LAST_MAX_OUTPUT_SIDES = 128;
 
 /** `(pixel / 255 - mean) / std` for every byte value, per channel (float32 as torch computes it). */
 function normalizationTables(config: TransformConfig): Float32Array[] {
@@ -139,13 +150,18 @@ export function transformImage(image: RgbImage, config: TransformConfig, origina
   const geometry = imageGeometry(original ?? { width: image.width, height: image.height }, config);
   const { resized, padded } = geometry;
   const tables = normalizationTables(config);
-  const rows = axisSampling(image.height, resized.height);
-  const cols = axisSampling(image.width, resized.width);
+  const channelsLast = resized.height + resized.width <= CHANNELS_LAST_MAX_OUTPUT_SIDES;
+  const rows = axisSampling(image.height, resized.height, channelsLast);
+  const cols = axisSampling(image.width, resized.width, channelsLast);
   const tensor = new Float32Array(3 * padded.height * padded.width);
   const planeSize = padded.height * padded.width;
   if (image.width === resized.width && image.height === resized.height) {
     // No resize (both axes copied): the interpolation is `v * 1 + round(v * 0)` = v, a table lookup.
     copyNormalized(image, tables, tensor, padded.width, planeSize);
+    return { tensor, geometry };
+  }
+  if (channelsLast) {
+    resizeChannelsLast(image, tables, rows, cols, tensor, padded.width, planeSize);
     return { tensor, geometry };
   }
   // Per output pixel and channel: the two input rows it needs, each normalized and interpolated along x
@@ -179,8 +195,9 @@ export function transformImage(image: RgbImage, config: TransformConfig, origina
       const b1 = bottom + offset1[x];
       const w0 = lambda0[x];
       const w1 = lambda1[x];
-      // Measured against torch 1.13 (AVX2 build) on NCHW float input: x is interpolated first, then y,
-      // each as fma(first, w0, round(second * w1)); a double evaluates the fused step exactly.
+      // ATen's separable kernel (measured against torch 1.13 AVX2 and torch 2.15 AVX-512 builds on NCHW float
+      // input): x is interpolated first, then y, each as fma(first, w0, round(second * w1)); a double
+      // evaluates the fused step exactly.
       let t = fround(tr[pixels[t0]] * w0 + fround(tr[pixels[t1]] * w1));
       let b = fround(tr[pixels[b0]] * w0 + fround(tr[pixels[b1]] * w1));
       tensor[outR + x] = t * wy0 + fround(b * wy1);
@@ -193,6 +210,47 @@ export function transformImage(image: RgbImage, config: TransformConfig, origina
     }
   }
   return { tensor, geometry };
+}
+
+/**
+ * ATen's channels-last bilinear kernel (small outputs): per output pixel the four weights
+ * `w_ab = round(h_lambda_a * w_lambda_b)` and `fma(t11, w11, fma(t10, w10, fma(t00, w00, round(t01 * w01))))`,
+ * as measured against torch 2.15's AVX-512 build. Only used for outputs of at most 128 rows + columns.
+ */
+function resizeChannelsLast(
+  image: RgbImage,
+  tables: Float32Array[],
+  rows: AxisSampling,
+  cols: AxisSampling,
+  tensor: Float32Array,
+  rowStride: number,
+  planeSize: number,
+): void {
+  const pixels = image.data;
+  const stride = image.width * 3;
+  const height = rows.index0.length;
+  const width = cols.index0.length;
+  for (let y = 0; y < height; y++) {
+    const top = rows.index0[y] * stride;
+    const bottom = rows.index1[y] * stride;
+    for (let x = 0; x < width; x++) {
+      const w00 = fround(rows.lambda0[y] * cols.lambda0[x]);
+      const w01 = fround(rows.lambda0[y] * cols.lambda1[x]);
+      const w10 = fround(rows.lambda1[y] * cols.lambda0[x]);
+      const w11 = fround(rows.lambda1[y] * cols.lambda1[x]);
+      const left = cols.index0[x] * 3;
+      const right = cols.index1[x] * 3;
+      for (let c = 0; c < 3; c++) {
+        const table = tables[c];
+        const t00 = table[pixels[top + left + c]];
+        const t01 = table[pixels[top + right + c]];
+        const t10 = table[pixels[bottom + left + c]];
+        const t11 = table[pixels[bottom + right + c]];
+        const sum = fround(t10 * w10 + fround(t00 * w00 + fround(t01 * w01)));
+        tensor[c * planeSize + y * rowStride + x] = t11 * w11 + sum;
+      }
+    }
+  }
 }
 
 /** Normalizes every pixel into the (larger, zero-padded) NCHW tensor, no resampling. */

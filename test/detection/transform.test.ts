@@ -31,7 +31,7 @@ describe('resizedSize / paddedSize (GeneralizedRCNNTransform, min_size 800, max_
 
   it('keeps a side that would round to 0 pixels at 1 (torchvision raises on such aspect ratios)', () => {
     // torch computes 1332 x 0 for this image and then refuses it.
-    expect(resizedSize({ width: 1, height: 5000 }, 800, 1333)).toEqual({ width: 1, height: 1332 });
+    expect(resizedSize({ width: 1, height: 5000 }, 800, 1333)).toEqual({ width: 1, height: 1333 });
   });
 });
 

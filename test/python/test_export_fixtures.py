@@ -1,11 +1,6 @@
 """The committed model fixtures (test/fixtures/models/tiny-fpn, tiny-c4) are self-consistent: driving their
 ONNX graphs in onnxruntime with torchvision's own pre/post-processing, configured only from model.json,
-reproduces reference.json on every fixture photograph. This is the parity the TypeScript pipeline must reach.
-
-reference.json records the resized size its torchvision chose (torchvision 0.14 computed the scale from a
-float32 tensor: 600x400 at min_size 320 became 479x319; 0.29 computes it in double: 480x320). The graphs'
-self-consistency is checked at the recorded size (torchvision's own `fixed_size`), so the check does not
-depend on which torchvision rule made the reference."""
+reproduces reference.json on every fixture photograph. This is the parity the TypeScript pipeline must reach."""
 
 from __future__ import annotations
 
@@ -89,24 +84,9 @@ class ModelDirectory:
         )
         self.roi_levels = heads["featmap_names"]
 
-    def transform_at(self, resized: tuple[int, int] | None) -> GeneralizedRCNNTransform:
-        """model.json's transform, or the same with its resize pinned to `resized` (width, height)."""
-        if resized is None:
-            return self.transform
-        t = self.spec["transform"]
-        return GeneralizedRCNNTransform(
-            t["min_size"],
-            t["max_size"],
-            t["image_mean"],
-            t["image_std"],
-            size_divisible=t["size_divisible"],
-            fixed_size=resized,
-        ).eval()
-
     @torch.no_grad()
-    def __call__(self, image: Tensor, resized: tuple[int, int] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        transform = self.transform_at(resized)
-        images, _ = transform([image])
+    def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        images, _ = self.transform([image])
         a = run_ort(self.directory / "backbone_rpn.onnx", {"image": images.tensors.numpy()})
         self.head.outputs = (
             [torch.from_numpy(a[f"objectness_{n}"]) for n in self.levels],
@@ -129,7 +109,7 @@ class ModelDirectory:
             [level_ordered],
             images.image_sizes,
         )
-        detections = transform.postprocess(
+        detections = self.transform.postprocess(
             [{"boxes": boxes[0], "scores": scores[0], "labels": labels[0]}],
             images.image_sizes,
             [tuple(image.shape[-2:])],
@@ -151,7 +131,8 @@ def test_fixture_directories_are_complete_and_small(fixture_model) -> None:
     directory, model_json, reference = fixture_model
     for graph in model_json["graphs"].values():
         assert graph["sha256"] == sha256_file(directory / graph["file"])
-    assert sum(p.stat().st_size for p in directory.iterdir()) < 3.5e6
+    # torch 2.15's exporter (opset 18) writes ~30 % larger graphs than 1.13's: measured 3.97 MB (tiny-fpn)
+    assert sum(p.stat().st_size for p in directory.iterdir()) < 4.5e6
     assert model_json["width"] == 0.125 and len(model_json["classes"]) == 6
     assert [Path(image["file"]).name for image in reference["images"]] == IMAGE_FILES
     for image in reference["images"]:
@@ -180,8 +161,7 @@ def test_onnx_graphs_with_torchvision_processing_reproduce_reference(
     entry = next(image for image in reference["images"] if Path(image["file"]).name == image_name)
     decoded = decode_image(directory / entry["file"])
     assert (decoded.width, decoded.height) == (entry["width"], entry["height"])
-    resized = (entry["resized"]["width"], entry["resized"]["height"])
-    proposals, detections = ModelDirectory(directory)(decoded.tensor(), resized)
+    proposals, detections = ModelDirectory(directory)(decoded.tensor())
     expected_proposals = torch.tensor(entry["proposals"], dtype=torch.float32)
     assert proposals.shape == expected_proposals.shape
     assert_same_up_to_near_tie_swaps(proposals, expected_proposals)
@@ -195,13 +175,11 @@ def test_onnx_graphs_with_torchvision_processing_reproduce_reference(
 
 
 def assert_same_up_to_near_tie_swaps(got: Tensor, expected: Tensor, window: int = 8, atol: float = 1e-2) -> None:
-    """Proposals equal row by row, except a few rows (< 3%) that sit a few places away: objectness
-    scores of 1000 proposals are spaced ~1e-7 apart, below the float32 noise between PyTorch and onnxruntime
-    and between torch versions (references from torch 1.13 checked on torch 2.15: 12-20 rows, adjacent pairs,
-    on 3 of the 16 image/model cases; on torch 1.13 itself at most 1%)."""
+    """Proposals equal row by row, except a few rows (< 1%) that sit a few places away: objectness
+    scores of 1000 proposals are spaced ~1e-7 apart, below the float32 noise between PyTorch and onnxruntime."""
     close = (got - expected).abs().amax(dim=1) <= atol
     moved = torch.where(~close)[0].tolist()
-    assert len(moved) <= 3 * len(got) // 100, f"{len(moved)} proposals out of order"
+    assert len(moved) <= len(got) // 100, f"{len(moved)} proposals out of order"
     for i in moved:
         lo, hi = max(0, i - window), min(len(got), i + window + 1)
         assert ((expected[lo:hi] - got[i]).abs().amax(dim=1) <= atol).any(), (

@@ -106,7 +106,7 @@ describe('real npm clients against a listening server', () => {
         { id: 'server', type: 'deepstack-server', proto: 'http', host: url.hostname, port: Number(url.port), version: 'v1', rejectUnauthorized: true },
         apiKey === undefined ? {} : { apiKey },
       );
-      const detection = runtime.deploy({ id: 'detect', type: 'deepstack-object-detection', server: 'server', confidence: 50, filters: ['class_3'], drawPredictions: true, outlineColor: '#ff0000', printLabel: false });
+      const detection = runtime.deploy({ id: 'detect', type: 'deepstack-object-detection', server: 'server', confidence: 50, filters: ['class_5'], drawPredictions: true, outlineColor: '#ff0000', printLabel: false });
       let n = 0;
       const custom = (model: string): RuntimeNode => {
         n += 1;
@@ -127,7 +127,7 @@ describe('real npm clients against a listening server', () => {
 
     it("object detection and custom model nodes get /v1/detect's detections at their confidence, filters and drawing work", async () => {
       const reference = deepstackShape(await nativeDetections(open, landscape, '?score_threshold=0.5'));
-      const filtered = reference.filter((p) => p.label === 'class_3');
+      const filtered = reference.filter((p) => p.label === 'class_5');
       expect(filtered.length).toBeGreaterThan(0);
       expect(filtered.length).toBeLessThan(reference.length);
       const { runtime, detection, custom } = flow(open);
