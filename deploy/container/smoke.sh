@@ -193,7 +193,7 @@ run_case() {
   until [[ "$(curl -s --max-time 2 "$url/metrics" | awk -v before=1 '
       /^cpwc_inferences_in_flight / { n += $2 }
       /^cpwc_queue_depth / { n += $2 }
-      /^cpwc_images_total\{outcome="ok"\} / { n += $2 - before }
+      /^cpwc_images_total\{outcome="ok"[,}]/ { n += $2 - before }
       END { print n + 0 }')" == "$BURST" ]]; do
     ((SECONDS < deadline)) || die "[$case_name] the $BURST requests were not all running, queued or answered within 30 s"
     sleep 0.02
