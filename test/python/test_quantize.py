@@ -63,7 +63,12 @@ def test_quantizing_the_shapes_model_writes_a_checked_int8_directory(tmp_path: P
     out = tmp_path / "int8"
     model_json = quantize_model_directory(
         # checked on an image of the model's own domain, not among the first 8 it is calibrated on
-        SHAPES, out, TEST_IMAGES, TEST_IMAGES / "test_000148.jpg", count=8, method="Percentile"
+        SHAPES,
+        out,
+        TEST_IMAGES,
+        TEST_IMAGES / "test_000148.jpg",
+        count=8,
+        method="Percentile",
     )
     assert model_json == json.loads((out / "model.json").read_text())
     assert model_json["precision"] == "int8" and model_json["name"] == "int8"
