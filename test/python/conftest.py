@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,14 @@ def built_dist() -> Path:
     if not image_js.exists():
         subprocess.run(["npx", "tsc", "-p", "tsconfig.build.json"], cwd=REPO_ROOT, check=True)
     return image_js
+
+
+@pytest.fixture
+def seed_export_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`python -m cpwc.export --seed 0 --out TMP/x ARGS…`, run from the repository root, output captured."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "cpwc.export", "--seed", "0", "--out", str(tmp_path / "x"), *args]
+        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+
+    return run

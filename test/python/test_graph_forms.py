@@ -4,8 +4,8 @@ every channel case (Z < C divisible and not, Z == C, Z > C divisible and not) at
 from __future__ import annotations
 
 import subprocess
-import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -203,15 +203,10 @@ def test_bad_choices_and_unfolded_models_are_refused() -> None:
         apply_graph_forms(model, "fast")
 
 
-def test_export_cli_refuses_bad_graph_forms_before_writing_anything(tmp_path: Path) -> None:
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cpwc.export", "--seed", "0", "--out", str(tmp_path / "x"), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
+def test_export_cli_refuses_bad_graph_forms_before_writing_anything(
+    tmp_path: Path, seed_export_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    cli = seed_export_cli
     wrong_case = cli("--graph-forms", "gt=dw_blocksum")
     assert wrong_case.returncode == 2 and "--graph-forms: graph forms 'gt=dw_blocksum'" in wrong_case.stderr
     unfolded = cli("--graph-forms", "fast", "--no-fold")

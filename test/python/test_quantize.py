@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -106,16 +106,9 @@ def test_the_shipped_int8_twin_records_its_calibration_and_check() -> None:
 
 
 def test_the_export_cli_refuses_half_given_quantization_flags_and_checking_on_a_calibration_image(
-    tmp_path: Path, built_dist: Path
+    tmp_path: Path, built_dist: Path, seed_export_cli: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cpwc.export", "--seed", "0", "--out", str(tmp_path / "x"), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
+    cli = seed_export_cli
     alone = cli("--quantize", "int8")
     assert alone.returncode == 2 and "--quantize and --calibration-images go together" in alone.stderr
     stray = cli("--calibration-images", str(TEST_IMAGES))
