@@ -65,7 +65,9 @@ function parseCli() {
   };
   const model = values.model ?? (existsSync(path.join(DEFAULT_MODEL, 'model.json')) ? DEFAULT_MODEL : FIXTURE_MODEL);
   const shapesImage = path.join(ROOT, 'datasets', 'shapes-test', 'images', 'test_000000.jpg');
-  const image = values.image ?? (model === DEFAULT_MODEL && existsSync(shapesImage) ? shapesImage : path.join(ROOT, 'test', 'fixtures', 'images', 'landscape.jpg'));
+  const image =
+    values.image ??
+    (model === DEFAULT_MODEL && existsSync(shapesImage) ? shapesImage : path.join(ROOT, 'test', 'fixtures', 'images', 'landscape.jpg'));
   return {
     model,
     image,
@@ -204,18 +206,24 @@ async function main() {
   let failed = false;
   try {
     const model = JSON.parse(readFileSync(path.join(options.model, 'model.json'), 'utf8'));
-    process.stderr.write(`server ${url}: model ${model.name}, threads ${config.intraOpThreads}, inference concurrency ${config.concurrency}, queue ${config.queueSize}\n`);
+    process.stderr.write(
+      `server ${url}: model ${model.name}, threads ${config.intraOpThreads}, inference concurrency ${config.concurrency}, queue ${config.queueSize}\n`,
+    );
 
     const paired = await pairedLatency(url, options.model, image, config.intraOpThreads, options.pipelineRuns);
     const direct = paired.direct;
 
     const rows = [];
     for (const connections of options.levels) {
-      process.stderr.write(`load: ${connections} concurrent clients for ${options.durationS} s (at most ${options.maxRequests} requests)\n`);
+      process.stderr.write(
+        `load: ${connections} concurrent clients for ${options.durationS} s (at most ${options.maxRequests} requests)\n`,
+      );
       const { result, latencies, statuses } = await load(url, image, connections, { durationS: options.durationS, amount: undefined });
       const total = Object.values(statuses).reduce((a, b) => a + b, 0);
       const ok = statuses[200] ?? 0;
-      const unexpected5xx = Object.entries(statuses).filter(([s]) => Number(s) >= 500 && Number(s) !== 503).reduce((a, [, n]) => a + n, 0);
+      const unexpected5xx = Object.entries(statuses)
+        .filter(([s]) => Number(s) >= 500 && Number(s) !== 503)
+        .reduce((a, [, n]) => a + n, 0);
       if (unexpected5xx > 0 || result.errors > 0 || result.timeouts > 0) failed = true;
       rows.push({
         connections,
@@ -243,11 +251,15 @@ async function main() {
       for (const [s, n] of Object.entries(statuses)) soakStatuses[s] = (soakStatuses[s] ?? 0) + n;
       samples.push(await metric(url, 'cpwc_process_resident_memory_bytes'));
     }
-    const soakNon200 = Object.entries(soakStatuses).filter(([s]) => s !== '200').reduce((a, [, n]) => a + n, 0);
+    const soakNon200 = Object.entries(soakStatuses)
+      .filter(([s]) => s !== '200')
+      .reduce((a, [, n]) => a + n, 0);
     if (soakNon200 > 0) failed = true;
 
     const lines = [];
-    lines.push(`Model \`${model.name}\` (${model.architecture}), image ${path.relative(ROOT, options.image)} (${image.length} bytes), server: ${config.intraOpThreads} intra-op threads, inference concurrency ${config.concurrency}, queue ${config.queueSize}; Node ${process.version}, ${require('node:os').cpus().length} CPUs, loopback.`);
+    lines.push(
+      `Model \`${model.name}\` (${model.architecture}), image ${path.relative(ROOT, options.image)} (${image.length} bytes), server: ${config.intraOpThreads} intra-op threads, inference concurrency ${config.concurrency}, queue ${config.queueSize}; Node ${process.version}, ${require('node:os').cpus().length} CPUs, loopback.`,
+    );
     lines.push('');
     const pairedOverhead = (percentile(paired.http, 50) / percentile(direct, 50) - 1) * 100;
     lines.push(
@@ -259,7 +271,9 @@ async function main() {
     lines.push('| clients | requests | 200 | 503 | other | 200/s | p50 ms | p95 ms | p99 ms | client errors |');
     lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      lines.push(`| ${r.connections} | ${r.total} | ${r.ok} | ${r.rejected503} | ${r.other} | ${r.okPerSecond.toFixed(2)} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${r.errors} |`);
+      lines.push(
+        `| ${r.connections} | ${r.total} | ${r.ok} | ${r.rejected503} | ${r.other} | ${r.okPerSecond.toFixed(2)} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${r.errors} |`,
+      );
     }
     lines.push('');
     const one = rows.find((r) => r.connections === 1);
@@ -267,7 +281,9 @@ async function main() {
       const overhead = (one.p50 / percentile(direct, 50) - 1) * 100;
       lines.push(`autocannon p50 at 1 client vs the library alone (separate runs): ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)} %.`);
     }
-    lines.push(`RSS soak (${options.soakRequests} requests, 4 clients): before ${mib(rssBefore)} MiB; after each quarter ${samples.map(mib).join(' → ')} MiB; non-200 responses ${soakNon200}.`);
+    lines.push(
+      `RSS soak (${options.soakRequests} requests, 4 clients): before ${mib(rssBefore)} MiB; after each quarter ${samples.map(mib).join(' → ')} MiB; non-200 responses ${soakNon200}.`,
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     child.kill('SIGTERM');

@@ -48,7 +48,22 @@ async function measure(dirs, image, threads, inferences) {
 }
 
 function run(dirs, options) {
-  const out = execFileSync(process.execPath, ['--expose-gc', __filename, '--child', '--image', options.image, '--threads', String(options.threads), '--inferences', String(options.inferences), ...dirs], { encoding: 'utf8' });
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      __filename,
+      '--child',
+      '--image',
+      options.image,
+      '--threads',
+      String(options.threads),
+      '--inferences',
+      String(options.inferences),
+      ...dirs,
+    ],
+    { encoding: 'utf8' },
+  );
   return JSON.parse(out);
 }
 
@@ -69,26 +84,38 @@ async function main() {
   }
   const options = { image: values.image, threads: Number(values.threads), inferences: Number(values.inferences) };
   if (values.child) {
-    await measure(positionals.map((d) => path.resolve(d)), options.image, options.threads, options.inferences);
+    await measure(
+      positionals.map((d) => path.resolve(d)),
+      options.image,
+      options.threads,
+      options.inferences,
+    );
     return 0;
   }
   const rows = ['| model | RSS before (MiB) | RSS loaded (MiB) | model takes (MiB) |', '|---|---:|---:|---:|'];
   const dirs = positionals.map((d) => path.resolve(d));
   for (const dir of dirs) {
     const { before, after } = run([dir], options);
-    rows.push(`| ${path.basename(dir)} | ${(before / MiB).toFixed(1)} | ${(after / MiB).toFixed(1)} | ${((after - before) / MiB).toFixed(1)} |`);
+    rows.push(
+      `| ${path.basename(dir)} | ${(before / MiB).toFixed(1)} | ${(after / MiB).toFixed(1)} | ${((after - before) / MiB).toFixed(1)} |`,
+    );
   }
   if (dirs.length > 1) {
     const { before, after } = run(dirs, options);
-    rows.push(`| all ${dirs.length} in one process | ${(before / MiB).toFixed(1)} | ${(after / MiB).toFixed(1)} | ${((after - before) / MiB).toFixed(1)} |`);
+    rows.push(
+      `| all ${dirs.length} in one process | ${(before / MiB).toFixed(1)} | ${(after / MiB).toFixed(1)} | ${((after - before) / MiB).toFixed(1)} |`,
+    );
   }
   process.stdout.write(`${rows.join('\n')}\n`);
   return 0;
 }
 
-main().then((code) => {
-  process.exitCode = code;
-}, (err) => {
-  process.stderr.write(`model-memory: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`model-memory: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

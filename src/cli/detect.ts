@@ -92,7 +92,11 @@ export async function run(argv: string[]): Promise<number> {
     options = {
       scoreThreshold: parseNumber(values['score-threshold'], '--score-threshold', (n) => n >= 0 && n <= 1, 'a number in [0, 1]'),
       maxDetections: parseNumber(values['max-detections'], '--max-detections', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1'),
-      classes: values.classes?.split(',').map((c) => c.trim()).filter((c) => c.length > 0).map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
+      classes: values.classes
+        ?.split(',')
+        .map((c) => c.trim())
+        .filter((c) => c.length > 0)
+        .map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
     };
     threads = parseNumber(values.threads, '--threads', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
     executionProvider = parseProvider(values['execution-provider']);
@@ -104,7 +108,11 @@ export async function run(argv: string[]): Promise<number> {
 
   let detector: Detector;
   try {
-    detector = await Detector.load(values.model ?? DEFAULT_MODEL_DIR, { intraOpThreads: threads, executionProvider, fastResize: values['fast-resize'] });
+    detector = await Detector.load(values.model ?? DEFAULT_MODEL_DIR, {
+      intraOpThreads: threads,
+      executionProvider,
+      fastResize: values['fast-resize'],
+    });
   } catch (error) {
     const code = error instanceof DetectError ? `${error.code}: ` : '';
     process.stderr.write(`cpwc-detect detect: cannot load the model: ${code}${(error as Error).message}\n`);
@@ -161,13 +169,17 @@ function uniqueOutputPath(dir: string, file: string, taken: Set<string>): string
 
 function formatTable(outcome: ImageOutcome): string {
   const detections = outcome.detections ?? [];
-  const lines = [`${outcome.file}  ${outcome.width}x${outcome.height}  ${detections.length} detection${detections.length === 1 ? '' : 's'}`];
+  const lines = [
+    `${outcome.file}  ${outcome.width}x${outcome.height}  ${detections.length} detection${detections.length === 1 ? '' : 's'}`,
+  ];
   if (detections.length > 0) {
     const labelWidth = Math.max(5, ...detections.map((d) => d.label.length));
     const num = (v: number): string => v.toFixed(1).padStart(8);
     lines.push(`  ${'label'.padEnd(labelWidth)}  score      xmin    ymin    xmax    ymax`);
     for (const d of detections) {
-      lines.push(`  ${d.label.padEnd(labelWidth)}  ${d.score.toFixed(3)}${num(d.box.xmin)}${num(d.box.ymin)}${num(d.box.xmax)}${num(d.box.ymax)}`);
+      lines.push(
+        `  ${d.label.padEnd(labelWidth)}  ${d.score.toFixed(3)}${num(d.box.xmin)}${num(d.box.ymin)}${num(d.box.xmax)}${num(d.box.ymax)}`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;

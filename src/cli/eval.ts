@@ -119,10 +119,14 @@ export function printResult(run: EvaluationRun, json: boolean, extra: Record<str
 export function printNotes(run: EvaluationRun): void {
   const c = run.counts;
   if (c.detections_unknown_category > 0) {
-    process.stderr.write(`note: ${c.detections_unknown_category} detection(s) with a category_id that is not in the annotation file were ignored\n`);
+    process.stderr.write(
+      `note: ${c.detections_unknown_category} detection(s) with a category_id that is not in the annotation file were ignored\n`,
+    );
   }
   if (c.gt_annotations_skipped > 0) {
-    process.stderr.write(`note: ${c.gt_annotations_skipped} annotation(s) of images or categories not listed in the annotation file were ignored\n`);
+    process.stderr.write(
+      `note: ${c.gt_annotations_skipped} annotation(s) of images or categories not listed in the annotation file were ignored\n`,
+    );
   }
 }
 
@@ -138,7 +142,8 @@ async function runResultsFile(values: EvalCliOptions, annotations: string, detec
       detections: `\`${detections}\``,
       counts: run.counts,
     });
-    if (report.pngError !== undefined) process.stderr.write(`warning: pr_curves.png not rendered (${report.pngError}); pr_curves.svg is there\n`);
+    if (report.pngError !== undefined)
+      process.stderr.write(`warning: pr_curves.png not rendered (${report.pngError}); pr_curves.svg is there\n`);
     process.stderr.write(`report written to ${report.dir}/ (${report.files.join(', ')})\n`);
   }
   return 0;
@@ -156,7 +161,8 @@ function parseProvider(text: string | undefined): ExecutionProvider | undefined 
 function parseScoreThreshold(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) throw usageError(`--score-threshold must be a number in [0, 1], got '${text}'`);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1)
+    throw usageError(`--score-threshold must be a number in [0, 1], got '${text}'`);
   return value;
 }
 
@@ -184,8 +190,10 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
     ?.split(',')
     .filter((u) => u.trim() !== '')
     .map(normalizeServerUrl);
-  if (values.server !== undefined && (servers === undefined || servers.length === 0)) throw usageError('--server needs one or more URLs, comma-separated');
-  if (servers !== undefined && values.model !== undefined) throw usageError('--server detects with the servers\' model; --model is for detection in this process, use one or the other');
+  if (values.server !== undefined && (servers === undefined || servers.length === 0))
+    throw usageError('--server needs one or more URLs, comma-separated');
+  if (servers !== undefined && values.model !== undefined)
+    throw usageError("--server detects with the servers' model; --model is for detection in this process, use one or the other");
   const concurrency = parsePositive(values['server-concurrency'], '--server-concurrency', true);
   const timeout = parsePositive(values['server-timeout'], '--server-timeout', false);
   const attempts = parsePositive(values['server-attempts'], '--server-attempts', true);
@@ -193,8 +201,10 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
     throw usageError('--server-concurrency, --server-timeout and --server-attempts need --server');
   }
   const threads = parsePositive(values.threads, '--threads', true);
-  if (servers !== undefined && threads !== undefined) throw usageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
-  if (servers !== undefined && executionProvider !== undefined) throw usageError('--execution-provider chooses where a model runs in this process; with --server the servers run the model');
+  if (servers !== undefined && threads !== undefined)
+    throw usageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
+  if (servers !== undefined && executionProvider !== undefined)
+    throw usageError('--execution-provider chooses where a model runs in this process; with --server the servers run the model');
   const controller = new AbortController();
   const onSignal = (): void => {
     if (controller.signal.aborted) {
@@ -233,14 +243,18 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
             `${summary.images_failed > 0 ? `, ${summary.images_failed} unreadable` : ''} (${summary.images_this_session} this session), in ${summary.shard_dir}\n`,
         );
       }
-      process.stderr.write(`eval: shard ${shard.index}/${shard.count} finished; when every shard has, run the same command without --shard to merge and score\n`);
+      process.stderr.write(
+        `eval: shard ${shard.index}/${shard.count} finished; when every shard has, run the same command without --shard to merge and score\n`,
+      );
       return 0;
     }
     const result = await runBatch(options);
     printResult(result.evaluation, values.json, { run: result.batch });
     printNotes(result.evaluation);
     if (result.batch.images_skipped > 0) {
-      process.stderr.write(`note: ${result.batch.images_skipped} image(s) could not be read or decoded and were left out of scoring (--allow-missing); see ${outDir}/images.jsonl\n`);
+      process.stderr.write(
+        `note: ${result.batch.images_skipped} image(s) could not be read or decoded and were left out of scoring (--allow-missing); see ${outDir}/images.jsonl\n`,
+      );
     }
     if (result.report.pngError !== undefined) process.stderr.write(`warning: pr_curves.png not rendered (${result.report.pngError})\n`);
     process.stderr.write(`report written to ${result.report.dir}/ (${result.report.files.join(', ')})\n`);
@@ -267,8 +281,16 @@ export async function run(argv: string[]): Promise<number> {
     const annotations = values.annotations;
     if (annotations === undefined) throw usageError('--annotations is required');
     if (values.detections !== undefined) {
-      if (values.images !== undefined || values.out !== undefined || values.model !== undefined || values.shard !== undefined || values.server !== undefined) {
-        throw usageError('--detections scores an existing results file; --images/--out/--model/--shard/--server are for batch mode, use one or the other');
+      if (
+        values.images !== undefined ||
+        values.out !== undefined ||
+        values.model !== undefined ||
+        values.shard !== undefined ||
+        values.server !== undefined
+      ) {
+        throw usageError(
+          '--detections scores an existing results file; --images/--out/--model/--shard/--server are for batch mode, use one or the other',
+        );
       }
       return await runResultsFile(values, annotations, values.detections);
     }

@@ -29,7 +29,8 @@ export async function run(argv: string[]): Promise<number> {
   logger.info({ config: describeConfig(config) }, 'starting');
 
   // --model DIR is a repository of one; --model-repository DIR serves every model directory in DIR
-  const source = config.modelRepository !== undefined ? { root: path.resolve(config.modelRepository) } : { single: path.resolve(config.modelDir) };
+  const source =
+    config.modelRepository !== undefined ? { root: path.resolve(config.modelRepository) } : { single: path.resolve(config.modelDir) };
 
   const running = await startServer({
     config,
@@ -39,7 +40,13 @@ export async function run(argv: string[]): Promise<number> {
       new ModelRepository({
         ...source,
         defaultModel: config.defaultModel,
-        load: (dir) => Detector.load(dir, { intraOpThreads: config.intraOpThreads, maxPixels: config.maxPixels, executionProvider: config.executionProvider, fastResize: config.fastResize }),
+        load: (dir) =>
+          Detector.load(dir, {
+            intraOpThreads: config.intraOpThreads,
+            maxPixels: config.maxPixels,
+            executionProvider: config.executionProvider,
+            fastResize: config.fastResize,
+          }),
         inference,
         metrics,
         logger: log,
@@ -79,7 +86,8 @@ export async function run(argv: string[]): Promise<number> {
     const message = err instanceof Error ? err.message : String(err);
     const code = err instanceof DetectError ? err.code : undefined;
     logger.fatal({ err, code }, `cannot serve the models: ${message}`);
-    const what = config.modelRepository !== undefined ? `the model repository '${config.modelRepository}'` : `the model in '${config.modelDir}'`;
+    const what =
+      config.modelRepository !== undefined ? `the model repository '${config.modelRepository}'` : `the model in '${config.modelDir}'`;
     process.stderr.write(`cpwc-detect serve: cannot load ${what}: ${code === undefined ? '' : `${code}: `}${message}\n`);
     exitCode = 1;
     stop();

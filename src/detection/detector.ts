@@ -78,7 +78,13 @@ export class Detector {
     this.levelMapper =
       mapper === null
         ? null
-        : { kMin: mapper.k_min, kMax: mapper.k_max, canonicalScale: mapper.canonical_scale, canonicalLevel: mapper.canonical_level, eps: mapper.eps };
+        : {
+            kMin: mapper.k_min,
+            kMax: mapper.k_max,
+            canonicalScale: mapper.canonical_scale,
+            canonicalLevel: mapper.canonical_level,
+            eps: mapper.eps,
+          };
     this.rpnFetch = rpn.levels.flatMap((l) => [`objectness_${l.name}`, `bbox_deltas_${l.name}`]);
   }
 
@@ -164,7 +170,12 @@ export class Detector {
     }
   }
 
-  private async runPipeline(image: RgbImage, postprocess: PostprocessOptions, signal: AbortSignal | undefined, original?: Size): Promise<PipelineRun> {
+  private async runPipeline(
+    image: RgbImage,
+    postprocess: PostprocessOptions,
+    signal: AbortSignal | undefined,
+    original?: Size,
+  ): Promise<PipelineRun> {
     throwIfAborted(signal);
     const started = performance.now();
     const request = this.nextRequest++;
@@ -173,7 +184,11 @@ export class Detector {
     throwIfAborted(signal);
 
     let mark = performance.now();
-    const graphA = await this.sessions.runBackboneRpn(request, { data: tensor, dims: [1, 3, geometry.padded.height, geometry.padded.width] }, this.rpnFetch);
+    const graphA = await this.sessions.runBackboneRpn(
+      request,
+      { data: tensor, dims: [1, 3, geometry.padded.height, geometry.padded.width] },
+      this.rpnFetch,
+    );
     const backboneMs = performance.now() - mark - graphA.queuedMs;
     let graphBStarted = false;
     try {
@@ -251,7 +266,10 @@ export class Detector {
     }
     if (maxDetections !== undefined) {
       if (!Number.isInteger(maxDetections) || maxDetections < 1 || maxDetections > MAX_DETECTIONS_LIMIT) {
-        throw new DetectError('INVALID_OPTION', `maxDetections must be an integer in [1, ${MAX_DETECTIONS_LIMIT}], got ${String(maxDetections)}`);
+        throw new DetectError(
+          'INVALID_OPTION',
+          `maxDetections must be an integer in [1, ${MAX_DETECTIONS_LIMIT}], got ${String(maxDetections)}`,
+        );
       }
       result.maxDetections = maxDetections;
     }
@@ -292,7 +310,8 @@ function inProposalOrder(rows: Float32Array, proposalOfRow: Int32Array, rowLengt
     throw new Error(`box head output has ${rows.length} values, expected ${proposalOfRow.length} rows of ${rowLength}`);
   }
   const ordered = new Float32Array(rows.length);
-  for (let r = 0; r < proposalOfRow.length; r++) ordered.set(rows.subarray(r * rowLength, (r + 1) * rowLength), proposalOfRow[r] * rowLength);
+  for (let r = 0; r < proposalOfRow.length; r++)
+    ordered.set(rows.subarray(r * rowLength, (r + 1) * rowLength), proposalOfRow[r] * rowLength);
   return ordered;
 }
 

@@ -34,7 +34,8 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
   if (ascii(0, 'GIF87a') || ascii(0, 'GIF89a')) return 'gif';
   if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return 'webp';
   if (ascii(0, 'II*\x00') || ascii(0, 'MM\x00*')) return 'tiff';
-  if (ascii(4, 'ftyp') && ['avif', 'avis', 'mif1', 'msf1', 'heic', 'heix', 'heim', 'heis', 'hevc', 'hevx'].some((brand) => ascii(8, brand))) return 'heif';
+  if (ascii(4, 'ftyp') && ['avif', 'avis', 'mif1', 'msf1', 'heic', 'heix', 'heim', 'heis', 'hevc', 'hevx'].some((brand) => ascii(8, brand)))
+    return 'heif';
   return undefined;
 }
 
@@ -84,7 +85,11 @@ export interface ResizedDecode {
  * opt-in (`DetectorOptions.fastResize`); its AP effect is measured in docs/performance.md.
  * Same checks and errors as `decodeImage`; an image not smaller than the target is decoded as it is.
  */
-export async function decodeImageResized(bytes: Uint8Array, targetSize: (original: { width: number; height: number }) => { width: number; height: number }, options: DecodeOptions = {}): Promise<ResizedDecode> {
+export async function decodeImageResized(
+  bytes: Uint8Array,
+  targetSize: (original: { width: number; height: number }) => { width: number; height: number },
+  options: DecodeOptions = {},
+): Promise<ResizedDecode> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const { format, width, height, orientation } = await readHeader(bytes, maxPixels);
   const swapped = orientation !== undefined && orientation >= 5;
@@ -100,14 +105,20 @@ export async function decodeImageResized(bytes: Uint8Array, targetSize: (origina
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
-    return { image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height }, original };
+    return {
+      image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height },
+      original,
+    };
   } catch (cause) {
     throw new DetectError('IMAGE_DECODE_FAILED', `the ${format} image could not be decoded: ${firstLine(cause)}`, { cause });
   }
 }
 
 /** The format and header fields of an encoded image, with decodeImage's checks (empty, format, size). */
-async function readHeader(bytes: Uint8Array, maxPixels: number): Promise<{ format: ImageFormat; width: number; height: number; orientation: number | undefined }> {
+async function readHeader(
+  bytes: Uint8Array,
+  maxPixels: number,
+): Promise<{ format: ImageFormat; width: number; height: number; orientation: number | undefined }> {
   if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY', 'the image is empty (0 bytes)');
   const format = sniffImageFormat(bytes);
   if (format === undefined) {
@@ -126,7 +137,10 @@ async function readHeader(bytes: Uint8Array, maxPixels: number): Promise<{ forma
   }
   // libheif reads an HEVC-coded HEIC's header but this build cannot decode its pixels ("bad seek")
   if (format === 'heif' && meta.compression !== undefined && meta.compression !== 'av1') {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `this HEIF image is ${meta.compression}-coded: only AVIF-coded (av1) HEIF is supported`);
+    throw new DetectError(
+      'IMAGE_UNSUPPORTED_FORMAT',
+      `this HEIF image is ${meta.compression}-coded: only AVIF-coded (av1) HEIF is supported`,
+    );
   }
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;

@@ -12,7 +12,15 @@
 export { Detector, type PipelineRun } from './detector';
 export { DetectError, type DetectErrorCode } from './errors';
 export { DEFAULT_EXECUTION_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from './execution-provider';
-export { decodeImage, sniffImageFormat, DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS_TEXT, type DecodeOptions, type ImageFormat, type RgbImage } from './image';
+export {
+  decodeImage,
+  sniffImageFormat,
+  DEFAULT_MAX_PIXELS,
+  SUPPORTED_FORMATS_TEXT,
+  type DecodeOptions,
+  type ImageFormat,
+  type RgbImage,
+} from './image';
 export { DEFAULT_MODEL_DIR, loadModelDirectory, validateManifest, type ModelDirectory, type ModelManifest } from './model';
 export { renderDetections, drawDetections, type RenderOptions } from './render';
 export { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session';

@@ -131,7 +131,10 @@ export async function loadModelDirectory(dir: string, options: LoadModelOptions 
     if (options.verifyChecksums ?? true) {
       const actual = await sha256File(file);
       if (actual !== graph.sha256.toLowerCase()) {
-        throw new DetectError('MODEL_INVALID', `graph ${file} has sha256 ${actual}, model.json says ${graph.sha256}: the file is corrupt or from another export`);
+        throw new DetectError(
+          'MODEL_INVALID',
+          `graph ${file} has sha256 ${actual}, model.json says ${graph.sha256}: the file is corrupt or from another export`,
+        );
       }
     }
   }
@@ -222,7 +225,8 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
   const f = new Fields(file);
   const root = f.object(json, '(root)');
   if (root.format !== MODEL_FORMAT) throw invalid(file, 'format', `"${MODEL_FORMAT}"`, root.format);
-  if (root.format_version !== MODEL_FORMAT_VERSION) throw invalid(file, 'format_version', String(MODEL_FORMAT_VERSION), root.format_version);
+  if (root.format_version !== MODEL_FORMAT_VERSION)
+    throw invalid(file, 'format_version', String(MODEL_FORMAT_VERSION), root.format_version);
   const name = f.string(root.name, 'name');
   const architecture = f.string(root.architecture, 'architecture');
   const classes = f.strings(root.classes, 'classes');
@@ -288,7 +292,12 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
       eps: f.number(m.eps, 'roi_heads.level_mapper.eps', { min: 0 }),
     };
     if (levelMapper.k_max - levelMapper.k_min + 1 !== featmapNames.length) {
-      throw invalid(file, 'roi_heads.level_mapper', `k_max - k_min + 1 = ${featmapNames.length} (one level per featmap_names entry)`, h.level_mapper);
+      throw invalid(
+        file,
+        'roi_heads.level_mapper',
+        `k_max - k_min + 1 = ${featmapNames.length} (one level per featmap_names entry)`,
+        h.level_mapper,
+      );
     }
   } else if (featmapNames.length > 1) {
     throw invalid(file, 'roi_heads.level_mapper', 'an object when there are several featmap_names', h.level_mapper);
@@ -300,7 +309,12 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
     nms_thresh: f.number(h.nms_thresh, 'roi_heads.nms_thresh', { min: 0, max: 1 }),
     detections_per_img: f.number(h.detections_per_img, 'roi_heads.detections_per_img', { integer: true, positive: true }),
     min_size: f.number(h.min_size, 'roi_heads.min_size', { min: 0 }),
-    box_coder_weights: f.numbers(h.box_coder_weights, 'roi_heads.box_coder_weights', 4, { positive: true }) as [number, number, number, number],
+    box_coder_weights: f.numbers(h.box_coder_weights, 'roi_heads.box_coder_weights', 4, { positive: true }) as [
+      number,
+      number,
+      number,
+      number,
+    ],
   };
 
   const g = f.object(root.graphs, 'graphs');

@@ -23,7 +23,13 @@ export function argsortDescending(scores: Float32Array, indices?: Int32Array): I
  * @example
  * const keep = nms(new Float32Array([0, 0, 10, 10, 1, 1, 10, 10]), new Float32Array([0.9, 0.8]), 0.5); // [0]
  */
-export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number, candidates?: Int32Array, maxKeep = Infinity): Int32Array {
+export function nms(
+  boxes: Float32Array,
+  scores: Float32Array,
+  iouThreshold: number,
+  candidates?: Int32Array,
+  maxKeep = Infinity,
+): Int32Array {
   const sorted = sortedBoxes(boxes, scores, candidates);
   if (sorted.order.length === 0) return new Int32Array(0);
   return sweepApplies(sorted, iouThreshold) ? greedySwept(sorted, iouThreshold, maxKeep) : greedyAllPairs(sorted, iouThreshold, maxKeep);
@@ -33,7 +39,13 @@ export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: num
  * The same NMS, always comparing every pair (the reference the swept form is tested against).
  * Same arguments and result as `nms`.
  */
-export function nmsAllPairs(boxes: Float32Array, scores: Float32Array, iouThreshold: number, candidates?: Int32Array, maxKeep = Infinity): Int32Array {
+export function nmsAllPairs(
+  boxes: Float32Array,
+  scores: Float32Array,
+  iouThreshold: number,
+  candidates?: Int32Array,
+  maxKeep = Infinity,
+): Int32Array {
   const sorted = sortedBoxes(boxes, scores, candidates);
   if (sorted.order.length === 0) return new Int32Array(0);
   return greedyAllPairs(sorted, iouThreshold, maxKeep);
@@ -52,7 +64,14 @@ interface SortedBoxes {
 function sortedBoxes(boxes: Float32Array, scores: Float32Array, candidates: Int32Array | undefined): SortedBoxes {
   const order = argsortDescending(scores, candidates);
   const n = order.length;
-  const sorted: SortedBoxes = { order, x1: new Float32Array(n), y1: new Float32Array(n), x2: new Float32Array(n), y2: new Float32Array(n), area: new Float32Array(n) };
+  const sorted: SortedBoxes = {
+    order,
+    x1: new Float32Array(n),
+    y1: new Float32Array(n),
+    x2: new Float32Array(n),
+    y2: new Float32Array(n),
+    area: new Float32Array(n),
+  };
   const { x1, y1, x2, y2, area } = sorted;
   for (let k = 0; k < n; k++) {
     const o = order[k] * 4;
@@ -222,8 +241,19 @@ function boxGrid(b: SortedBoxes, reach: number): BoxGrid {
   for (let c = 0; c < columns * rows; c++) cellStart[c + 1] += cellStart[c];
   const fill = cellStart.slice(0, columns * rows);
   const grid: BoxGrid = {
-    x1: new Float32Array(n), y1: new Float32Array(n), x2: new Float32Array(n), y2: new Float32Array(n), area: new Float32Array(n),
-    rank: new Int32Array(n), position: new Int32Array(n), cellStart, columns, rows, cellSize, originX: minX, originY: minY,
+    x1: new Float32Array(n),
+    y1: new Float32Array(n),
+    x2: new Float32Array(n),
+    y2: new Float32Array(n),
+    area: new Float32Array(n),
+    rank: new Int32Array(n),
+    position: new Int32Array(n),
+    cellStart,
+    columns,
+    rows,
+    cellSize,
+    originX: minX,
+    originY: minY,
   };
   for (let k = 0; k < n; k++) {
     const q = fill[cellOf[k]]++;
@@ -245,7 +275,13 @@ function boxGrid(b: SortedBoxes, reach: number): BoxGrid {
  * runs NMS per group and merges by descending score.
  * Returns kept indices in descending score order (the first `maxKeep` of them).
  */
-export function batchedNms(boxes: Float32Array, scores: Float32Array, groups: Int32Array, iouThreshold: number, maxKeep = Infinity): Int32Array {
+export function batchedNms(
+  boxes: Float32Array,
+  scores: Float32Array,
+  groups: Int32Array,
+  iouThreshold: number,
+  maxKeep = Infinity,
+): Int32Array {
   const count = scores.length;
   if (count === 0) return new Int32Array(0);
   if (count * 4 > 4000) return batchedNmsPerGroup(boxes, scores, groups, iouThreshold, maxKeep);
@@ -260,7 +296,13 @@ export function batchedNms(boxes: Float32Array, scores: Float32Array, groups: In
   return nms(shifted, scores, iouThreshold, undefined, maxKeep);
 }
 
-function batchedNmsPerGroup(boxes: Float32Array, scores: Float32Array, groups: Int32Array, iouThreshold: number, maxKeep: number): Int32Array {
+function batchedNmsPerGroup(
+  boxes: Float32Array,
+  scores: Float32Array,
+  groups: Int32Array,
+  iouThreshold: number,
+  maxKeep: number,
+): Int32Array {
   const members = new Map<number, number[]>();
   for (let i = 0; i < groups.length; i++) {
     const list = members.get(groups[i]);

@@ -47,11 +47,17 @@ const glyphCoverage = Buffer.from(LABEL_FONT.coverageBase64, 'base64');
  * const result = await detector.detect(bytes);
  * await fs.promises.writeFile('out.png', await renderDetections(bytes, result.detections));
  */
-export async function renderDetections(image: Uint8Array | RgbImage, detections: readonly Detection[], options: RenderOptions = {}): Promise<Buffer> {
+export async function renderDetections(
+  image: Uint8Array | RgbImage,
+  detections: readonly Detection[],
+  options: RenderOptions = {},
+): Promise<Buffer> {
   const format = options.format ?? 'png';
-  if (format !== 'png' && format !== 'jpeg') throw new DetectError('INVALID_OPTION', `format must be 'png' or 'jpeg', got ${String(format)}`);
+  if (format !== 'png' && format !== 'jpeg')
+    throw new DetectError('INVALID_OPTION', `format must be 'png' or 'jpeg', got ${String(format)}`);
   const quality = options.quality ?? 90;
-  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new DetectError('INVALID_OPTION', `quality must be an integer in [1, 100], got ${quality}`);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100)
+    throw new DetectError('INVALID_OPTION', `quality must be an integer in [1, 100], got ${quality}`);
   const decoded = image instanceof Uint8Array ? await decodeImage(image) : image;
   const canvas: RgbImage = { data: Uint8Array.from(decoded.data), width: decoded.width, height: decoded.height };
   drawDetections(canvas, detections, options);
@@ -62,7 +68,11 @@ export async function renderDetections(image: Uint8Array | RgbImage, detections:
 }
 
 /** Draws outlines and labels into `canvas` in place; lowest scores first so the best end up on top. */
-export function drawDetections(canvas: RgbImage, detections: readonly Detection[], options: Pick<RenderOptions, 'lineWidth' | 'labels'> = {}): void {
+export function drawDetections(
+  canvas: RgbImage,
+  detections: readonly Detection[],
+  options: Pick<RenderOptions, 'lineWidth' | 'labels'> = {},
+): void {
   const shortSide = Math.min(canvas.width, canvas.height);
   const lineWidth = options.lineWidth ?? Math.max(2, Math.round(shortSide / 300));
   const textScale = Math.max(1, Math.round(shortSide / 700));
@@ -112,7 +122,14 @@ function fillRect(canvas: RgbImage, x0: number, y0: number, x1: number, y1: numb
 }
 
 /** Draws printable ASCII (anything else as '?') with the glyphs' coverage as alpha, each glyph pixel `scale` x `scale`. */
-export function drawText(canvas: RgbImage, text: string, x: number, y: number, scale: number, colour: readonly [number, number, number]): void {
+export function drawText(
+  canvas: RgbImage,
+  text: string,
+  x: number,
+  y: number,
+  scale: number,
+  colour: readonly [number, number, number],
+): void {
   const { cellWidth, cellHeight, firstCode, lastCode } = LABEL_FONT;
   for (let i = 0; i < text.length; i++) {
     let code = text.charCodeAt(i);

@@ -125,7 +125,13 @@ export class RoiHeadsPostprocessor {
    * drop background, score threshold, remove small boxes, NMS per class, best `detections_per_img`.
    * `classLogits` `[K, C]` and `boxRegression` `[K, 4C]` rows follow `proposals` `[K, 4]`.
    */
-  postprocess(classLogits: Float32Array, boxRegression: Float32Array, proposals: Float32Array, resized: Size, options: PostprocessOptions = {}): Detections {
+  postprocess(
+    classLogits: Float32Array,
+    boxRegression: Float32Array,
+    proposals: Float32Array,
+    resized: Size,
+    options: PostprocessOptions = {},
+  ): Detections {
     const { numClasses } = this.config;
     const count = boxCount(proposals);
     if (classLogits.length !== count * numClasses || boxRegression.length !== count * numClasses * 4) {
@@ -144,7 +150,10 @@ export class RoiHeadsPostprocessor {
     const admitsBelowModel = userThreshold !== undefined && userThreshold < modelThreshold;
     const passes = (flat: number): boolean => {
       const s = scores[flat];
-      return (admitsBelowModel ? s >= (userThreshold as number) : s > modelThreshold) && (options.classIds === undefined || options.classIds.has(flat % numClasses));
+      return (
+        (admitsBelowModel ? s >= (userThreshold as number) : s > modelThreshold) &&
+        (options.classIds === undefined || options.classIds.has(flat % numClasses))
+      );
     };
     let passing = 0;
     for (let i = 0; i < count; i++) for (let c = 1; c < numClasses; c++) if (passes(i * numClasses + c)) passing++;
@@ -162,14 +171,21 @@ export class RoiHeadsPostprocessor {
         const o = n * 4;
         this.boxCoder.decodeOne(boxRegression, flat * 4, proposals, i, candidateBoxes, o);
         clipBoxToImage(candidateBoxes, n, resized.height, resized.width);
-        if (fround(candidateBoxes[o + 2] - candidateBoxes[o]) >= minSize && fround(candidateBoxes[o + 3] - candidateBoxes[o + 1]) >= minSize) {
+        if (
+          fround(candidateBoxes[o + 2] - candidateBoxes[o]) >= minSize &&
+          fround(candidateBoxes[o + 3] - candidateBoxes[o + 1]) >= minSize
+        ) {
           candidateScores[n] = scores[flat];
           candidateLabels[n] = c;
           n++;
         }
       }
     }
-    const kept = { boxes: candidateBoxes.subarray(0, n * 4), scores: candidateScores.subarray(0, n), labels: candidateLabels.subarray(0, n) };
+    const kept = {
+      boxes: candidateBoxes.subarray(0, n * 4),
+      scores: candidateScores.subarray(0, n),
+      labels: candidateLabels.subarray(0, n),
+    };
 
     const limit = options.maxDetections ?? this.config.detectionsPerImg;
     // Candidates below a user threshold come last in the kept order, so the first `limit` kept suffice.

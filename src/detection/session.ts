@@ -11,7 +11,12 @@ import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
 import { DetectError } from './errors';
-import { DEFAULT_EXECUTION_PROVIDER, executionProviderUnavailable, parseExecutionProvider, type ExecutionProvider } from './execution-provider';
+import {
+  DEFAULT_EXECUTION_PROVIDER,
+  executionProviderUnavailable,
+  parseExecutionProvider,
+  type ExecutionProvider,
+} from './execution-provider';
 
 /**
  * ONNX Runtime session options used for both graphs. The defaults were chosen by measurement
@@ -102,7 +107,14 @@ type WorkerCall = LoadMessage | RunBackboneMessage | RunBoxHeadMessage | Release
 type WorkerRequest = WorkerCall & { call: number; sentAt: number };
 
 type WorkerReply =
-  | { call: number; ok: true; graphs?: Record<string, GraphSignature>; outputs?: Record<string, TensorData>; runMs?: number; queuedMs?: number }
+  | {
+      call: number;
+      ok: true;
+      graphs?: Record<string, GraphSignature>;
+      outputs?: Record<string, TensorData>;
+      runMs?: number;
+      queuedMs?: number;
+    }
   | { call: number; ok: false; message: string; providerFailed?: boolean };
 
 /**
@@ -203,8 +215,14 @@ function sessionWorkerMain(): void {
         const reply = await handle(message);
         port.postMessage({ call: message.call, ok: true, queuedMs, ...reply });
       } catch (error) {
-        const providerFailed = typeof error === 'object' && error !== null && (error as { providerFailed?: unknown }).providerFailed === true;
-        port.postMessage({ call: message.call, ok: false, message: error instanceof Error ? error.message : String(error), providerFailed });
+        const providerFailed =
+          typeof error === 'object' && error !== null && (error as { providerFailed?: unknown }).providerFailed === true;
+        port.postMessage({
+          call: message.call,
+          ok: false,
+          message: error instanceof Error ? error.message : String(error),
+          providerFailed,
+        });
       }
     });
   });
@@ -216,7 +234,10 @@ class ProviderError extends Error {}
 /** Owns the worker; every method resolves when the worker has answered. */
 export class GraphSessions {
   private nextCall = 1;
-  private readonly pending = new Map<number, { resolve: (reply: Extract<WorkerReply, { ok: true }>) => void; reject: (error: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (reply: Extract<WorkerReply, { ok: true }>) => void; reject: (error: Error) => void }
+  >();
   private failure: Error | null = null;
 
   private constructor(
@@ -236,12 +257,21 @@ export class GraphSessions {
       eval: true,
       workerData: { ortPath: require.resolve('onnxruntime-node') },
     });
-    const host = new GraphSessions(worker, { backbone_rpn: { inputNames: [], outputNames: [] }, box_head: { inputNames: [], outputNames: [] } });
+    const host = new GraphSessions(worker, {
+      backbone_rpn: { inputNames: [], outputNames: [] },
+      box_head: { inputNames: [], outputNames: [] },
+    });
     worker.on('message', (reply: WorkerReply) => host.settle(reply));
     worker.on('error', (error) => host.fail(new Error(`the ONNX Runtime worker failed: ${error.message}`)));
     worker.on('exit', (code) => host.fail(new Error(`the ONNX Runtime worker exited (code ${code})`)));
     try {
-      const loaded = await host.call({ type: 'load', backboneRpnPath, boxHeadPath, options: ortSessionOptions(options), runOptions: ortRunOptions(options) });
+      const loaded = await host.call({
+        type: 'load',
+        backboneRpnPath,
+        boxHeadPath,
+        options: ortSessionOptions(options),
+        runOptions: ortRunOptions(options),
+      });
       Object.assign(host.graphs, loaded.graphs);
     } catch (cause) {
       await worker.terminate();
@@ -324,6 +354,8 @@ function ortSessionOptions(options: SessionOptions): InferenceSession.SessionOpt
 }
 
 function ortRunOptions(options: SessionOptions): InferenceSession.RunOptions {
-  const shrink = (options.enableCpuMemArena ?? DEFAULT_SESSION_OPTIONS.enableCpuMemArena) && (options.arenaShrinkage ?? DEFAULT_SESSION_OPTIONS.arenaShrinkage);
+  const shrink =
+    (options.enableCpuMemArena ?? DEFAULT_SESSION_OPTIONS.enableCpuMemArena) &&
+    (options.arenaShrinkage ?? DEFAULT_SESSION_OPTIONS.arenaShrinkage);
   return shrink ? { extra: { memory: { enable_memory_arena_shrinkage: 'cpu:0' } } } : {};
 }

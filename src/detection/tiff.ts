@@ -36,7 +36,8 @@ class Reader {
   }
 
   private need(offset: number, size: number, what: string): void {
-    if (offset < 0 || offset + size > this.bytes.length) throw truncated(`${what} at byte ${offset} is past the end of the file (${this.bytes.length} bytes)`);
+    if (offset < 0 || offset + size > this.bytes.length)
+      throw truncated(`${what} at byte ${offset} is past the end of the file (${this.bytes.length} bytes)`);
   }
 
   u16(offset: number, what: string): number {
@@ -96,7 +97,8 @@ function checkFirstPage(reader: Reader, entries: Map<number, number>): void {
   let stored = 0;
   for (let i = 0; i < offsets.length; i++) {
     const end = (offsets[i] ?? 0) + (counts[i] ?? 0);
-    if (end > reader.bytes.length) throw truncated(`${unit} ${i} ends at byte ${end}, past the end of the file (${reader.bytes.length} bytes)`);
+    if (end > reader.bytes.length)
+      throw truncated(`${unit} ${i} ends at byte ${end}, past the end of the file (${reader.bytes.length} bytes)`);
     stored += counts[i] ?? 0;
   }
   // uncompressed strips hold every pixel: fewer stored bytes than pixels need is a short image
@@ -125,7 +127,11 @@ export function checkTiff(bytes: Uint8Array, maxPages = MAX_TIFF_PAGES): void {
     if (seen.has(offset)) throw truncated(`page ${page + 1}'s directory loops back to an earlier one`);
     seen.add(offset);
     page += 1;
-    if (page > maxPages) throw new DetectError('IMAGE_TOO_LARGE', `the tiff image has more than ${maxPages} pages (only the first is used; the limit keeps the page walk bounded)`);
+    if (page > maxPages)
+      throw new DetectError(
+        'IMAGE_TOO_LARGE',
+        `the tiff image has more than ${maxPages} pages (only the first is used; the limit keeps the page walk bounded)`,
+      );
     const ifd = readIfd(reader, offset, page);
     if (page === 1) checkFirstPage(reader, ifd.entries);
     offset = ifd.next;

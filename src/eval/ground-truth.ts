@@ -78,7 +78,12 @@ export function parseJsonText(text: string, file: string): unknown {
     const truncated = position?.truncated ?? false;
     const location = position === undefined ? 'invalid JSON' : `line ${position.line}, column ${position.column}`;
     const what = truncated ? 'the file ends before the JSON value is complete' : 'not valid JSON';
-    throw new EvalError(truncated ? 'JSON_TRUNCATED' : 'JSON_MALFORMED', `${file}: ${location}: ${what} (${(err as Error).message})`, { file, location }, { cause: err });
+    throw new EvalError(
+      truncated ? 'JSON_TRUNCATED' : 'JSON_MALFORMED',
+      `${file}: ${location}: ${what} (${(err as Error).message})`,
+      { file, location },
+      { cause: err },
+    );
   }
 }
 

@@ -9,5 +9,13 @@ export { readResultsFile, type ResultsFormat } from './results-reader';
 export { writeReport, type ReportCounts } from './report/report';
 export { STAT_LABELS, summarize, type CategoryMetrics, type EvalSummary } from './summarize';
 export { withoutImages } from './ground-truth';
-export { runBatch, runShard, type BatchOptions, type BatchResult, type BatchSummary, type ShardOptions, type ShardSummary } from './batch/runner';
+export {
+  runBatch,
+  runShard,
+  type BatchOptions,
+  type BatchResult,
+  type BatchSummary,
+  type ShardOptions,
+  type ShardSummary,
+} from './batch/runner';
 export { mapClassesToCategories, type CategoryMapping } from './batch/class-map';

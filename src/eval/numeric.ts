@@ -32,7 +32,7 @@ function pairwiseSum(values: Float64Array, start: number, n: number): number {
       r6 += values[p + 6]!;
       r7 += values[p + 7]!;
     }
-    let res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7));
+    let res = r0 + r1 + (r2 + r3) + (r4 + r5 + (r6 + r7));
     for (; i < n; i++) res += values[start + i]!;
     return res;
   }

@@ -89,7 +89,11 @@ class FileWindow {
 }
 
 /** Streams the records of a results file to `onRecord`; returns the detected format and record count. */
-export function readResultsFile(file: string, onRecord: RecordHandler, options: ReadOptions = {}): { format: ResultsFormat; records: number } {
+export function readResultsFile(
+  file: string,
+  onRecord: RecordHandler,
+  options: ReadOptions = {},
+): { format: ResultsFormat; records: number } {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -134,7 +138,12 @@ function parseRecord(text: string, file: string, location: string, truncatedIfIn
   } catch (err) {
     const detail = (err as Error).message;
     if (truncatedIfInvalid) {
-      throw new EvalError('JSON_TRUNCATED', `${file}: ${location}: the file ends in the middle of this record (${detail})`, { file, location }, { cause: err });
+      throw new EvalError(
+        'JSON_TRUNCATED',
+        `${file}: ${location}: the file ends in the middle of this record (${detail})`,
+        { file, location },
+        { cause: err },
+      );
     }
     throw new EvalError('JSON_MALFORMED', `${file}: ${location}: not a valid JSON object (${detail})`, { file, location }, { cause: err });
   }
@@ -162,10 +171,14 @@ function readLines(window: FileWindow, file: string, onRecord: RecordHandler, st
     if (s < e) {
       const location = `line ${line}`;
       if (view[s] !== OPEN_BRACE) {
-        throw new EvalError('JSON_MALFORMED', `${file}: ${location}: expected a JSON object per line (JSON Lines), found ${JSON.stringify(String.fromCharCode(view[s]!))}`, {
-          file,
-          location,
-        });
+        throw new EvalError(
+          'JSON_MALFORMED',
+          `${file}: ${location}: expected a JSON object per line (JSON Lines), found ${JSON.stringify(String.fromCharCode(view[s]!))}`,
+          {
+            file,
+            location,
+          },
+        );
       }
       const record = parseRecord(view.toString('utf8', s, e), file, location, endOfFile);
       onRecord(record, records, line, 'json-lines');
@@ -202,10 +215,14 @@ function readArray(window: FileWindow, file: string, onRecord: RecordHandler, st
       if (state === ArrayState.AfterArray) return records;
       if (state === ArrayState.InObject) {
         const location = recordLocation('json-array', records, objectLine);
-        throw new EvalError('JSON_TRUNCATED', `${file}: ${location}: the file ends in the middle of this detection (truncated results file)`, {
-          file,
-          location,
-        });
+        throw new EvalError(
+          'JSON_TRUNCATED',
+          `${file}: ${location}: the file ends in the middle of this detection (truncated results file)`,
+          {
+            file,
+            location,
+          },
+        );
       }
       return fail('JSON_TRUNCATED', `the file ends after ${records} detection(s) without the closing ']' (truncated results file)`);
     }

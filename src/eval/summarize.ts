@@ -138,8 +138,7 @@ export function summarize(ev: CocoEvaluation): EvalSummary {
   const allT = range(T);
   const allK = range(K);
   const iouThrs = Array.from(p.iouThrs);
-  const tsFor = (iouThr: number | undefined): number[] =>
-    iouThr === undefined ? allT : allT.filter((t) => iouThrs[t] === iouThr);
+  const tsFor = (iouThr: number | undefined): number[] => (iouThr === undefined ? allT : allT.filter((t) => iouThrs[t] === iouThr));
   const area = (label: string): number => indexOrThrow(p.areaLabels, label, 'area range');
   const maxDet = (value: number): number => indexOrThrow(p.maxDets, value, 'maxDets');
 

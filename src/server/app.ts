@@ -220,7 +220,10 @@ export function createApp(options: AppOptions): DetectionApp {
       const draw = options.render;
       // the second decode, the drawing and the encode are bounded like inference
       const image = await inference.runInSlot(() => draw(upload.image, result.detections, render), signal);
-      res.status(200).type(render === 'png' ? 'image/png' : 'image/jpeg').setHeader('X-Detections', String(result.detections.length));
+      res
+        .status(200)
+        .type(render === 'png' ? 'image/png' : 'image/jpeg')
+        .setHeader('X-Detections', String(result.detections.length));
       res.end(Buffer.from(image.buffer, image.byteOffset, image.byteLength));
       return;
     }
@@ -257,14 +260,19 @@ export function createApp(options: AppOptions): DetectionApp {
   app.get('/v1/models', requireKey, (_req: Request, res: Response) => {
     // metadata of every model as before, plus its state; `models` keeps the ones that answer
     const statuses = catalog.list();
-    const models = statuses.filter((s) => s.metadata !== null).map((s) => ({ ...s.metadata, name: s.name, state: s.state, error: s.error, default: s.default }));
+    const models = statuses
+      .filter((s) => s.metadata !== null)
+      .map((s) => ({ ...s.metadata, name: s.name, state: s.state, error: s.error, default: s.default }));
     res.status(200).json({ default: catalog.defaultName, models, repository: statuses });
   });
   app.get('/', (_req: Request, res: Response) => {
     res
       .status(200)
       .type('html')
-      .setHeader('Content-Security-Policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+      .setHeader(
+        'Content-Security-Policy',
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+      )
       .send(demoPage);
   });
   app.get('/healthz', (_req: Request, res: Response) => {
@@ -278,13 +286,17 @@ export function createApp(options: AppOptions): DetectionApp {
     if (!modelReady) body.reason = `the default model '${catalog.defaultName}' is not loaded`;
     res.status(ready ? 200 : 503).json(body);
   });
-  app.get('/metrics', (req: Request, res: Response, next: NextFunction) => {
-    if (config.metricsAuth) requireKey(req, res, next);
-    else next();
-  }, async (_req: Request, res: Response) => {
-    const body = await metrics.registry.metrics();
-    res.status(200).type(metrics.registry.contentType).send(body);
-  });
+  app.get(
+    '/metrics',
+    (req: Request, res: Response, next: NextFunction) => {
+      if (config.metricsAuth) requireKey(req, res, next);
+      else next();
+    },
+    async (_req: Request, res: Response) => {
+      const body = await metrics.registry.metrics();
+      res.status(200).type(metrics.registry.contentType).send(body);
+    },
+  );
   app.get('/openapi.json', (_req: Request, res: Response) => {
     res.status(200).type('application/json').send(openapi());
   });
@@ -296,7 +308,11 @@ export function createApp(options: AppOptions): DetectionApp {
   for (const route of ROUTES) {
     const allow = route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods;
     app.all(route.path, useErrorStyle(route.errorStyle ?? 'native'), (req: Request, _res: Response, next: NextFunction) => {
-      next(new HttpError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${route.path}; use ${allow.join(', ')}`, { headers: { Allow: allow.join(', ') } }));
+      next(
+        new HttpError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${route.path}; use ${allow.join(', ')}`, {
+          headers: { Allow: allow.join(', ') },
+        }),
+      );
     });
   }
   app.use((req: Request, _res: Response, next: NextFunction) => {

@@ -69,9 +69,13 @@ function streamBody(req: IncomingMessage, options: ReadOptions, onChunk: (chunk:
             const seconds = (performance.now() - started) / 1000;
             if (received < minRate * seconds) {
               fail(
-                new HttpError('UPLOAD_TOO_SLOW', `the body arrived at ${Math.round(received / seconds)} bytes/s, under the ${minRate} bytes/s this route needs before its API key is known`, {
-                  headers: { Connection: 'close' },
-                }),
+                new HttpError(
+                  'UPLOAD_TOO_SLOW',
+                  `the body arrived at ${Math.round(received / seconds)} bytes/s, under the ${minRate} bytes/s this route needs before its API key is known`,
+                  {
+                    headers: { Connection: 'close' },
+                  },
+                ),
               );
             }
           }, RATE_CHECK_MS);
@@ -127,7 +131,12 @@ function streamBody(req: IncomingMessage, options: ReadOptions, onChunk: (chunk:
 
 async function readRaw(req: IncomingMessage, options: ReadOptions): Promise<ImageUpload> {
   const chunks: Buffer[] = [];
-  await streamBody(req, options, (chunk) => chunks.push(chunk), () => undefined);
+  await streamBody(
+    req,
+    options,
+    (chunk) => chunks.push(chunk),
+    () => undefined,
+  );
   return { image: Buffer.concat(chunks), fields: new Map() };
 }
 
@@ -147,7 +156,10 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
       limits: { fields: MAX_FIELDS, parts: MAX_PARTS, files: MAX_FILES, fieldSize: options.maxBodyBytes, fieldNameSize: 200 },
     });
   } catch (cause) {
-    throw new HttpError('MULTIPART_INVALID', `the multipart/form-data body is malformed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    throw new HttpError(
+      'MULTIPART_INVALID',
+      `the multipart/form-data body is malformed: ${cause instanceof Error ? cause.message : String(cause)}`,
+    );
   }
   const fields = new Map<string, string>();
   const imageChunks: Buffer[] = [];
@@ -175,11 +187,20 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
   const parsed = new Promise<void>((resolve) => {
     parser.on('close', () => resolve());
     parser.on('error', (err: unknown) => {
-      failParse(new HttpError('MULTIPART_INVALID', `the multipart/form-data body is malformed: ${err instanceof Error ? err.message : String(err)}`));
+      failParse(
+        new HttpError(
+          'MULTIPART_INVALID',
+          `the multipart/form-data body is malformed: ${err instanceof Error ? err.message : String(err)}`,
+        ),
+      );
       resolve();
     });
   });
-  const unnamed = (): HttpError => new HttpError('MULTIPART_INVALID', 'the multipart/form-data body is malformed: a part has no name (Content-Disposition: form-data; name="…")');
+  const unnamed = (): HttpError =>
+    new HttpError(
+      'MULTIPART_INVALID',
+      'the multipart/form-data body is malformed: a part has no name (Content-Disposition: form-data; name="…")',
+    );
   parser.on('file', (name, stream) => {
     reportedParts += 1;
     // a part cut short (limit, malformed body) errors its stream; the parser reports it once
@@ -249,9 +270,13 @@ async function readMultipart(req: IncomingMessage, options: ReadOptions): Promis
   }
   if (parseError !== undefined) throw parseError;
   if (counter.parts > reportedParts) {
-    throw new HttpError('MULTIPART_INVALID', 'the multipart/form-data body is malformed: a part has no Content-Disposition: form-data header (RFC 7578)');
+    throw new HttpError(
+      'MULTIPART_INVALID',
+      'the multipart/form-data body is malformed: a part has no Content-Disposition: form-data header (RFC 7578)',
+    );
   }
-  if (!sawImage && options.imageOptional !== true) throw new HttpError('IMAGE_MISSING', `no image: the multipart body has no field '${IMAGE_FIELD}'`);
+  if (!sawImage && options.imageOptional !== true)
+    throw new HttpError('IMAGE_MISSING', `no image: the multipart body has no field '${IMAGE_FIELD}'`);
   return { image: Buffer.concat(imageChunks), fields };
 }
 

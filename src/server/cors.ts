@@ -33,7 +33,10 @@ export function createCors(origins: readonly string[]): RequestHandler | undefin
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       const requested = req.headers['access-control-request-headers'];
       res.setHeader('Access-Control-Allow-Methods', ALLOWED_METHODS);
-      res.setHeader('Access-Control-Allow-Headers', typeof requested === 'string' && requested.trim() !== '' ? requested : DEFAULT_ALLOWED_HEADERS);
+      res.setHeader(
+        'Access-Control-Allow-Headers',
+        typeof requested === 'string' && requested.trim() !== '' ? requested : DEFAULT_ALLOWED_HEADERS,
+      );
       res.setHeader('Access-Control-Max-Age', PREFLIGHT_MAX_AGE_S);
       res.vary('Access-Control-Request-Headers');
       res.status(204).end();

@@ -38,7 +38,10 @@ interface ErrorSpec {
 
 export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   IMAGE_EMPTY: { status: 400, message: 'the image is empty (0 bytes)' },
-  IMAGE_UNSUPPORTED_FORMAT: { status: 415, message: 'the body is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIF, BMP)' },
+  IMAGE_UNSUPPORTED_FORMAT: {
+    status: 415,
+    message: 'the body is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIF, BMP)',
+  },
   IMAGE_DECODE_FAILED: { status: 400, message: 'the image is corrupt or truncated' },
   IMAGE_TOO_LARGE: { status: 413, message: 'the image has more pixels than this server accepts' },
   INVALID_OPTION: { status: 400, message: 'a detection option is out of range' },
@@ -61,7 +64,10 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   NOT_FOUND: { status: 404, message: 'no such route' },
   MODEL_NOT_FOUND: { status: 404, message: 'no such model' },
   MODEL_NOT_READY: { status: 503, message: 'the model is loading or failed to load' },
-  MODEL_LOAD_FAILED: { status: 400, message: 'the model failed to load (bad model.json, checksum mismatch or corrupt graph); a working version keeps answering' },
+  MODEL_LOAD_FAILED: {
+    status: 400,
+    message: 'the model failed to load (bad model.json, checksum mismatch or corrupt graph); a working version keeps answering',
+  },
   MODEL_UNLOAD_REFUSED: { status: 409, message: 'the default model cannot be unloaded' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
@@ -103,7 +109,8 @@ function expressClientStatus(err: unknown): number | undefined {
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof DetectError && isDetectErrorCode(err.code)) {
-    if (err.code === 'MODEL_INVALID' || err.code === 'EXECUTION_PROVIDER_UNAVAILABLE') return new HttpError(err.code, undefined, { cause: err });
+    if (err.code === 'MODEL_INVALID' || err.code === 'EXECUTION_PROVIDER_UNAVAILABLE')
+      return new HttpError(err.code, undefined, { cause: err });
     return new HttpError(err.code, err.message, { cause: err });
   }
   const clientStatus = expressClientStatus(err);

@@ -91,9 +91,13 @@ export class InferenceService {
    */
   admitUnverified(): () => void {
     if (this.unverifiedCount >= this.capacity) {
-      throw new HttpError('QUEUE_FULL', 'the server is busy: every place for uploads with the API key in the body is taken; retry later, or send Authorization: Bearer', {
-        headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) },
-      });
+      throw new HttpError(
+        'QUEUE_FULL',
+        'the server is busy: every place for uploads with the API key in the body is taken; retry later, or send Authorization: Bearer',
+        {
+          headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) },
+        },
+      );
     }
     this.unverifiedCount += 1;
     this.metrics.admittedRequests.set({ pool: 'key_in_body' }, this.unverifiedCount);
@@ -118,7 +122,13 @@ export class InferenceService {
    * while the inference runs (that inference still finishes and frees its slot); a DetectError
    * for bad input.
    */
-  async detect(detector: ServedDetector, image: Uint8Array, options: Omit<DetectOptions, 'signal'>, signal: AbortSignal, modelName: string = detector.model.name): Promise<InferenceOutcome> {
+  async detect(
+    detector: ServedDetector,
+    image: Uint8Array,
+    options: Omit<DetectOptions, 'signal'>,
+    signal: AbortSignal,
+    modelName: string = detector.model.name,
+  ): Promise<InferenceOutcome> {
     const queuedAt = performance.now();
     let queueMs = 0;
     const work = this.limiter.run(async () => {
@@ -165,7 +175,9 @@ export class InferenceService {
    * loading beside others never runs more inferences than the pool allows.
    */
   async warmUp(detector: ServedDetector): Promise<DetectionResult> {
-    const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+      .png()
+      .toBuffer();
     return this.limiter.run(() => detector.detect(png, {}));
   }
 }

@@ -96,7 +96,8 @@ export function createHttpLogger(logger: Logger, quietPaths: readonly string[]):
       const locals = (res as ServerResponse & LocalsCarrier).locals;
       return { ...value, route: locals?.route, errorCode: locals?.errorCode };
     },
-    customSuccessMessage: (req, res, ms) => `${req.method} ${redactUrl(req.url ?? '')} ${res.writableFinished ? res.statusCode : 'closed by client'} ${ms}ms`,
+    customSuccessMessage: (req, res, ms) =>
+      `${req.method} ${redactUrl(req.url ?? '')} ${res.writableFinished ? res.statusCode : 'closed by client'} ${ms}ms`,
     customErrorMessage: (req, res) => `${req.method} ${redactUrl(req.url ?? '')} ${res.statusCode} failed`,
   });
 }

@@ -94,7 +94,15 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
     labelNames: ['model'] as const,
     registers,
   });
-  const stageNames: Array<keyof StageTimings> = ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total'];
+  const stageNames: Array<keyof StageTimings> = [
+    'decode',
+    'transform',
+    'backbone_rpn',
+    'rpn_postprocess',
+    'box_head',
+    'postprocess',
+    'total',
+  ];
 
   return {
     registry,

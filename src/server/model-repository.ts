@@ -175,14 +175,17 @@ export class ModelRepository implements ModelCatalog {
     if (found.length === 0) throw new Error(`no model in the repository '${this.location}' (no subdirectory with a model.json)`);
     const requested = this.options.defaultModel;
     if (requested !== undefined && !found.some((c) => c.name === requested)) {
-      throw new Error(`the default model '${requested}' is not in the repository '${this.location}' (models: ${found.map((c) => c.name).join(', ')})`);
+      throw new Error(
+        `the default model '${requested}' is not in the repository '${this.location}' (models: ${found.map((c) => c.name).join(', ')})`,
+      );
     }
     const defaultName = requested ?? found[0].name;
     this.defaultModelName = defaultName;
     const first = found.find((c) => c.name === defaultName) as Candidate;
     await this.enqueue(() => this.apply(first, true));
     const entry = this.entries.get(defaultName);
-    if (entry?.current === undefined) throw new Error(`the default model '${defaultName}' failed to load: ${entry?.error ?? 'unknown error'}`);
+    if (entry?.current === undefined)
+      throw new Error(`the default model '${defaultName}' failed to load: ${entry?.error ?? 'unknown error'}`);
     void this.enqueue(() => this.syncWith(found));
   }
 
@@ -192,7 +195,9 @@ export class ModelRepository implements ModelCatalog {
     const tick = (): void => {
       this.pollTimer = setTimeout(() => {
         this.sync()
-          .catch((err: unknown) => this.options.logger.error({ err: message(err), repository: this.location }, 'model repository poll failed'))
+          .catch((err: unknown) =>
+            this.options.logger.error({ err: message(err), repository: this.location }, 'model repository poll failed'),
+          )
           .finally(() => {
             if (!this.stopped) tick();
           });
@@ -215,12 +220,14 @@ export class ModelRepository implements ModelCatalog {
   /** Triton's repository index after a rescan; `readyOnly` keeps the models that can answer. */
   async index(readyOnly: boolean): Promise<RepositoryIndexRow[]> {
     await this.sync();
-    const rows = this.list().map((s): RepositoryIndexRow => ({
-      name: s.name,
-      version: '1',
-      state: s.state === 'ready' ? 'READY' : s.state === 'loading' ? 'LOADING' : 'UNAVAILABLE',
-      reason: s.state === 'unloaded' ? 'unloaded' : (s.error ?? ''),
-    }));
+    const rows = this.list().map(
+      (s): RepositoryIndexRow => ({
+        name: s.name,
+        version: '1',
+        state: s.state === 'ready' ? 'READY' : s.state === 'loading' ? 'LOADING' : 'UNAVAILABLE',
+        reason: s.state === 'unloaded' ? 'unloaded' : (s.error ?? ''),
+      }),
+    );
     return readyOnly ? rows.filter((r) => r.state === 'READY') : rows;
   }
 
@@ -248,9 +255,13 @@ export class ModelRepository implements ModelCatalog {
   unload(name: string): Promise<ModelStatus> {
     return this.enqueue(async () => {
       const entry = this.entries.get(name);
-      if (entry === undefined) throw new HttpError('MODEL_NOT_FOUND', `unknown model '${name}'; models: ${[...this.entries.keys()].join(', ')}`);
+      if (entry === undefined)
+        throw new HttpError('MODEL_NOT_FOUND', `unknown model '${name}'; models: ${[...this.entries.keys()].join(', ')}`);
       if (name === this.defaultModelName) {
-        throw new HttpError('MODEL_UNLOAD_REFUSED', `model '${name}' is the default model (routes that name no model use it); it cannot be unloaded`);
+        throw new HttpError(
+          'MODEL_UNLOAD_REFUSED',
+          `model '${name}' is the default model (routes that name no model use it); it cannot be unloaded`,
+        );
       }
       this.unloadedByOperator.add(name);
       if (entry.current !== undefined) void this.retire(entry.current);
@@ -263,7 +274,10 @@ export class ModelRepository implements ModelCatalog {
   }
 
   names(): string[] {
-    return [...this.entries.values()].filter((e) => e.current !== undefined).map((e) => e.name).sort();
+    return [...this.entries.values()]
+      .filter((e) => e.current !== undefined)
+      .map((e) => e.name)
+      .sort();
   }
 
   list(): ModelStatus[] {
@@ -281,7 +295,11 @@ export class ModelRepository implements ModelCatalog {
       throw new HttpError('MODEL_NOT_FOUND', `unknown model '${wanted}'; models: ${this.names().join(', ') || 'none'}`);
     }
     if (entry.current === undefined) {
-      if (entry.state === 'unloaded') throw new HttpError('MODEL_NOT_FOUND', `model '${entry.name}' is unloaded (POST /v2/repository/models/${entry.name}/load loads it)`);
+      if (entry.state === 'unloaded')
+        throw new HttpError(
+          'MODEL_NOT_FOUND',
+          `model '${entry.name}' is unloaded (POST /v2/repository/models/${entry.name}/load loads it)`,
+        );
       const why = entry.state === 'loading' ? 'is loading' : `failed to load: ${entry.error ?? 'unknown error'}`;
       throw new HttpError('MODEL_NOT_READY', `model '${entry.name}' ${why}`, { headers: { 'Retry-After': '1' } });
     }
@@ -383,7 +401,10 @@ export class ModelRepository implements ModelCatalog {
       await detector?.close().catch(() => undefined);
       this.fail(entry, message(err), fingerprint);
       metrics.modelLoadFailures.inc({ model: entry.name });
-      logger.error({ model: entry.name, dir: candidate.dir, err: message(err), keptVersion: entry.current !== undefined }, 'model failed to load');
+      logger.error(
+        { model: entry.name, dir: candidate.dir, err: message(err), keptVersion: entry.current !== undefined },
+        'model failed to load',
+      );
       return;
     }
     if (this.stopped || !this.entries.has(entry.name)) {
@@ -395,7 +416,16 @@ export class ModelRepository implements ModelCatalog {
     entry.fingerprint = fingerprint;
     entry.error = null;
     this.setState(entry, 'ready');
-    logger.info({ model: entry.name, dir: candidate.dir, realDir: entry.current.realDir, loadMs: Math.round(performance.now() - started), replaced: previous !== undefined }, previous === undefined ? 'model loaded' : 'model reloaded');
+    logger.info(
+      {
+        model: entry.name,
+        dir: candidate.dir,
+        realDir: entry.current.realDir,
+        loadMs: Math.round(performance.now() - started),
+        replaced: previous !== undefined,
+      },
+      previous === undefined ? 'model loaded' : 'model reloaded',
+    );
     if (previous !== undefined) void this.retire(previous);
   }
 
@@ -410,7 +440,10 @@ export class ModelRepository implements ModelCatalog {
     if (entry.current !== undefined) void this.retire(entry.current);
     entry.current = undefined;
     for (const state of STATES) this.options.metrics.modelState.remove({ model: entry.name, state });
-    this.options.logger.info({ model: entry.name }, entry.name === this.defaultModelName ? 'default model removed from the repository: not ready until it returns' : 'model removed');
+    this.options.logger.info(
+      { model: entry.name },
+      entry.name === this.defaultModelName ? 'default model removed from the repository: not ready until it returns' : 'model removed',
+    );
   }
 
   /** Marks a version replaced; it closes once its last request is done. */
@@ -428,13 +461,16 @@ export class ModelRepository implements ModelCatalog {
   private closeVersion(version: Version): void {
     if (version.closing) return;
     version.closing = true;
-    version.detector.close().then(() => {
-      if (!this.stopped) this.options.logger.info({ model: version.model, realDir: version.realDir }, 'previous model version closed');
-      version.markClosed();
-    }, (err: unknown) => {
-      this.options.logger.warn({ err: message(err), realDir: version.realDir }, 'closing a replaced model version failed');
-      version.markClosed();
-    });
+    version.detector.close().then(
+      () => {
+        if (!this.stopped) this.options.logger.info({ model: version.model, realDir: version.realDir }, 'previous model version closed');
+        version.markClosed();
+      },
+      (err: unknown) => {
+        this.options.logger.warn({ err: message(err), realDir: version.realDir }, 'closing a replaced model version failed');
+        version.markClosed();
+      },
+    );
   }
 
   private newVersion(model: string, detector: LoadedDetector, realDir: string): Version {

@@ -44,7 +44,9 @@ export function describeModel(model: ServedModel): Record<string, unknown> {
       max_detections: model.roi_heads.detections_per_img,
     },
     graphs:
-      model.graphs === undefined ? null : { backbone_rpn: { sha256: model.graphs.backbone_rpn.sha256 }, box_head: { sha256: model.graphs.box_head.sha256 } },
+      model.graphs === undefined
+        ? null
+        : { backbone_rpn: { sha256: model.graphs.backbone_rpn.sha256 }, box_head: { sha256: model.graphs.box_head.sha256 } },
     provenance: model.provenance ?? null,
   };
 }

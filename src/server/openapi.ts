@@ -34,7 +34,11 @@ const imageBody = (multipartFields: Json, required: boolean): Json => ({
 
 const tritonError = (description: string): Json => ({
   description,
-  content: { 'application/json': { schema: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, code: { type: 'string' } } } } },
+  content: {
+    'application/json': {
+      schema: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, code: { type: 'string' } } },
+    },
+  },
 });
 
 /** Errors every repository route can answer, Triton's shape. */
@@ -47,13 +51,21 @@ const repositoryErrors = (): Json => ({
 const commonErrors = (style: 'native' | 'deepstack'): Json => {
   const make = style === 'native' ? errorResponse : deepstackErrorResponse;
   return {
-    '400': make('Bad input: empty, corrupt or truncated image, invalid parameter, malformed multipart body (codes IMAGE_EMPTY, IMAGE_DECODE_FAILED, IMAGE_MISSING, INVALID_PARAMETER, MULTIPART_INVALID)'),
+    '400': make(
+      'Bad input: empty, corrupt or truncated image, invalid parameter, malformed multipart body (codes IMAGE_EMPTY, IMAGE_DECODE_FAILED, IMAGE_MISSING, INVALID_PARAMETER, MULTIPART_INVALID)',
+    ),
     '401': make('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
-    ...(style === 'deepstack' ? { '408': make('The API key is in the body and the body arrived under the minimum transfer rate (UPLOAD_TOO_SLOW)') } : {}),
-    '413': make('Body over the byte limit (BODY_TOO_LARGE), multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS) or image over the pixel limit (IMAGE_TOO_LARGE)'),
+    ...(style === 'deepstack'
+      ? { '408': make('The API key is in the body and the body arrived under the minimum transfer rate (UPLOAD_TOO_SLOW)') }
+      : {}),
+    '413': make(
+      'Body over the byte limit (BODY_TOO_LARGE), multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS) or image over the pixel limit (IMAGE_TOO_LARGE)',
+    ),
     '415': make('The bytes are not an image in a supported format (IMAGE_UNSUPPORTED_FORMAT)'),
     '404': make('Unknown or unloaded model (MODEL_NOT_FOUND)'),
-    '503': make('Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), the model is loading or failed to load (MODEL_NOT_READY), or the server is shutting down (SHUTTING_DOWN)'),
+    '503': make(
+      'Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), the model is loading or failed to load (MODEL_NOT_READY), or the server is shutting down (SHUTTING_DOWN)',
+    ),
     '504': make('The request did not finish within the deadline (DEADLINE_EXCEEDED)'),
     '500': make('Internal error (INTERNAL); never carries internals'),
   };
@@ -67,7 +79,9 @@ const listErrors = (): Json => ({
   '400': deepstackErrorResponse('Malformed multipart body (MULTIPART_INVALID) or a field given twice (INVALID_PARAMETER)'),
   '401': deepstackErrorResponse('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
   '408': deepstackErrorResponse('The API key is in the body and the body arrived under the minimum transfer rate (UPLOAD_TOO_SLOW)'),
-  '413': deepstackErrorResponse('Body over the byte limit (BODY_TOO_LARGE) or multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS)'),
+  '413': deepstackErrorResponse(
+    'Body over the byte limit (BODY_TOO_LARGE) or multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS)',
+  ),
   '503': deepstackErrorResponse('The key is in the body and every place for such uploads is taken (QUEUE_FULL, with Retry-After)'),
   '504': deepstackErrorResponse('The request did not finish within the deadline (DEADLINE_EXCEEDED)'),
   '500': deepstackErrorResponse('Internal error (INTERNAL); never carries internals'),
@@ -81,7 +95,9 @@ const messageErrorResponse = (description: string): Json => ({
 /** Hugging Face and KServe v2 answer errors as `{"error": "message"}`. */
 const messageErrors = (): Json => {
   const native = commonErrors('native');
-  return Object.fromEntries(Object.entries(native).map(([status, value]) => [status, messageErrorResponse(String((value as { description: string }).description))]));
+  return Object.fromEntries(
+    Object.entries(native).map(([status, value]) => [status, messageErrorResponse(String((value as { description: string }).description))]),
+  );
 };
 
 const kserveModelParams = (modelName: string, versioned: boolean): Json[] => [
@@ -98,7 +114,15 @@ function kservePaths(modelName: string, security: Json[]): Json {
       tags,
       security,
       parameters: kserveModelParams(modelName, versioned),
-      responses: { '200': { description: 'Model metadata', content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeModelMetadata' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'), '503': messageErrorResponse('The model is loading or failed to load (MODEL_NOT_READY)') },
+      responses: {
+        '200': {
+          description: 'Model metadata',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeModelMetadata' } } },
+        },
+        '401': messageErrorResponse('Missing or wrong API key'),
+        '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'),
+        '503': messageErrorResponse('The model is loading or failed to load (MODEL_NOT_READY)'),
+      },
     },
   });
   const ready = (versioned: boolean): Json => ({
@@ -111,7 +135,10 @@ function kservePaths(modelName: string, security: Json[]): Json {
         '200': { description: '{"name", "ready": true}' },
         '401': messageErrorResponse('Missing or wrong API key'),
         '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'),
-        '503': { description: '{"name", "ready": false}: the server is starting or draining; or {"error"}: the model is loading or failed to load (MODEL_NOT_READY)' },
+        '503': {
+          description:
+            '{"name", "ready": false}: the server is starting or draining; or {"error"}: the model is loading or failed to load (MODEL_NOT_READY)',
+        },
       },
     },
   });
@@ -121,40 +148,72 @@ function kservePaths(modelName: string, security: Json[]): Json {
       tags,
       security,
       parameters: kserveModelParams(modelName, versioned),
-      responses: { '200': { description: 'Model configuration', content: { 'application/json': { schema: { type: 'object' } } } }, '401': messageErrorResponse('Missing or wrong API key'), '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'), '503': messageErrorResponse('The model is loading or failed to load (MODEL_NOT_READY)') },
+      responses: {
+        '200': { description: 'Model configuration', content: { 'application/json': { schema: { type: 'object' } } } },
+        '401': messageErrorResponse('Missing or wrong API key'),
+        '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'),
+        '503': messageErrorResponse('The model is loading or failed to load (MODEL_NOT_READY)'),
+      },
     },
   });
   const infer = (versioned: boolean): Json => ({
     post: {
-      summary: 'KServe v2 inference: one image as input IMAGE (BYTES, shape [1]), base64 in JSON or raw bytes with the binary tensor extension',
+      summary:
+        'KServe v2 inference: one image as input IMAGE (BYTES, shape [1]), base64 in JSON or raw bytes with the binary tensor extension',
       tags,
       security,
       parameters: [
         ...kserveModelParams(modelName, versioned),
-        { name: 'Inference-Header-Content-Length', in: 'header', schema: { type: 'integer', minimum: 0 }, description: 'Binary tensor extension: bytes of JSON before the binary tensors' },
+        {
+          name: 'Inference-Header-Content-Length',
+          in: 'header',
+          schema: { type: 'integer', minimum: 0 },
+          description: 'Binary tensor extension: bytes of JSON before the binary tensors',
+        },
       ],
       requestBody: {
         required: true,
         description:
           'JSON {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["<base64 image>"]}], "outputs": [{"name": "BOXES", "parameters": {"binary_data": false}}], "parameters": {"score_threshold": 0.5, "max_detections": 100, "binary_data_output": false}}; ' +
           'or that JSON (with "parameters": {"binary_data_size": K} on the input instead of data) followed by the tensor: a 4-byte little-endian length and the image bytes.',
-        content: { 'application/json': { schema: { $ref: '#/components/schemas/KServeInferRequest' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        content: {
+          'application/json': { schema: { $ref: '#/components/schemas/KServeInferRequest' } },
+          'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+        },
       },
       responses: {
         '200': {
-          description: 'BOXES FP32 [N,4] (xmin, ymin, xmax, ymax in original pixels), SCORES FP32 [N] descending, CLASS_IDS INT64 [N], LABELS BYTES [N]; binary outputs follow the JSON (Inference-Header-Content-Length)',
-          content: { 'application/json': { schema: { type: 'object' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+          description:
+            'BOXES FP32 [N,4] (xmin, ymin, xmax, ymax in original pixels), SCORES FP32 [N] descending, CLASS_IDS INT64 [N], LABELS BYTES [N]; binary outputs follow the JSON (Inference-Header-Content-Length)',
+          content: {
+            'application/json': { schema: { type: 'object' } },
+            'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+          },
         },
         ...messageErrors(),
-        '400': messageErrorResponse('Malformed request (INFER_REQUEST_INVALID), more than one image (BATCH_UNSUPPORTED), bad image or parameter'),
+        '400': messageErrorResponse(
+          'Malformed request (INFER_REQUEST_INVALID), more than one image (BATCH_UNSUPPORTED), bad image or parameter',
+        ),
         '404': messageErrorResponse('Unknown model or version (MODEL_NOT_FOUND)'),
       },
     },
   });
   return {
-    '/v2': { get: { summary: 'KServe v2 server metadata', tags, responses: { '200': { description: '{"name", "version", "extensions": ["binary_tensor_data"]}' } } } },
+    '/v2': {
+      get: {
+        summary: 'KServe v2 server metadata',
+        tags,
+        responses: { '200': { description: '{"name", "version", "extensions": ["binary_tensor_data"]}' } },
+      },
+    },
     '/v2/health/live': { get: { summary: 'KServe v2 liveness', tags, responses: { '200': { description: '{"live": true}' } } } },
-    '/v2/health/ready': { get: { summary: 'KServe v2 readiness', tags, responses: { '200': { description: '{"ready": true}' }, '503': { description: '{"ready": false}: starting or draining' } } } },
+    '/v2/health/ready': {
+      get: {
+        summary: 'KServe v2 readiness',
+        tags,
+        responses: { '200': { description: '{"ready": true}' }, '503': { description: '{"ready": false}: starting or draining' } },
+      },
+    },
     '/v2/models/{model}': metadata(false),
     '/v2/models/{model}/versions/{version}': metadata(true),
     '/v2/models/{model}/ready': ready(false),
@@ -171,11 +230,37 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
   const security = config.apiKeys.length > 0 ? [{ bearer: [] }] : [];
   const metricsSecurity = config.apiKeys.length > 0 && config.metricsAuth ? [{ bearer: [] }] : [];
   const detectParams = [
-    { name: 'score_threshold', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1 }, description: `Keep detections with score >= this (default ${config.scoreThreshold ?? model.roi_heads.score_thresh})` },
-    { name: 'max_detections', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 }, description: `At most this many detections, best first (default ${config.maxDetections ?? model.roi_heads.detections_per_img})` },
-    { name: 'classes', in: 'query', schema: { type: 'string', minLength: 1 }, description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})` },
-    { name: 'model', in: 'query', schema: { type: 'string' }, description: 'Model to run (GET /v1/models lists them; also the multipart field model); default: the default model' },
-    { name: 'render', in: 'query', schema: { type: 'string', enum: ['1', '0', 'true', 'false', 'png', 'jpeg', 'jpg'] }, description: 'Return the image with the boxes drawn instead of JSON (1, true, png: PNG; jpeg, jpg: JPEG; 0, false: JSON; case-insensitive; also chosen by Accept: image/png or image/jpeg)' },
+    {
+      name: 'score_threshold',
+      in: 'query',
+      schema: { type: 'number', minimum: 0, maximum: 1 },
+      description: `Keep detections with score >= this (default ${config.scoreThreshold ?? model.roi_heads.score_thresh})`,
+    },
+    {
+      name: 'max_detections',
+      in: 'query',
+      schema: { type: 'integer', minimum: 1, maximum: 10000 },
+      description: `At most this many detections, best first (default ${config.maxDetections ?? model.roi_heads.detections_per_img})`,
+    },
+    {
+      name: 'classes',
+      in: 'query',
+      schema: { type: 'string', minLength: 1 },
+      description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})`,
+    },
+    {
+      name: 'model',
+      in: 'query',
+      schema: { type: 'string' },
+      description: 'Model to run (GET /v1/models lists them; also the multipart field model); default: the default model',
+    },
+    {
+      name: 'render',
+      in: 'query',
+      schema: { type: 'string', enum: ['1', '0', 'true', 'false', 'png', 'jpeg', 'jpg'] },
+      description:
+        'Return the image with the boxes drawn instead of JSON (1, true, png: PNG; jpeg, jpg: JPEG; 0, false: JSON; case-insensitive; also chosen by Accept: image/png or image/jpeg)',
+    },
   ];
   const deepstackOk = {
     description: 'Detections in DeepStack / CodeProject.AI form (integer pixel coordinates)',
@@ -222,7 +307,8 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           ),
           responses: {
             '200': {
-              description: 'Detections in original-image pixels (continuous convention: the image spans [0, W] x [0, H]), or the rendered image',
+              description:
+                'Detections in original-image pixels (continuous convention: the image spans [0, W] x [0, H]), or the rendered image',
               headers: { 'X-Request-Id': { schema: { type: 'string' } } },
               content: {
                 'application/json': { schema: { $ref: '#/components/schemas/DetectResult' } },
@@ -234,26 +320,55 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           },
         },
       },
-      '/v1/vision/detection': { post: deepstackOperation('DeepStack / CodeProject.AI compatible detection (Frigate, Blue Iris, Home Assistant)', []) },
+      '/v1/vision/detection': {
+        post: deepstackOperation('DeepStack / CodeProject.AI compatible detection (Frigate, Blue Iris, Home Assistant)', []),
+      },
       '/v1/vision/custom/{model}': {
-        post: deepstackOperation('DeepStack custom-model route: {model} names a served model (GET /v1/models, POST /v1/vision/custom/list)', [
-          { name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: model.name },
-        ], { '404': deepstackErrorResponse('No model of that name (MODEL_NOT_FOUND)') }),
+        post: deepstackOperation(
+          'DeepStack custom-model route: {model} names a served model (GET /v1/models, POST /v1/vision/custom/list)',
+          [{ name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: model.name }],
+          { '404': deepstackErrorResponse('No model of that name (MODEL_NOT_FOUND)') },
+        ),
       },
       '/v1/vision/custom/list': {
         post: {
           summary: 'CodeProject.AI / Blue Iris: the custom models this server answers for',
           tags: ['deepstack'],
           security,
-          requestBody: { required: false, content: { 'multipart/form-data': { schema: { type: 'object', properties: { api_key: { description: 'API key (alternative to Authorization: Bearer); any text' } } } } } },
+          requestBody: {
+            required: false,
+            content: {
+              'multipart/form-data': {
+                schema: {
+                  type: 'object',
+                  properties: { api_key: { description: 'API key (alternative to Authorization: Bearer); any text' } },
+                },
+              },
+            },
+          },
           responses: {
-            '200': { description: '{"success": true, "models": [names], …CodeProject.AI fields}', content: { 'application/json': { schema: { type: 'object', required: ['success', 'models'], properties: { success: { type: 'boolean' }, models: { type: 'array', items: { type: 'string' } } } } } } },
+            '200': {
+              description: '{"success": true, "models": [names], …CodeProject.AI fields}',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['success', 'models'],
+                    properties: { success: { type: 'boolean' }, models: { type: 'array', items: { type: 'string' } } },
+                  },
+                },
+              },
+            },
             ...listErrors(),
           },
         },
       },
       '/v1/status/updateavailable': {
-        get: { summary: "CodeProject.AI's update check: always updateAvailable false (this server does not check)", tags: ['deepstack'], responses: { '200': { description: '{"success": true, "updateAvailable": false, "version", "current", "latest"}' } } },
+        get: {
+          summary: "CodeProject.AI's update check: always updateAvailable false (this server does not check)",
+          tags: ['deepstack'],
+          responses: { '200': { description: '{"success": true, "updateAvailable": false, "version", "current", "latest"}' } },
+        },
       },
       '/models/{model}': {
         post: {
@@ -263,15 +378,28 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' }, example: model.name }],
           requestBody: {
             required: true,
-            description: 'The raw image with any or no Content-Type, or JSON {"inputs": "<base64 image>", "parameters": {"threshold": t}} (Content-Type: application/json). Default threshold: the server\'s score threshold.',
+            description:
+              'The raw image with any or no Content-Type, or JSON {"inputs": "<base64 image>", "parameters": {"threshold": t}} (Content-Type: application/json). Default threshold: the server\'s score threshold.',
             content: {
               'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
               'image/*': { schema: { type: 'string', format: 'binary' } },
-              'application/json': { schema: { type: 'object', required: ['inputs'], properties: { inputs: { type: 'string', description: 'base64 image' }, parameters: { type: 'object', properties: { threshold: { type: 'number', minimum: 0, maximum: 1 } } } } } },
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['inputs'],
+                  properties: {
+                    inputs: { type: 'string', description: 'base64 image' },
+                    parameters: { type: 'object', properties: { threshold: { type: 'number', minimum: 0, maximum: 1 } } },
+                  },
+                },
+              },
             },
           },
           responses: {
-            '200': { description: 'A bare list of detections, best first, in original-image pixels', content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/HuggingFaceDetection' } } } } },
+            '200': {
+              description: 'A bare list of detections, best first, in original-image pixels',
+              content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/HuggingFaceDetection' } } } },
+            },
             ...messageErrors(),
             '404': messageErrorResponse('Unknown model (MODEL_NOT_FOUND)'),
           },
@@ -286,11 +414,26 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           summary: 'The served models: name, state, error, architecture, classes, input sizes, defaults, provenance',
           tags: ['detection'],
           security,
-          responses: { '200': { description: '`models`: the models that answer, with their metadata and state; `repository`: every model with its state (loading, ready, failed, unloaded) and last load error; `default`: the default model', content: { 'application/json': { schema: { type: 'object' } } } }, '401': errorResponse('Missing or wrong API key') },
+          responses: {
+            '200': {
+              description:
+                '`models`: the models that answer, with their metadata and state; `repository`: every model with its state (loading, ready, failed, unloaded) and last load error; `default`: the default model',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+            '401': errorResponse('Missing or wrong API key'),
+          },
         },
       },
-      '/': { get: { summary: 'Demo page: pick or drop an image, see the boxes and the JSON', tags: ['ops'], responses: { '200': { description: 'HTML', content: { 'text/html': {} } } } } },
-      '/healthz': { get: { summary: 'Liveness: 200 while the process serves HTTP', tags: ['ops'], responses: { '200': { description: 'alive' } } } },
+      '/': {
+        get: {
+          summary: 'Demo page: pick or drop an image, see the boxes and the JSON',
+          tags: ['ops'],
+          responses: { '200': { description: 'HTML', content: { 'text/html': {} } } },
+        },
+      },
+      '/healthz': {
+        get: { summary: 'Liveness: 200 while the process serves HTTP', tags: ['ops'], responses: { '200': { description: 'alive' } } },
+      },
       '/readyz': {
         get: {
           summary: 'Readiness: 200 once the model is loaded and a warm-up inference ran; 503 while starting or draining',
@@ -303,17 +446,27 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
           summary: 'Prometheus metrics',
           tags: ['ops'],
           security: metricsSecurity,
-          responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': {} } }, '401': errorResponse('Missing or wrong API key') },
+          responses: {
+            '200': { description: 'Prometheus text format', content: { 'text/plain': {} } },
+            '401': errorResponse('Missing or wrong API key'),
+          },
         },
       },
       '/v2/repository/index': {
         post: {
-          summary: "Triton repository index: rescans the model repository (as one poll), then lists every model with state READY, LOADING or UNAVAILABLE and the reason; body {\"ready\": true} keeps the ready ones",
+          summary:
+            'Triton repository index: rescans the model repository (as one poll), then lists every model with state READY, LOADING or UNAVAILABLE and the reason; body {"ready": true} keeps the ready ones',
           tags: ['repository'],
           security,
-          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { ready: { type: 'boolean' } } } } } },
+          requestBody: {
+            required: false,
+            content: { 'application/json': { schema: { type: 'object', properties: { ready: { type: 'boolean' } } } } },
+          },
           responses: {
-            '200': { description: 'Array of {name, version, state, reason}', content: { 'application/json': { schema: { type: 'array' } } } },
+            '200': {
+              description: 'Array of {name, version, state, reason}',
+              content: { 'application/json': { schema: { type: 'array' } } },
+            },
             ...repositoryErrors(),
             '400': tritonError('The body is not JSON (BAD_REQUEST), or not an object with an optional boolean ready (INVALID_PARAMETER)'),
             '404': tritonError('The server serves no model repository (NOT_FOUND): an app created with one detector'),
@@ -323,7 +476,8 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
       },
       '/v2/repository/models/{model}/load': {
         post: {
-          summary: 'Triton repository load: (re)loads the model directory {model}, warms it up, and answers once it takes requests; a failed load keeps the working version',
+          summary:
+            'Triton repository load: (re)loads the model directory {model}, warms it up, and answers once it takes requests; a failed load keeps the working version',
           tags: ['repository'],
           security,
           parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
@@ -337,7 +491,8 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
       },
       '/v2/repository/models/{model}/unload': {
         post: {
-          summary: 'Triton repository unload: stops serving {model} (running requests finish first); polling leaves it unloaded until a load',
+          summary:
+            'Triton repository unload: stops serving {model} (running requests finish first); polling leaves it unloaded until a load',
           tags: ['repository'],
           security,
           parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
@@ -357,7 +512,13 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
         Error: {
           type: 'object',
           required: ['error'],
-          properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', enum: Object.keys(ERRORS) }, message: { type: 'string' } } } },
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: { code: { type: 'string', enum: Object.keys(ERRORS) }, message: { type: 'string' } },
+            },
+          },
         },
         Box: {
           type: 'object',
@@ -367,7 +528,12 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
         Detection: {
           type: 'object',
           required: ['label', 'class_id', 'score', 'box'],
-          properties: { label: { type: 'string' }, class_id: { type: 'integer' }, score: { type: 'number' }, box: { $ref: '#/components/schemas/Box' } },
+          properties: {
+            label: { type: 'string' },
+            class_id: { type: 'integer' },
+            score: { type: 'number' },
+            box: { $ref: '#/components/schemas/Box' },
+          },
         },
         DetectResult: {
           type: 'object',
@@ -379,7 +545,8 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
             detections: { type: 'array', items: { $ref: '#/components/schemas/Detection' } },
             timings_ms: {
               type: 'object',
-              description: 'Per-stage durations: decode, transform, backbone_rpn, rpn_postprocess, box_head, postprocess, total; queue = wait for a slot',
+              description:
+                'Per-stage durations: decode, transform, backbone_rpn, rpn_postprocess, box_head, postprocess, total; queue = wait for a slot',
               additionalProperties: { type: 'number' },
             },
           },
@@ -442,24 +609,47 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
                   name: { type: 'string', const: 'IMAGE' },
                   datatype: { type: 'string', const: 'BYTES' },
                   shape: { type: 'array', items: { type: 'integer', const: 1 }, minItems: 1, maxItems: 1 },
-                  data: { type: 'array', items: { type: 'string', contentEncoding: 'base64' }, minItems: 1, maxItems: 1, description: 'The encoded image, base64' },
+                  data: {
+                    type: 'array',
+                    items: { type: 'string', contentEncoding: 'base64' },
+                    minItems: 1,
+                    maxItems: 1,
+                    description: 'The encoded image, base64',
+                  },
                 },
               },
             },
             outputs: {
               type: 'array',
-              items: { type: 'object', required: ['name'], properties: { name: { type: 'string', enum: ['BOXES', 'SCORES', 'CLASS_IDS', 'LABELS'] }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } } },
+              items: {
+                type: 'object',
+                required: ['name'],
+                properties: {
+                  name: { type: 'string', enum: ['BOXES', 'SCORES', 'CLASS_IDS', 'LABELS'] },
+                  parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } },
+                },
+              },
             },
             parameters: {
               type: 'object',
-              properties: { score_threshold: { type: 'number', minimum: 0, maximum: 1 }, max_detections: { type: 'integer', minimum: 1, maximum: 10000 }, binary_data_output: { type: 'boolean' } },
+              properties: {
+                score_threshold: { type: 'number', minimum: 0, maximum: 1 },
+                max_detections: { type: 'integer', minimum: 1, maximum: 10000 },
+                binary_data_output: { type: 'boolean' },
+              },
             },
           },
         },
         KServeModelMetadata: {
           type: 'object',
           required: ['name', 'versions', 'platform', 'inputs', 'outputs'],
-          properties: { name: { type: 'string' }, versions: { type: 'array', items: { type: 'string' } }, platform: { type: 'string' }, inputs: { type: 'array', items: { type: 'object' } }, outputs: { type: 'array', items: { type: 'object' } } },
+          properties: {
+            name: { type: 'string' },
+            versions: { type: 'array', items: { type: 'string' } },
+            platform: { type: 'string' },
+            inputs: { type: 'array', items: { type: 'object' } },
+            outputs: { type: 'array', items: { type: 'object' } },
+          },
         },
         DeepStackError: {
           type: 'object',

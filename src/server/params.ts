@@ -36,7 +36,10 @@ export function parsePositiveInteger(source: ParamSource, name: string, max: num
 export function parseClasses(source: ParamSource, name: string, modelClasses: readonly string[]): number[] | undefined {
   const raw = source(name);
   if (raw === undefined) return undefined;
-  const entries = raw.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const entries = raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   if (entries.length === 0) throw invalid(name, 'a comma-separated list of class labels or ids', raw);
   const usable = (id: number): boolean => id >= 1 && id < modelClasses.length && modelClasses[id] !== 'N/A';
   const ids: number[] = [];
@@ -49,7 +52,10 @@ export function parseClasses(source: ParamSource, name: string, modelClasses: re
     }
     if (!usable(id)) {
       const known = modelClasses.map((label, i) => ({ label, i })).filter(({ i }) => usable(i));
-      const list = known.slice(0, 20).map(({ label, i }) => `${label} (${i})`).join(', ');
+      const list = known
+        .slice(0, 20)
+        .map(({ label, i }) => `${label} (${i})`)
+        .join(', ');
       const more = known.length > 20 ? `, … ${known.length - 20} more (GET /v1/models)` : '';
       throw new HttpError('INVALID_PARAMETER', `${name}: unknown class '${entry}'; this model's classes are ${list}${more}`);
     }
@@ -65,7 +71,13 @@ export interface NativeParams {
 }
 
 const RENDER_VALUES: Record<string, 'png' | 'jpeg' | undefined> = {
-  '1': 'png', true: 'png', png: 'png', jpeg: 'jpeg', jpg: 'jpeg', '0': undefined, false: undefined,
+  '1': 'png',
+  true: 'png',
+  png: 'png',
+  jpeg: 'jpeg',
+  jpg: 'jpeg',
+  '0': undefined,
+  false: undefined,
 };
 
 /** Parameters of POST /v1/detect (query string, or multipart fields for the same names). */

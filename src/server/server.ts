@@ -94,12 +94,18 @@ export async function startServer(options: AppOptions): Promise<RunningServer> {
         // readiness is false now; connections the kernel already queued (and any a load balancer
         // still sends) are accepted and served until the delay is over
         detection.lifecycle.servingWhileDraining = true;
-        logger.info({ inferencesRunning: state.running, queued: state.queued, drainDelayMs: config.drainDelayMs }, 'draining: not ready, still accepting for the drain delay');
+        logger.info(
+          { inferencesRunning: state.running, queued: state.queued, drainDelayMs: config.drainDelayMs },
+          'draining: not ready, still accepting for the drain delay',
+        );
         await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
         detection.lifecycle.servingWhileDraining = false;
       }
       const now = detection.inference.limiter.state;
-      logger.info({ inferencesRunning: now.running, queued: now.queued, graceMs: config.shutdownGraceMs }, 'draining: refusing new requests, waiting for in-flight ones');
+      logger.info(
+        { inferencesRunning: now.running, queued: now.queued, graceMs: config.shutdownGraceMs },
+        'draining: refusing new requests, waiting for in-flight ones',
+      );
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // connections that finish their last response become idle: close them as they do
       const sweep = (): void => {

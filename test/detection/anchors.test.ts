@@ -13,7 +13,6 @@ interface AnchorsFixture {
 
 const fixture = readTorchvisionFixture<AnchorsFixture>('anchors.json');
 
-
 describe('AnchorGenerator', () => {
   it.each(fixture.cases.map((c, i) => [i, c] as const))('case %i: cell anchors equal torchvision generate_anchors', (_, c) => {
     c.levels.forEach((level, l) => {

@@ -49,12 +49,27 @@ describe('cpwc-detect detect', () => {
   it('--json prints one array in argument order; an unreadable image is an entry with its error, exit 1', async () => {
     const notImage = path.join(outDir, 'notes.txt');
     fs.writeFileSync(notImage, 'not an image');
-    const result = await cli(['--model', fixtureModel('tiny-fpn'), '--threads', '1', '--json', image('portrait.jpg'), notImage, path.join(outDir, 'missing.jpg'), image('tiny.png')]);
+    const result = await cli([
+      '--model',
+      fixtureModel('tiny-fpn'),
+      '--threads',
+      '1',
+      '--json',
+      image('portrait.jpg'),
+      notImage,
+      path.join(outDir, 'missing.jpg'),
+      image('tiny.png'),
+    ]);
     expect(result.code).toBe(1);
     const parsed = JSON.parse(result.stdout) as JsonOutcome[];
     expect(parsed.map((o) => o.file)).toEqual([image('portrait.jpg'), notImage, path.join(outDir, 'missing.jpg'), image('tiny.png')]);
     expect(parsed[0]).toMatchObject({ width: 384, height: 512 });
-    expect(parsed[0].detections?.[0]).toEqual({ label: expect.any(String), class_id: expect.any(Number), score: expect.any(Number), box: { xmin: expect.any(Number), ymin: expect.any(Number), xmax: expect.any(Number), ymax: expect.any(Number) } });
+    expect(parsed[0].detections?.[0]).toEqual({
+      label: expect.any(String),
+      class_id: expect.any(Number),
+      score: expect.any(Number),
+      box: { xmin: expect.any(Number), ymin: expect.any(Number), xmax: expect.any(Number), ymax: expect.any(Number) },
+    });
     expect(parsed[1].error?.code).toBe('IMAGE_UNSUPPORTED_FORMAT');
     expect(parsed[2].error?.code).toBe('FILE_UNREADABLE');
     expect(parsed[3]).toMatchObject({ width: 40, height: 30 });
@@ -63,7 +78,20 @@ describe('cpwc-detect detect', () => {
 
   it('prints a table by default, honours --max-detections and --score-threshold, and --render writes each image', async () => {
     const renderDir = path.join(outDir, 'rendered');
-    const result = await cli(['--model', fixtureModel('tiny-fpn'), '--threads', '1', '--max-detections', '2', '--score-threshold', '0.1', '--render', renderDir, image('landscape.jpg'), image('hubble.gif')]);
+    const result = await cli([
+      '--model',
+      fixtureModel('tiny-fpn'),
+      '--threads',
+      '1',
+      '--max-detections',
+      '2',
+      '--score-threshold',
+      '0.1',
+      '--render',
+      renderDir,
+      image('landscape.jpg'),
+      image('hubble.gif'),
+    ]);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/landscape\.jpg {2}600x400 {2}[0-2] detections?/);
     expect(result.stdout).toMatch(/label +score +xmin +ymin +xmax +ymax/);

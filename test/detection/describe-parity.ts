@@ -15,7 +15,9 @@ export function describeParity(modelDir: string, intraOpThreads = 1): void {
 
     beforeAll(async () => {
       if (!fs.existsSync(path.join(modelDir, 'reference.json'))) {
-        throw new Error(`${modelDir}/reference.json is missing: the parity fixtures are made by npm run export (see test/fixtures/models/README.md)`);
+        throw new Error(
+          `${modelDir}/reference.json is missing: the parity fixtures are made by npm run export (see test/fixtures/models/README.md)`,
+        );
       }
       detector = await Detector.load(modelDir, { intraOpThreads });
     });
@@ -24,20 +26,28 @@ export function describeParity(modelDir: string, intraOpThreads = 1): void {
       await detector?.close();
       if (process.env.CPWC_PARITY_VERBOSE) {
         for (const r of reports) {
-          const stages = r.stages.map((s) => `${s.stage} ${s.matched}/${s.expected} (ts ${s.produced}) iou-gap ${s.maxIouGap.toExponential(2)} score-diff ${s.maxScoreDiff.toExponential(2)}${s.slivers ? ` slivers ${s.slivers}` : ''}`);
+          const stages = r.stages.map(
+            (s) =>
+              `${s.stage} ${s.matched}/${s.expected} (ts ${s.produced}) iou-gap ${s.maxIouGap.toExponential(2)} score-diff ${s.maxScoreDiff.toExponential(2)}${s.slivers ? ` slivers ${s.slivers}` : ''}`,
+          );
           process.stdout.write(`${path.basename(modelDir)} ${r.file}: ${stages.join(' | ')}\n`);
         }
       }
     });
 
-    const reference = fs.existsSync(path.join(modelDir, 'reference.json')) ? readReference(modelDir) : { images: [{ file: '(reference.json missing)' }] };
+    const reference = fs.existsSync(path.join(modelDir, 'reference.json'))
+      ? readReference(modelDir)
+      : { images: [{ file: '(reference.json missing)' }] };
 
-    it.each(reference.images.map((image) => [image.file, image] as const))('%s: decode, transform, proposals and detections agree', async (_, image) => {
-      expect('proposals' in image).toBe(true);
-      const report = await compareImage(detector, modelDir, image as Parameters<typeof compareImage>[2]);
-      reports.push(report);
-      expect(describeProblems([report])).toEqual([]);
-      expect(report.stages.find((s) => s.stage === 'detections')?.expected).toBeGreaterThan(0);
-    });
+    it.each(reference.images.map((image) => [image.file, image] as const))(
+      '%s: decode, transform, proposals and detections agree',
+      async (_, image) => {
+        expect('proposals' in image).toBe(true);
+        const report = await compareImage(detector, modelDir, image as Parameters<typeof compareImage>[2]);
+        reports.push(report);
+        expect(describeProblems([report])).toEqual([]);
+        expect(report.stages.find((s) => s.stage === 'detections')?.expected).toBeGreaterThan(0);
+      },
+    );
   });
 }

@@ -33,7 +33,10 @@ describe('Detector (tiny-fpn fixture model)', () => {
   });
 
   it('exposes the parsed model.json', () => {
-    const json = JSON.parse(fs.readFileSync(path.join(fixtureModel('tiny-fpn'), 'model.json'), 'utf8')) as { name: string; classes: string[] };
+    const json = JSON.parse(fs.readFileSync(path.join(fixtureModel('tiny-fpn'), 'model.json'), 'utf8')) as {
+      name: string;
+      classes: string[];
+    };
     expect(detector.model.name).toBe(json.name);
     expect(detector.model.classes).toEqual(json.classes);
     expect(detector.modelDir).toBe(fixtureModel('tiny-fpn'));
@@ -62,7 +65,9 @@ describe('Detector (tiny-fpn fixture model)', () => {
     ['a uniform grey image', { width: 320, height: 240 }],
     ['an extreme aspect ratio (1x3000)', { width: 1, height: 3000 }],
   ])('handles %s: a valid result, boxes inside the image', async (_, size) => {
-    const bytes = await sharp({ create: { ...size, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    const bytes = await sharp({ create: { ...size, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+      .png()
+      .toBuffer();
     const result = await detector.detect(bytes);
     expect([result.width, result.height]).toEqual([size.width, size.height]);
     for (const d of result.detections) {
@@ -103,7 +108,13 @@ describe('Detector (tiny-fpn fixture model)', () => {
     for (const bad of badInputs()) {
       expect((await detectError(detector.detect(bad.bytes))).code).toBe(bad.code);
     }
-    expect((await detectError(Detector.load(fixtureModel('tiny-fpn'), { maxPixels: 100 }).then((d) => d.detect(readImage('tiny.png')).finally(() => d.close())))).code).toBe('IMAGE_TOO_LARGE');
+    expect(
+      (
+        await detectError(
+          Detector.load(fixtureModel('tiny-fpn'), { maxPixels: 100 }).then((d) => d.detect(readImage('tiny.png')).finally(() => d.close())),
+        )
+      ).code,
+    ).toBe('IMAGE_TOO_LARGE');
     expect((await detector.detect(readImage('portrait.jpg'))).detections).toEqual(baseline.get('portrait.jpg')?.detections);
   });
 

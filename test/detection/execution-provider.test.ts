@@ -19,7 +19,9 @@ import { IMAGES_DIR } from './images';
 function cudaBinariesInstalled(): boolean {
   const bin = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin');
   const found = (dir: string): boolean =>
-    fs.readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? found(path.join(dir, e.name)) : e.name.startsWith('libonnxruntime_providers_cuda')));
+    fs
+      .readdirSync(dir, { withFileTypes: true })
+      .some((e) => (e.isDirectory() ? found(path.join(dir, e.name)) : e.name.startsWith('libonnxruntime_providers_cuda')));
   return found(bin);
 }
 
@@ -71,7 +73,9 @@ describe('execution providers', () => {
   cudaCase('cuda without its binaries fails at load with EXECUTION_PROVIDER_UNAVAILABLE and the install command', async () => {
     const error = await loadError(model, { executionProvider: 'cuda' });
     expect(error.code).toBe('EXECUTION_PROVIDER_UNAVAILABLE');
-    expect(error.message).toMatch(/^the cuda execution provider is not available \(ONNX Runtime: .+\); .*npm ci --onnxruntime-node-install=cuda12.*--execution-provider cpu/);
+    expect(error.message).toMatch(
+      /^the cuda execution provider is not available \(ONNX Runtime: .+\); .*npm ci --onnxruntime-node-install=cuda12.*--execution-provider cpu/,
+    );
   });
 
   cudaCase('a graph that no provider can load is still MODEL_INVALID, not a provider error', async () => {
@@ -101,7 +105,9 @@ describe('execution providers', () => {
     const error = await loadError(model, { executionProvider: 'tpu' as never });
     expect(error.code).toBe('INVALID_OPTION');
     expect(error.message).toBe('executionProvider must be one of cpu, cuda, webgpu, got "tpu"');
-    expect(() => parseExecutionProvider('CUDA', '--execution-provider')).toThrow('--execution-provider must be one of cpu, cuda, webgpu, got "CUDA"');
+    expect(() => parseExecutionProvider('CUDA', '--execution-provider')).toThrow(
+      '--execution-provider must be one of cpu, cuda, webgpu, got "CUDA"',
+    );
   });
 
   it('detect --execution-provider: a bad value is usage (exit 2); an unavailable provider exits 1 with the code', async () => {
@@ -120,7 +126,14 @@ describe('execution providers', () => {
     const dataset = path.join(__dirname, '..', '..', 'datasets', 'shapes-test');
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cpwc-ep-eval-'));
     try {
-      const args = ['--annotations', path.join(dataset, 'annotations.json'), '--images', path.join(dataset, 'images'), '--out', path.join(out, 'run')];
+      const args = [
+        '--annotations',
+        path.join(dataset, 'annotations.json'),
+        '--images',
+        path.join(dataset, 'images'),
+        '--out',
+        path.join(out, 'run'),
+      ];
       const bad = await cli([...args, '--execution-provider', 'tpu'], evalCli);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain("--execution-provider must be one of cpu, cuda, webgpu, got 'tpu'");
@@ -135,6 +148,8 @@ describe('execution providers', () => {
     expect(loadConfig([], { CPWC_EXECUTION_PROVIDER: 'webgpu' }).config.executionProvider).toBe('webgpu');
     expect(loadConfig(['--execution-provider', 'cuda'], { CPWC_EXECUTION_PROVIDER: 'webgpu' }).config.executionProvider).toBe('cuda');
     expect(() => loadConfig(['--execution-provider', 'tpu'], {})).toThrow(ConfigError);
-    expect(() => loadConfig(['--execution-provider', 'tpu'], {})).toThrow("--execution-provider must be one of cpu, cuda, webgpu, got 'tpu'");
+    expect(() => loadConfig(['--execution-provider', 'tpu'], {})).toThrow(
+      "--execution-provider must be one of cpu, cuda, webgpu, got 'tpu'",
+    );
   });
 });

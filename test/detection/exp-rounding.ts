@@ -21,7 +21,10 @@ export function ulp32(value: number): number {
  * Indices (into the flat [N, 4] arrays) where `actual` and `expected` boxes differ by more than an MKL
  * near-tie in exp can explain, and the number of coordinates that differ within that bound.
  */
-export function compareDecodedBoxes(actual: ArrayLike<number>, expected: ArrayLike<number>): { beyond: number[]; withinExpRounding: number } {
+export function compareDecodedBoxes(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+): { beyond: number[]; withinExpRounding: number } {
   const beyond: number[] = [];
   let withinExpRounding = 0;
   for (let i = 0; i < expected.length; i++) {

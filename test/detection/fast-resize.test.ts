@@ -80,7 +80,10 @@ describe('Detector with fastResize (default model)', () => {
   });
 
   it('on a large photo: the same objects, boxes in original pixels, small changes only', async () => {
-    const large = await sharp(path.join(SHAPES, 'test_000000.jpg')).resize(1216, 1216, { kernel: 'lanczos3' }).jpeg({ quality: 90 }).toBuffer();
+    const large = await sharp(path.join(SHAPES, 'test_000000.jpg'))
+      .resize(1216, 1216, { kernel: 'lanczos3' })
+      .jpeg({ quality: 90 })
+      .toBuffer();
     const a = await exact.detect(large, { scoreThreshold: 0.5 });
     const b = await fast.detect(large, { scoreThreshold: 0.5 });
     expect([b.width, b.height]).toEqual([1216, 1216]);

@@ -13,7 +13,7 @@ interface Float32Fixture {
 const fixture = readTorchvisionFixture<Float32Fixture>('float32.json');
 
 describe('expf', () => {
-  it('is the exp of torch.sigmoid (ATen\'s vectorized SLEEF exp): sigmoid equals torch bit for bit on 4019 values', () => {
+  it("is the exp of torch.sigmoid (ATen's vectorized SLEEF exp): sigmoid equals torch bit for bit on 4019 values", () => {
     const inputs = float32FromBase64(fixture.exp_inputs);
     const expected = float32FromBase64(fixture.sigmoid);
     const mismatches: string[] = [];

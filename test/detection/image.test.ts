@@ -26,9 +26,16 @@ describe('decodeImage on real photographs', () => {
     const image = await decodeImage(bytes);
     // Displayed pixel (x, y) is stored pixel (y, H - 1 - x) for a 90 degree clockwise rotation.
     const stride = stored.info.channels;
-    for (const [x, y] of [[0, 0], [359, 0], [100, 200], [359, 239]]) {
+    for (const [x, y] of [
+      [0, 0],
+      [359, 0],
+      [100, 200],
+      [359, 239],
+    ]) {
       const storedIndex = ((stored.info.height - 1 - x) * stored.info.width + y) * stride;
-      expect(Array.from(image.data.subarray((y * 360 + x) * 3, (y * 360 + x) * 3 + 3))).toEqual(Array.from(stored.data.subarray(storedIndex, storedIndex + 3)));
+      expect(Array.from(image.data.subarray((y * 360 + x) * 3, (y * 360 + x) * 3 + 3))).toEqual(
+        Array.from(stored.data.subarray(storedIndex, storedIndex + 3)),
+      );
     }
   });
 

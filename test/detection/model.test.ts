@@ -15,11 +15,23 @@ function manifest(graphA: Buffer, graphB: Buffer): Record<string, unknown> {
     name: 'unit',
     architecture: 'cpwc_r50_fpn',
     classes: ['__background__', 'circle', 'square'],
-    transform: { min_size: 800, max_size: 1333, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], size_divisible: 32, resize: 'bilinear, align_corners=false, antialias=false, recompute_scale_factor=true' },
+    transform: {
+      min_size: 800,
+      max_size: 1333,
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+      size_divisible: 32,
+      resize: 'bilinear, align_corners=false, antialias=false, recompute_scale_factor=true',
+    },
     coordinates: { box_format: 'xyxy' },
     box_coder: { bbox_xform_clip: 4.135166556742356 },
     rpn: {
-      levels: ['0', '1', '2', '3', 'pool'].map((name, i) => ({ name, stride: 4 << i, anchor_sizes: [32 << i], aspect_ratios: [0.5, 1, 2] })),
+      levels: ['0', '1', '2', '3', 'pool'].map((name, i) => ({
+        name,
+        stride: 4 << i,
+        anchor_sizes: [32 << i],
+        aspect_ratios: [0.5, 1, 2],
+      })),
       num_anchors_per_location: 3,
       pre_nms_top_n: 1000,
       post_nms_top_n: 1000,
@@ -44,7 +56,11 @@ function manifest(graphA: Buffer, graphB: Buffer): Record<string, unknown> {
 const created: string[] = [];
 afterAll(() => created.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
 
-function modelDir(edit: (m: Record<string, unknown>) => void = () => undefined, graphA = Buffer.from('graph A bytes'), graphB = Buffer.from('graph B bytes')): string {
+function modelDir(
+  edit: (m: Record<string, unknown>) => void = () => undefined,
+  graphA = Buffer.from('graph A bytes'),
+  graphB = Buffer.from('graph B bytes'),
+): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cpwc-model-'));
   created.push(dir);
   fs.writeFileSync(path.join(dir, 'backbone_rpn.onnx'), graphA);
@@ -80,7 +96,11 @@ describe('loadModelDirectory', () => {
     ['a missing model.json', (dir: string) => fs.rmSync(path.join(dir, 'model.json')), /model\.json: not found/],
     ['model.json that is not JSON', (dir: string) => fs.writeFileSync(path.join(dir, 'model.json'), '{"format": '), /not valid JSON/],
     ['a missing graph', (dir: string) => fs.rmSync(path.join(dir, 'box_head.onnx')), /box_head\.onnx \(model\.json\) is missing/],
-    ['a graph that does not match its checksum', (dir: string) => fs.appendFileSync(path.join(dir, 'backbone_rpn.onnx'), 'x'), /has sha256 [0-9a-f]{64}, model\.json says/],
+    [
+      'a graph that does not match its checksum',
+      (dir: string) => fs.appendFileSync(path.join(dir, 'backbone_rpn.onnx'), 'x'),
+      /has sha256 [0-9a-f]{64}, model\.json says/,
+    ],
   ])('rejects %s with MODEL_INVALID', async (_, damage, message) => {
     const dir = modelDir();
     damage(dir);
@@ -88,17 +108,45 @@ describe('loadModelDirectory', () => {
   });
 
   it.each([
-    ['format', (m: Json) => void (m.format = 'onnx' as unknown as Record<string, unknown>), /format must be "cpwc-detect-model", got "onnx"/],
+    [
+      'format',
+      (m: Json) => void (m.format = 'onnx' as unknown as Record<string, unknown>),
+      /format must be "cpwc-detect-model", got "onnx"/,
+    ],
     ['format_version', (m: Json) => void (m.format_version = 2 as unknown as Record<string, unknown>), /format_version must be 1, got 2/],
     ['transform.min_size', (m: Json) => void (m.transform.min_size = '800'), /transform\.min_size must be an integer > 0, got "800"/],
     ['transform.image_std', (m: Json) => void (m.transform.image_std = [0.2, 0.2]), /transform\.image_std must be an array of 3 numbers/],
     ['transform.resize', (m: Json) => void (m.transform.resize = 'nearest'), /transform\.resize must be bilinear/],
-    ['rpn.levels anchors', (m: Json) => void (m.rpn.num_anchors_per_location = 4), /rpn\.levels\[0\] must be anchor_sizes x aspect_ratios = num_anchors_per_location \(4\)/],
-    ['roi_heads.nms_thresh', (m: Json) => void (m.roi_heads.nms_thresh = 1.5), /roi_heads\.nms_thresh must be a number in \[0, 1\], got 1\.5/],
-    ['roi_heads.level_mapper', (m: Json) => void (m.roi_heads.level_mapper = { k_min: 2, k_max: 4, canonical_scale: 224, canonical_level: 4, eps: 1e-6 }), /k_max - k_min \+ 1 = 4/],
-    ['graphs.box_head.sha256', (m: Json) => void ((m.graphs.box_head as Record<string, unknown>).sha256 = 'abc'), /graphs\.box_head\.sha256 must be 64 hexadecimal digits/],
-    ['a graph outside the directory', (m: Json) => void ((m.graphs.box_head as Record<string, unknown>).file = '../box_head.onnx'), /graphs\.box_head\.file must be a file inside the model directory/],
-    ['classes', (m: Json) => void (m.classes = ['__background__'] as unknown as Record<string, unknown>), /classes must be background plus at least one class/],
+    [
+      'rpn.levels anchors',
+      (m: Json) => void (m.rpn.num_anchors_per_location = 4),
+      /rpn\.levels\[0\] must be anchor_sizes x aspect_ratios = num_anchors_per_location \(4\)/,
+    ],
+    [
+      'roi_heads.nms_thresh',
+      (m: Json) => void (m.roi_heads.nms_thresh = 1.5),
+      /roi_heads\.nms_thresh must be a number in \[0, 1\], got 1\.5/,
+    ],
+    [
+      'roi_heads.level_mapper',
+      (m: Json) => void (m.roi_heads.level_mapper = { k_min: 2, k_max: 4, canonical_scale: 224, canonical_level: 4, eps: 1e-6 }),
+      /k_max - k_min \+ 1 = 4/,
+    ],
+    [
+      'graphs.box_head.sha256',
+      (m: Json) => void ((m.graphs.box_head as Record<string, unknown>).sha256 = 'abc'),
+      /graphs\.box_head\.sha256 must be 64 hexadecimal digits/,
+    ],
+    [
+      'a graph outside the directory',
+      (m: Json) => void ((m.graphs.box_head as Record<string, unknown>).file = '../box_head.onnx'),
+      /graphs\.box_head\.file must be a file inside the model directory/,
+    ],
+    [
+      'classes',
+      (m: Json) => void (m.classes = ['__background__'] as unknown as Record<string, unknown>),
+      /classes must be background plus at least one class/,
+    ],
   ])('names the bad field: %s', async (_, edit, message) => {
     expect((await modelError(modelDir(edit as (m: Record<string, unknown>) => void))).message).toMatch(message);
   });
@@ -113,7 +161,10 @@ describe('loadModelDirectory', () => {
 
 describe('Detector.load on a bad model', () => {
   it('reports graphs ONNX Runtime cannot read as MODEL_INVALID', async () => {
-    await expect(Detector.load(modelDir())).rejects.toMatchObject({ code: 'MODEL_INVALID', message: expect.stringMatching(/ONNX Runtime cannot load the model graphs/) });
+    await expect(Detector.load(modelDir())).rejects.toMatchObject({
+      code: 'MODEL_INVALID',
+      message: expect.stringMatching(/ONNX Runtime cannot load the model graphs/),
+    });
   });
 
   it('refuses bad detector options before touching the model', async () => {

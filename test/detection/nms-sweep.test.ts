@@ -59,7 +59,7 @@ describe('nms: the x1 window keeps exactly the every-pair result', () => {
 
   it('random boxes of many sizes, thresholds and maxKeep; tied scores keep input order', () => {
     for (let salt = 1; salt <= 30; salt++) {
-      const count = 64 + (salt * 97) % 1500;
+      const count = 64 + ((salt * 97) % 1500);
       const boxes = hashBoxes(count, salt, 500 + salt * 20, 10 + salt * 15);
       let scores = hashArray(count, salt + 1000, 0, 1);
       if (salt % 3 === 0) scores = scores.map((s) => Math.floor(s * 8) / 8);

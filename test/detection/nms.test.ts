@@ -38,7 +38,9 @@ function inputs(c: NmsCase): { boxes: Float32Array; scores: Float32Array; groups
   const groupsSalt = g.groups_salt;
   const groupCount = g.groups;
   const groups =
-    groupsSalt !== undefined && groupCount !== undefined ? Int32Array.from({ length: g.count }, (_, i) => hash24(i, groupsSalt) % groupCount) : undefined;
+    groupsSalt !== undefined && groupCount !== undefined
+      ? Int32Array.from({ length: g.count }, (_, i) => hash24(i, groupsSalt) % groupCount)
+      : undefined;
   return { boxes, scores, groups };
 }
 
@@ -64,7 +66,8 @@ describe('nms', () => {
     const kept = new Set(keep);
     for (let k = 1; k < keep.length; k++) expect(scores[keep[k - 1]]).toBeGreaterThanOrEqual(scores[keep[k]]);
     let violations = 0;
-    for (let a = 0; a < keep.length; a++) for (let b = a + 1; b < keep.length; b++) if (boxIou(boxes, keep[a], boxes, keep[b]) > 0.5) violations++;
+    for (let a = 0; a < keep.length; a++)
+      for (let b = a + 1; b < keep.length; b++) if (boxIou(boxes, keep[a], boxes, keep[b]) > 0.5) violations++;
     for (let i = 0; i < scores.length; i++) {
       if (kept.has(i)) continue;
       if (!keep.some((k) => scores[k] >= scores[i] && boxIou(boxes, k, boxes, i) > 0.5)) violations++;

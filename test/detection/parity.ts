@@ -111,10 +111,21 @@ export function compareProposals(expected: number[][], produced: Float32Array, a
   }
   const problems: string[] = [];
   if (expected.length - matched > allowedUnmatched) {
-    problems.push(`${expected.length - matched} of ${expected.length} torchvision proposals have no twin with IoU >= ${MIN_IOU} (${allowedUnmatched} tolerated), e.g. ${unmatched.slice(0, 3).join('; ')}`);
+    problems.push(
+      `${expected.length - matched} of ${expected.length} torchvision proposals have no twin with IoU >= ${MIN_IOU} (${allowedUnmatched} tolerated), e.g. ${unmatched.slice(0, 3).join('; ')}`,
+    );
   }
   if (Math.abs(count - expected.length) > allowedUnmatched) problems.push(`${count} proposals, torchvision has ${expected.length}`);
-  return { stage: 'proposals', matched, expected: expected.length, produced: count, maxIouGap: 1 - minIou, maxScoreDiff: 0, slivers, problems };
+  return {
+    stage: 'proposals',
+    matched,
+    expected: expected.length,
+    produced: count,
+    maxIouGap: 1 - minIou,
+    maxScoreDiff: 0,
+    slivers,
+    problems,
+  };
 }
 
 /**
@@ -152,17 +163,31 @@ export function compareDetections(expected: ReferenceDetection[], produced: Dete
       maxScoreDiff = Math.max(maxScoreDiff, Math.abs(twin.score - ref.score));
     } else if (!nearThreshold(ref.score)) {
       problems.push(
-        `torchvision ${ref.label} ${ref.score.toFixed(4)} at [${corners(ref).map((v) => v.toFixed(2)).join(', ')}] has no twin` +
-          (twin ? ` (closest: ${twin.label} ${twin.score.toFixed(4)} IoU ${bestIou.toFixed(4)})` : ''),
+        `torchvision ${ref.label} ${ref.score.toFixed(4)} at [${corners(ref)
+          .map((v) => v.toFixed(2))
+          .join(', ')}] has no twin` + (twin ? ` (closest: ${twin.label} ${twin.score.toFixed(4)} IoU ${bestIou.toFixed(4)})` : ''),
       );
     }
   }
   produced.forEach((d, j) => {
     if (!taken[j] && !nearThreshold(d.score)) {
-      problems.push(`extra detection ${d.label} ${d.score.toFixed(4)} at [${corners(d).map((v) => v.toFixed(2)).join(', ')}]`);
+      problems.push(
+        `extra detection ${d.label} ${d.score.toFixed(4)} at [${corners(d)
+          .map((v) => v.toFixed(2))
+          .join(', ')}]`,
+      );
     }
   });
-  return { stage: 'detections', matched, expected: expected.length, produced: produced.length, maxIouGap: 1 - minIou, maxScoreDiff, slivers, problems };
+  return {
+    stage: 'detections',
+    matched,
+    expected: expected.length,
+    produced: produced.length,
+    maxIouGap: 1 - minIou,
+    maxScoreDiff,
+    slivers,
+    problems,
+  };
 }
 
 /** Runs one reference image through the detector and compares every stage. */
@@ -170,7 +195,11 @@ export async function compareImage(detector: Detector, modelDir: string, image: 
   const bytes = fs.readFileSync(path.resolve(modelDir, image.file));
   const decoded = await decodeImage(bytes);
   const stages: StageReport[] = [];
-  const sizeReport = (stage: 'decode' | 'transform', got: { width: number; height: number }, want: { width: number; height: number }): StageReport => ({
+  const sizeReport = (
+    stage: 'decode' | 'transform',
+    got: { width: number; height: number },
+    want: { width: number; height: number },
+  ): StageReport => ({
     stage,
     matched: got.width === want.width && got.height === want.height ? 1 : 0,
     expected: 1,
@@ -178,7 +207,10 @@ export async function compareImage(detector: Detector, modelDir: string, image: 
     maxIouGap: 0,
     maxScoreDiff: 0,
     slivers: 0,
-    problems: got.width === want.width && got.height === want.height ? [] : [`size ${got.width}x${got.height}, torchvision ${want.width}x${want.height}`],
+    problems:
+      got.width === want.width && got.height === want.height
+        ? []
+        : [`size ${got.width}x${got.height}, torchvision ${want.width}x${want.height}`],
   });
   stages.push(sizeReport('decode', decoded, image));
   const run = await detector.run(decoded);

@@ -25,7 +25,14 @@ describe('renderDetections', () => {
     expect(pixel(data, 600, 100, 150)).toEqual(colour);
     expect(pixel(data, 600, 260, 150)).toEqual(colour);
     expect(pixel(data, 600, 150, 200)).toEqual(colour);
-    for (const [x, y] of [[150, 82], [150, 79], [99, 150], [261, 150], [180, 140], [10, 10]]) {
+    for (const [x, y] of [
+      [150, 82],
+      [150, 79],
+      [99, 150],
+      [261, 150],
+      [180, 140],
+      [10, 10],
+    ]) {
       expect(pixel(data, 600, x, y)).toEqual(pixel(original.data, 600, x, y));
     }
   });
@@ -52,7 +59,10 @@ describe('renderDetections', () => {
   it('encodes JPEG when asked and accepts an already decoded image without modifying it', async () => {
     const decoded = await decodeImage(readImage('tiny.png'));
     const before = Uint8Array.from(decoded.data);
-    const jpeg = await renderDetections(decoded, [{ ...circle, box: { xmin: 2, ymin: 2, xmax: 30, ymax: 20 } }], { format: 'jpeg', quality: 80 });
+    const jpeg = await renderDetections(decoded, [{ ...circle, box: { xmin: 2, ymin: 2, xmax: 30, ymax: 20 } }], {
+      format: 'jpeg',
+      quality: 80,
+    });
     expect((await sharp(jpeg).metadata()).format).toBe('jpeg');
     expect(decoded.data).toEqual(before);
   });
@@ -78,7 +88,11 @@ describe('renderDetections', () => {
 describe('drawText', () => {
   it('renders every printable ASCII character with some ink, and the space with none', () => {
     for (let code = 32; code <= 126; code++) {
-      const canvas = { data: new Uint8Array(LABEL_FONT.cellWidth * LABEL_FONT.cellHeight * 3), width: LABEL_FONT.cellWidth, height: LABEL_FONT.cellHeight };
+      const canvas = {
+        data: new Uint8Array(LABEL_FONT.cellWidth * LABEL_FONT.cellHeight * 3),
+        width: LABEL_FONT.cellWidth,
+        height: LABEL_FONT.cellHeight,
+      };
       drawText(canvas, String.fromCharCode(code), 0, 0, 1, [255, 255, 255]);
       const ink = canvas.data.reduce((sum, v) => sum + v, 0);
       if (code === 32) expect(ink).toBe(0);

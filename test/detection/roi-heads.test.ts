@@ -93,7 +93,11 @@ describe('RoiHeadsPostprocessor.postprocess (postprocess_detections) and resizeB
 
   it('a higher score threshold, a class filter and a smaller maximum select a subset of the default result', () => {
     const all = postprocessor.postprocess(classLogits, boxRegression, proposals, resized, { maxDetections: 1000 });
-    const some = postprocessor.postprocess(classLogits, boxRegression, proposals, resized, { scoreThreshold: 0.3, classIds: new Set([2, 3]), maxDetections: 5 });
+    const some = postprocessor.postprocess(classLogits, boxRegression, proposals, resized, {
+      scoreThreshold: 0.3,
+      classIds: new Set([2, 3]),
+      maxDetections: 5,
+    });
     const expected: number[] = [];
     for (let i = 0; i < all.scores.length && expected.length < 5; i++) {
       if (all.scores[i] >= Math.fround(0.3) && (all.labels[i] === 2 || all.labels[i] === 3)) expected.push(i);
@@ -116,7 +120,9 @@ describe('RoiHeadsPostprocessor.postprocess (postprocess_detections) and resizeB
   });
 
   it('rejects graph outputs whose size does not match the proposals', () => {
-    expect(() => postprocessor.postprocess(new Float32Array(5), new Float32Array(20), new Float32Array(8), resized)).toThrow(/expected 2x5 class logits/);
+    expect(() => postprocessor.postprocess(new Float32Array(5), new Float32Array(20), new Float32Array(8), resized)).toThrow(
+      /expected 2x5 class logits/,
+    );
   });
 });
 

@@ -46,7 +46,11 @@ describe('RegionProposalFilter.filterProposals', () => {
     }));
     const [paddedWidth, paddedHeight] = fixture.padded;
     const [resizedWidth, resizedHeight] = fixture.resized;
-    const proposals = filter.filterProposals(levels, { width: paddedWidth, height: paddedHeight }, { width: resizedWidth, height: resizedHeight });
+    const proposals = filter.filterProposals(
+      levels,
+      { width: paddedWidth, height: paddedHeight },
+      { width: resizedWidth, height: resizedHeight },
+    );
     expect(Array.from(proposals.scores)).toEqual(fixture.scores);
     // Every box bit for bit but where torch.exp (MKL) and ours part at a near-tie: measured 2 coordinates of 162 boxes.
     const { beyond, withinExpRounding } = compareDecodedBoxes(proposals.boxes, fixture.boxes);
@@ -65,7 +69,9 @@ describe('topKIndices', () => {
 
   it('agrees with a full sort on 200000 values', () => {
     const values = hashArray(200000, 42, -8, 8);
-    const expected = Array.from(values.keys()).sort((a, b) => values[b] - values[a] || a - b).slice(0, 1000);
+    const expected = Array.from(values.keys())
+      .sort((a, b) => values[b] - values[a] || a - b)
+      .slice(0, 1000);
     expect(Array.from(topKIndices(values, 1000))).toEqual(expected);
   });
 });

@@ -16,7 +16,7 @@ describe('GraphSessions (ONNX Runtime in a worker thread), tiny-fpn', () => {
     await sessions?.close();
   });
 
-  it('reports both graphs\' inputs and outputs', () => {
+  it("reports both graphs' inputs and outputs", () => {
     expect(sessions.graphs.backbone_rpn.inputNames).toEqual(['image']);
     expect(sessions.graphs.backbone_rpn.outputNames).toEqual(expect.arrayContaining(['feature_0', ...rpnOutputs]));
     expect(sessions.graphs.box_head.inputNames).toEqual(expect.arrayContaining(['feature_0', 'rois_0', 'rois_3']));
@@ -28,14 +28,19 @@ describe('GraphSessions (ONNX Runtime in a worker thread), tiny-fpn', () => {
     const a = await sessions.runBackboneRpn(1, image, rpnOutputs);
     expect(Object.keys(a.outputs).sort()).toEqual([...rpnOutputs].sort());
     expect(a.outputs.objectness_0.dims).toEqual([1, 3, 16, 24]);
-    const rois = Object.fromEntries(['0', '1', '2', '3'].map((l) => [`rois_${l}`, { data: new Float32Array(l === '0' ? [0, 0, 10, 10] : []), dims: [l === '0' ? 1 : 0, 4] }]));
+    const rois = Object.fromEntries(
+      ['0', '1', '2', '3'].map((l) => [
+        `rois_${l}`,
+        { data: new Float32Array(l === '0' ? [0, 0, 10, 10] : []), dims: [l === '0' ? 1 : 0, 4] },
+      ]),
+    );
     const b = await sessions.runBoxHead(1, rois);
     expect(b.outputs.class_logits.dims[0]).toBe(1);
     expect(b.outputs.box_regression.dims[1]).toBe(4 * b.outputs.class_logits.dims[1]);
     await expect(sessions.runBoxHead(1, rois)).rejects.toThrow(/no feature maps for request 1/);
   });
 
-  it('release() drops a request\'s feature maps', async () => {
+  it("release() drops a request's feature maps", async () => {
     await sessions.runBackboneRpn(2, { data: new Float32Array(3 * 32 * 32), dims: [1, 3, 32, 32] }, rpnOutputs);
     await sessions.release(2);
     await expect(sessions.runBoxHead(2, {})).rejects.toThrow(/no feature maps for request 2/);
@@ -45,10 +50,12 @@ describe('GraphSessions (ONNX Runtime in a worker thread), tiny-fpn', () => {
     // Run on the main thread, the graph would be done when the call returns, and its result would
     // come before any later turn of the event loop; from the worker, the loop turns first.
     const order: string[] = [];
-    const pending = sessions.runBackboneRpn(3, { data: new Float32Array(3 * 1024 * 1024), dims: [1, 3, 1024, 1024] }, rpnOutputs).then((run) => {
-      order.push('graph done');
-      return run;
-    });
+    const pending = sessions
+      .runBackboneRpn(3, { data: new Float32Array(3 * 1024 * 1024), dims: [1, 3, 1024, 1024] }, rpnOutputs)
+      .then((run) => {
+        order.push('graph done');
+        return run;
+      });
     setImmediate(() => order.push('event loop turned'));
     const run = await pending;
     await sessions.release(3);

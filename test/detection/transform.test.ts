@@ -1,4 +1,12 @@
-import { axisSampling, imageGeometry, paddedSize, resizeBoxes, resizedSize, transformImage, type TransformConfig } from '../../src/detection/transform';
+import {
+  axisSampling,
+  imageGeometry,
+  paddedSize,
+  resizeBoxes,
+  resizedSize,
+  transformImage,
+  type TransformConfig,
+} from '../../src/detection/transform';
 import { float32FromBase64, readTorchvisionFixture } from './hash-values';
 
 interface TransformFixture {
@@ -94,7 +102,10 @@ describe('resizeBoxes', () => {
   });
 
   it('maps the resized image frame back onto the original frame', () => {
-    const geometry = imageGeometry({ width: 333, height: 500 }, { minSize: 800, maxSize: 1333, imageMean: [0, 0, 0], imageStd: [1, 1, 1], sizeDivisible: 32 });
+    const geometry = imageGeometry(
+      { width: 333, height: 500 },
+      { minSize: 800, maxSize: 1333, imageMean: [0, 0, 0], imageStd: [1, 1, 1], sizeDivisible: 32 },
+    );
     const frame = new Float32Array([0, 0, geometry.resized.width, geometry.resized.height]);
     resizeBoxes(frame, geometry.resized, geometry.original);
     expect(Array.from(frame)).toEqual([0, 0, 333, 500]);

@@ -60,7 +60,9 @@ describe('results-file mode', () => {
     expect(lines[12]).toBe('');
     expect(lines[14]).toMatch(/^id +category +AP +AP50 +AP75 +APs +APm +APl +AR100 +GT +dets$/);
     const first = expected.summary.per_category[0]!;
-    expect(lines[15]).toMatch(new RegExp(`^ *${first.category_id} +category-${first.category_id} +${metric(first.ap).replace('.', '\\.')} `));
+    expect(lines[15]).toMatch(
+      new RegExp(`^ *${first.category_id} +category-${first.category_id} +${metric(first.ap).replace('.', '\\.')} `),
+    );
     expect(lines.slice(14, 15 + data.gt.categories.length)).toEqual(categoryTableText(expected.summary));
   });
 
@@ -79,7 +81,11 @@ describe('results-file mode', () => {
     const dir = join(tempDir(), 'report');
     const out = cli(['--annotations', gt, '--detections', dt, '--report', dir]);
     expect(out.status).toBe(0);
-    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { stats: number[]; per_category: unknown[]; by_area: { area: string }[] };
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as {
+      stats: number[];
+      per_category: unknown[];
+      by_area: { area: string }[];
+    };
     expect(summary.stats).toEqual(expected.summary.stats);
     expect(summary.per_category).toHaveLength(categories);
     expect(summary.by_area.map((a) => a.area)).toEqual(['all', 'small', 'medium', 'large']);
@@ -89,7 +95,9 @@ describe('results-file mode', () => {
     const scored = expected.summary.per_category.find((c) => c.ap > 0)!;
     expect(md).toContain(`| ${scored.category_id} | ${scored.name} | ${metric(scored.ap)} |`);
     const csv = readFileSync(join(dir, 'per_category.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('category_id,name,ap,ap50,ap75,ap_small,ap_medium,ap_large,ar1,ar10,ar100,ar_small,ar_medium,ar_large,num_gt_non_crowd,num_detections');
+    expect(csv[0]).toBe(
+      'category_id,name,ap,ap50,ap75,ap_small,ap_medium,ap_large,ar1,ar10,ar100,ar_small,ar_medium,ar_large,num_gt_non_crowd,num_detections',
+    );
     expect(csv).toHaveLength(categories + 1);
     const svg = readFileSync(join(dir, 'pr_curves.svg'), 'utf8');
     expect(svg).not.toContain('<text');

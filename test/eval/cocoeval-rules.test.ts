@@ -109,7 +109,8 @@ describe('greedy matching', () => {
   });
 
   it('copies the pycocotools quirk that a match to GT id 0 counts as unmatched', () => {
-    const withId = (id: number) => evaluate({ annotations: [{ id, image_id: 1, category_id: 1, bbox: [0, 0, 10, 10] }] }, [det([0, 0, 10, 10], 0.9)]);
+    const withId = (id: number) =>
+      evaluate({ annotations: [{ id, image_id: 1, category_id: 1, bbox: [0, 0, 10, 10] }] }, [det([0, 0, 10, 10], 0.9)]);
     expect(withId(1).summary.stats[AP]).toBeCloseTo(1, 12);
     expect(withId(0).summary.stats[AP]).toBeCloseTo(0, 12);
   });
@@ -181,7 +182,10 @@ describe('maxDets', () => {
     const run = evaluate(
       {
         categories: [1, 2],
-        annotations: [...boxes.map((bbox) => ({ image_id: 1, category_id: 1, bbox })), { image_id: 1, category_id: 2, bbox: [0, 50, 10, 10] as Box }],
+        annotations: [
+          ...boxes.map((bbox) => ({ image_id: 1, category_id: 1, bbox })),
+          { image_id: 1, category_id: 2, bbox: [0, 50, 10, 10] as Box },
+        ],
       },
       [...boxes.map((bbox, i) => det(bbox, 0.9 - i / 10)), det([0, 50, 10, 10], 0.3, 1, 2)],
     );
@@ -221,9 +225,10 @@ describe('categories and images', () => {
   });
 
   it('gives 0, not -1, to a category with GT but no detections', () => {
-    const run = evaluate({ categories: [1, 2], annotations: [...oneObject.annotations, { image_id: 1, category_id: 2, bbox: [50, 50, 10, 10] }] }, [
-      det([0, 0, 10, 10], 0.9),
-    ]);
+    const run = evaluate(
+      { categories: [1, 2], annotations: [...oneObject.annotations, { image_id: 1, category_id: 2, bbox: [50, 50, 10, 10] }] },
+      [det([0, 0, 10, 10], 0.9)],
+    );
     expect(run.summary.per_category[1]!.ap).toBeCloseTo(0, 12);
     expect(run.summary.per_category[1]!.ar100).toBeCloseTo(0, 12);
     expect(run.summary.stats[AP]).toBeCloseTo(0.5, 12);

@@ -161,7 +161,10 @@ const PROBES: Probe[] = [
   },
   {
     name: "a GT 'ignore' field (iscrowd overrides it)",
-    gt: probeGt([{ ...PROBE_GT[0]!, ignore: 1 }, { ...PROBE_GT[1]!, ignore: 0, iscrowd: 1 }]),
+    gt: probeGt([
+      { ...PROBE_GT[0]!, ignore: 1 },
+      { ...PROBE_GT[1]!, ignore: 0, iscrowd: 1 },
+    ]),
     dt: PROBE_DT,
     references: { pycocotools: 'equal', 'faster-coco-eval': 'equal' },
   },
@@ -252,7 +255,12 @@ function expectClose(what: string, ours: readonly number[], theirs: readonly num
   expect(bad < 0 ? 'all within tolerance' : `${what}[${bad}]: ours ${ours[bad]}, reference ${theirs[bad]}`).toBe('all within tolerance');
 }
 
-const categoryValues = (rows: readonly CategoryNumbers[]): number[] => rows.flatMap((r) => Object.keys(r).sort().map((k) => r[k]!));
+const categoryValues = (rows: readonly CategoryNumbers[]): number[] =>
+  rows.flatMap((r) =>
+    Object.keys(r)
+      .sort()
+      .map((k) => r[k]!),
+  );
 
 function resultFor(library: Library, dir: string): ReferenceResult {
   const r = report.results.find((x) => x.case === dir && x.library === library);

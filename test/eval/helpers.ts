@@ -143,7 +143,8 @@ export function ensureDistBuilt(): void {
   }
   try {
     // tsc emits even when another part of the tree has type errors; we only need our files.
-    if (!distIsFresh()) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
+    if (!distIsFresh())
+      spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
   } finally {
     rmdirSync(lock);
   }

@@ -45,9 +45,21 @@ describe('JSON array', () => {
   });
 
   it('handles strings containing brackets, quotes and newlines escapes, nested values and a BOM', () => {
-    const text = '\ufeff[\n {"image_id": 1, "note": "a ]}\\"[{ \\\\", "segmentation": [[1,2],[3,4]], "x": {"y": [1]}},\n {"image_id": 2}\n]\n';
+    const text =
+      '\ufeff[\n {"image_id": 1, "note": "a ]}\\"[{ \\\\", "segmentation": [[1,2],[3,4]], "x": {"y": [1]}},\n {"image_id": 2}\n]\n';
     const { records, lines } = readAll(writeTemp(dir, 'tricky.json', text), 5);
-    expect(records).toEqual([{ image_id: 1, note: 'a ]}"[{ \\', segmentation: [[1, 2], [3, 4]], x: { y: [1] } }, { image_id: 2 }]);
+    expect(records).toEqual([
+      {
+        image_id: 1,
+        note: 'a ]}"[{ \\',
+        segmentation: [
+          [1, 2],
+          [3, 4],
+        ],
+        x: { y: [1] },
+      },
+      { image_id: 2 },
+    ]);
     expect(lines).toEqual([2, 3]);
   });
 
@@ -72,9 +84,9 @@ describe('JSON array', () => {
   });
 
   it.each([
-    ['[{"a": 1},]', 'JSON_MALFORMED', "element 1: expected a detection object '{', found \"]\""],
+    ['[{"a": 1},]', 'JSON_MALFORMED', 'element 1: expected a detection object \'{\', found "]"'],
     ['[{"a": 1} {"a": 2}]', 'JSON_MALFORMED', "after element 0: expected ',' or ']'"],
-    ['[{"a": 1}] x', 'JSON_MALFORMED', "unexpected \"x\" after the closing ']'"],
+    ['[{"a": 1}] x', 'JSON_MALFORMED', 'unexpected "x" after the closing \']\''],
     ['[1, 2]', 'JSON_MALFORMED', 'element 0: expected a detection object'],
     ['[{"a": nan}]', 'JSON_MALFORMED', 'element 0 (line 1): not a valid JSON object'],
     ['', 'JSON_MALFORMED', 'the file is empty'],
@@ -88,7 +100,14 @@ describe('JSON array', () => {
 
 describe('JSON Lines', () => {
   it('reads one object per line, skipping blank lines and CRLF endings', () => {
-    const crlf = writeTemp(dir, 'crlf.jsonl', `${basicRecords.slice(0, 3).map((r) => JSON.stringify(r)).join('\r\n\r\n')}\r\n`);
+    const crlf = writeTemp(
+      dir,
+      'crlf.jsonl',
+      `${basicRecords
+        .slice(0, 3)
+        .map((r) => JSON.stringify(r))
+        .join('\r\n\r\n')}\r\n`,
+    );
     for (const chunkBytes of [undefined, 7]) {
       const { records, lines, format } = readAll(crlf, chunkBytes);
       expect(format).toBe('json-lines');

@@ -329,7 +329,15 @@ function detectInsideCrowd(b: Builder, rng: Rng, ann: SyntheticAnnotation): void
 }
 
 /** An ordinary image: objects of a few categories, crowd regions, duplicate GTs, edge-case detections. */
-function ordinaryImage(b: Builder, rng: Rng, rates: Rates, image: SyntheticImage, gtCategories: readonly number[], maxObjects: number, otherCategory: () => number): void {
+function ordinaryImage(
+  b: Builder,
+  rng: Rng,
+  rates: Rates,
+  image: SyntheticImage,
+  gtCategories: readonly number[],
+  maxObjects: number,
+  otherCategory: () => number,
+): void {
   const objects = rng.int(1, maxObjects);
   const categories = gtCategories.slice(0, rng.int(1, Math.min(3, gtCategories.length)));
   for (let i = 0; i < objects; i++) {
@@ -387,8 +395,10 @@ export function syntheticCoco(options: SyntheticOptions): SyntheticCase {
   const { seed, images: numImages, categories: numCategories } = options;
   const maxObjects = options.maxObjectsPerImage ?? 8;
   if (!Number.isInteger(numImages) || numImages < 4) throw new Error(`syntheticCoco: images must be an integer >= 4, got ${numImages}`);
-  if (!Number.isInteger(numCategories) || numCategories < 2) throw new Error(`syntheticCoco: categories must be an integer >= 2, got ${numCategories}`);
-  if (!Number.isInteger(maxObjects) || maxObjects < 1) throw new Error(`syntheticCoco: maxObjectsPerImage must be an integer >= 1, got ${maxObjects}`);
+  if (!Number.isInteger(numCategories) || numCategories < 2)
+    throw new Error(`syntheticCoco: categories must be an integer >= 2, got ${numCategories}`);
+  if (!Number.isInteger(maxObjects) || maxObjects < 1)
+    throw new Error(`syntheticCoco: maxObjectsPerImage must be an integer >= 1, got ${maxObjects}`);
 
   const rng = new Rng(seed);
   const rates = drawRates(rng);
@@ -432,9 +442,7 @@ export function syntheticCoco(options: SyntheticOptions): SyntheticCase {
     }
   });
 
-  const categories = rng
-    .shuffle([...categoryIds])
-    .map((id) => ({ id, name: `category-${id}`, supercategory: 'synthetic' }));
+  const categories = rng.shuffle([...categoryIds]).map((id) => ({ id, name: `category-${id}`, supercategory: 'synthetic' }));
   return {
     gt: { images: rng.shuffle(b.images), annotations: rng.shuffle(b.annotations), categories },
     dt: rng.shuffle(b.dt),

@@ -27,10 +27,34 @@ describe('detections', () => {
   it.each<[string, unknown, EvalErrorCode, string, string]>([
     ['a missing bbox', { image_id: 1, category_id: 1, score: 0.5 }, 'FIELD_MISSING', 'bbox', "missing field 'bbox'"],
     ['a missing score', { image_id: 1, category_id: 1, bbox: [0, 0, 1, 1] }, 'FIELD_MISSING', 'score', "missing field 'score'"],
-    ['a bbox of 3 numbers', { ...good, bbox: [0, 0, 10] }, 'FIELD_INVALID', 'bbox', "field 'bbox' must be an array [x, y, width, height], got [0,0,10]"],
-    ['a bbox with a string', { ...good, bbox: [0, '0', 10, 10] }, 'FIELD_INVALID', 'bbox', "field 'bbox' must be [x, y, width, height] of finite numbers (entry 1 is the string \"0\")"],
-    ['a negative width', { ...good, bbox: [0, 0, -1, 10] }, 'FIELD_INVALID', 'bbox', "field 'bbox' must be [x, y, width, height] with width >= 0 and height >= 0, got [0,0,-1,10]"],
-    ['an infinite score (1e999)', { ...good, score: 'OVERFLOW' }, 'FIELD_INVALID', 'score', "field 'score' must be a finite number, got Infinity"],
+    [
+      'a bbox of 3 numbers',
+      { ...good, bbox: [0, 0, 10] },
+      'FIELD_INVALID',
+      'bbox',
+      "field 'bbox' must be an array [x, y, width, height], got [0,0,10]",
+    ],
+    [
+      'a bbox with a string',
+      { ...good, bbox: [0, '0', 10, 10] },
+      'FIELD_INVALID',
+      'bbox',
+      'field \'bbox\' must be [x, y, width, height] of finite numbers (entry 1 is the string "0")',
+    ],
+    [
+      'a negative width',
+      { ...good, bbox: [0, 0, -1, 10] },
+      'FIELD_INVALID',
+      'bbox',
+      "field 'bbox' must be [x, y, width, height] with width >= 0 and height >= 0, got [0,0,-1,10]",
+    ],
+    [
+      'an infinite score (1e999)',
+      { ...good, score: 'OVERFLOW' },
+      'FIELD_INVALID',
+      'score',
+      "field 'score' must be a finite number, got Infinity",
+    ],
     ['a string image_id', { ...good, image_id: '1' }, 'FIELD_INVALID', 'image_id', "field 'image_id' must be a numeric id"],
     ['an unknown image', { ...good, image_id: 7 }, 'UNKNOWN_IMAGE', 'image_id', `image_id 7 is not an image of ${gtFile}`],
   ])('rejects %s, naming the file, the element and the field', (_what, bad, code, field, message) => {
@@ -84,7 +108,12 @@ describe('ground truth', () => {
     ['a negative height', dataset([{ ...ann, bbox: [0, 0, 10, -2] }]), 'FIELD_INVALID', "annotations[0]: field 'bbox'"],
     ['an iscrowd of 2', dataset([{ ...ann, iscrowd: 2 }]), 'FIELD_INVALID', "field 'iscrowd' must be 0, 1, true or false"],
     ['two annotations with one id', dataset([ann, { ...ann }]), 'DUPLICATE_ID', 'annotations[1]: another annotation already has id 1'],
-    ['a category without a name', JSON.stringify({ images: [], annotations: [], categories: [{ id: 1 }] }), 'FIELD_MISSING', "categories[0]: missing field 'name'"],
+    [
+      'a category without a name',
+      JSON.stringify({ images: [], annotations: [], categories: [{ id: 1 }] }),
+      'FIELD_MISSING',
+      "categories[0]: missing field 'name'",
+    ],
   ])('rejects %s', (_what, content, code, message) => {
     const err = gtError(content);
     expect(err.code).toBe(code);
@@ -102,7 +131,14 @@ describe('ground truth', () => {
     const file = writeTemp(
       dir,
       'gt-order.json',
-      JSON.stringify({ images: [{ id: 30 }, { id: 4 }], categories: [{ id: 9, name: 'b' }, { id: 2, name: 'a' }], annotations: [] }),
+      JSON.stringify({
+        images: [{ id: 30 }, { id: 4 }],
+        categories: [
+          { id: 9, name: 'b' },
+          { id: 2, name: 'a' },
+        ],
+        annotations: [],
+      }),
     );
     const loaded = loadGroundTruthFile(file);
     expect(loaded.images.map((i) => i.id)).toEqual([4, 30]);

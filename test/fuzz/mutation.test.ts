@@ -84,7 +84,9 @@ let documented: Map<string, Set<number>>;
 beforeAll(async () => {
   detector = await loadFixtureDetector();
   server = await startTestServer(detector, { concurrency: 1, queueSize: 8 });
-  const files = readdirSync(IMAGES).filter((f) => /\.(jpe?g|png|gif|webp)$/i.test(f)).sort();
+  const files = readdirSync(IMAGES)
+    .filter((f) => /\.(jpe?g|png|gif|webp)$/i.test(f))
+    .sort();
   // small versions keep each inference short; the files themselves are fuzzed too
   const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
   const small = sharp(landscape).resize(160);
@@ -96,7 +98,9 @@ beforeAll(async () => {
     { name: 'landscape-160.png', bytes: await small.clone().png().toBuffer() },
     { name: 'landscape-160.jpg (progressive)', bytes: await small.clone().jpeg({ progressive: true }).toBuffer() },
   ];
-  const openapi = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, { post?: { responses: Record<string, unknown> } }> };
+  const openapi = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
+    paths: Record<string, { post?: { responses: Record<string, unknown> } }>;
+  };
   documented = new Map();
   for (const route of ['/v1/detect', '/v1/vision/detection']) {
     documented.set(route, new Set(Object.keys(openapi.paths[route]?.post?.responses ?? {}).map(Number)));
@@ -112,7 +116,12 @@ function makeCases(): Case[] {
   const cases: Case[] = [];
   const pick = <T>(items: readonly T[]): T => items[int(random, items.length)] as T;
   // boundaries from the same seed: a body's bytes, and so every status, are the same on every run
-  const boundary = (): string => `----cpwc-fuzz-${int(random, 2 ** 32).toString(16).padStart(8, '0')}${int(random, 2 ** 32).toString(16).padStart(8, '0')}`;
+  const boundary = (): string =>
+    `----cpwc-fuzz-${int(random, 2 ** 32)
+      .toString(16)
+      .padStart(8, '0')}${int(random, 2 ** 32)
+      .toString(16)
+      .padStart(8, '0')}`;
   const mutate = (bytes: Buffer): { bytes: Buffer; how: string } => {
     const rounds = 1 + int(random, 2);
     let out = bytes;
@@ -127,21 +136,48 @@ function makeCases(): Case[] {
   for (let i = 0; i < CASES_PER_KIND; i++) {
     const source = pick(corpus);
     const mutated = mutate(source.bytes);
-    cases.push({ index: cases.length, route: '/v1/detect', body: mutated.bytes, contentType: 'application/octet-stream', what: `raw ${source.name} ${mutated.how}` });
+    cases.push({
+      index: cases.length,
+      route: '/v1/detect',
+      body: mutated.bytes,
+      contentType: 'application/octet-stream',
+      what: `raw ${source.name} ${mutated.how}`,
+    });
   }
   for (const route of ['/v1/detect', '/v1/vision/detection']) {
     for (let i = 0; i < CASES_PER_KIND; i++) {
       const source = pick(corpus);
-      const fields = route === '/v1/detect' ? [{ name: 'score_threshold', value: '0.3' }, { name: 'max_detections', value: '5' }] : [{ name: 'min_confidence', value: '0.3' }];
-      const form = multipart([{ name: 'image', value: source.bytes, filename: source.name, contentType: 'application/octet-stream' }, ...fields], boundary());
+      const fields =
+        route === '/v1/detect'
+          ? [
+              { name: 'score_threshold', value: '0.3' },
+              { name: 'max_detections', value: '5' },
+            ]
+          : [{ name: 'min_confidence', value: '0.3' }];
+      const form = multipart(
+        [{ name: 'image', value: source.bytes, filename: source.name, contentType: 'application/octet-stream' }, ...fields],
+        boundary(),
+      );
       // mutate the whole body (boundaries, part headers, the image) or only the image inside it
       if (random() < 0.5) {
         const mutated = mutate(form.body);
-        cases.push({ index: cases.length, route, body: mutated.bytes, contentType: form.contentType, what: `multipart ${source.name} body ${mutated.how}` });
+        cases.push({
+          index: cases.length,
+          route,
+          body: mutated.bytes,
+          contentType: form.contentType,
+          what: `multipart ${source.name} body ${mutated.how}`,
+        });
       } else {
         const mutated = mutate(source.bytes);
         const inner = multipart([{ name: 'image', value: mutated.bytes, filename: source.name }, ...fields], boundary());
-        cases.push({ index: cases.length, route, body: inner.body, contentType: inner.contentType, what: `multipart ${source.name} image ${mutated.how}` });
+        cases.push({
+          index: cases.length,
+          route,
+          body: inner.body,
+          contentType: inner.contentType,
+          what: `multipart ${source.name} image ${mutated.how}`,
+        });
       }
     }
   }
@@ -175,8 +211,10 @@ it(`answers ${3 * CASES_PER_KIND} mutated images and multipart bodies with docum
       const { status, code } = await send(c);
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       maxRss = Math.max(maxRss, process.memoryUsage().rss);
-      if (!(documented.get(c.route)?.has(status) ?? false) || status >= 500) problems.push(`case ${c.index} (${c.what}): status ${status} ${code ?? ''}`);
-      else if (c.route === '/v1/detect' && status !== 200 && (code === undefined || !(code in ERRORS))) problems.push(`case ${c.index} (${c.what}): status ${status} without a known code`);
+      if (!(documented.get(c.route)?.has(status) ?? false) || status >= 500)
+        problems.push(`case ${c.index} (${c.what}): status ${status} ${code ?? ''}`);
+      else if (c.route === '/v1/detect' && status !== 200 && (code === undefined || !(code in ERRORS)))
+        problems.push(`case ${c.index} (${c.what}): status ${status} without a known code`);
     }
   };
   await Promise.all(Array.from({ length: PARALLEL }, worker));

@@ -18,7 +18,13 @@ import { fixtureModel } from '../detection/fixture-models';
 import { runPython } from '../helpers/python';
 import { loadFixtureDetector, startTestServer, testConfig } from '../server/helpers';
 
-const EXCLUDED_CHECKS = ['positive_data_acceptance', 'ignored_auth', 'use_after_free', 'ensure_resource_availability', 'object_level_authorization'];
+const EXCLUDED_CHECKS = [
+  'positive_data_acceptance',
+  'ignored_auth',
+  'use_after_free',
+  'ensure_resource_availability',
+  'object_level_authorization',
+];
 const KEY = 'schemathesis-key-0001';
 let detector: Detector;
 let workDir: string;
@@ -35,10 +41,25 @@ afterAll(async () => {
 async function schemathesis(server: RunningServer, maxExamples: number, seed: number, headers: string[] = []): Promise<void> {
   const run = await runPython(
     [
-      '-m', 'schemathesis.cli', 'run', `${server.url}/openapi.json`,
-      '--checks', 'all', '--exclude-checks', EXCLUDED_CHECKS.join(','),
-      '--max-examples', String(maxExamples), '--seed', String(seed),
-      '--workers', '1', '--generation-database', 'none', '--no-color', '--request-timeout', '30',
+      '-m',
+      'schemathesis.cli',
+      'run',
+      `${server.url}/openapi.json`,
+      '--checks',
+      'all',
+      '--exclude-checks',
+      EXCLUDED_CHECKS.join(','),
+      '--max-examples',
+      String(maxExamples),
+      '--seed',
+      String(seed),
+      '--workers',
+      '1',
+      '--generation-database',
+      'none',
+      '--no-color',
+      '--request-timeout',
+      '30',
       ...headers.flatMap((h) => ['-H', h]),
     ],
     { cwd: workDir, env: { SCHEMATHESIS_HOOKS: '' } },
@@ -47,8 +68,13 @@ async function schemathesis(server: RunningServer, maxExamples: number, seed: nu
   // every operation of the served document was tested, whatever routes it has (schemathesis
   // leaves out the document's own route)
   const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
-  const tested = Object.entries(document.paths).filter(([route]) => route !== '/openapi.json').map(([, item]) => item);
-  const operations = tested.reduce((n, item) => n + Object.keys(item).filter((k) => ['get', 'post', 'put', 'delete', 'patch', 'head', 'options'].includes(k)).length, 0);
+  const tested = Object.entries(document.paths)
+    .filter(([route]) => route !== '/openapi.json')
+    .map(([, item]) => item);
+  const operations = tested.reduce(
+    (n, item) => n + Object.keys(item).filter((k) => ['get', 'post', 'put', 'delete', 'patch', 'head', 'options'].includes(k)).length,
+    0,
+  );
   expect(run.output).toContain(`Tested: ${operations}`);
   const counts = /(\d+) generated, (\d+) passed/.exec(run.output);
   expect(counts).not.toBeNull();
@@ -82,13 +108,26 @@ it('finds no failure on a server with a model repository (the default shapes mod
   mkdirSync(root);
   symlinkSync(DEFAULT_MODEL_DIR, path.join(root, path.basename(DEFAULT_MODEL_DIR)));
   symlinkSync(fixtureModel('tiny-fpn'), path.join(root, 'tiny-fpn'));
-  const config = testConfig({ modelRepository: root, defaultModel: path.basename(DEFAULT_MODEL_DIR), repositoryPollS: 0, concurrency: 1, queueSize: 8 });
+  const config = testConfig({
+    modelRepository: root,
+    defaultModel: path.basename(DEFAULT_MODEL_DIR),
+    repositoryPollS: 0,
+    concurrency: 1,
+    queueSize: 8,
+  });
   const server = await startServer({
     config,
     logger: createLogger('warn', { write: () => undefined }),
     processMetrics: false,
     repository: ({ inference, metrics, logger }) =>
-      new ModelRepository({ root, defaultModel: config.defaultModel, load: (dir) => Detector.load(dir, { intraOpThreads: 1 }), inference, metrics, logger }),
+      new ModelRepository({
+        root,
+        defaultModel: config.defaultModel,
+        load: (dir) => Detector.load(dir, { intraOpThreads: 1 }),
+        inference,
+        metrics,
+        logger,
+      }),
   });
   try {
     await server.detection.warmUp();

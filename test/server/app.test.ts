@@ -8,7 +8,16 @@ import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
 import type { DetectionResult } from '../../src/detection/types';
 import { ROUTES } from '../../src/server/app';
-import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, metricValue, multipart, startTestServer, type ErrorBody, type TestServer } from './helpers';
+import {
+  FIXTURE_MODEL,
+  IMAGES,
+  loadFixtureDetector,
+  metricValue,
+  multipart,
+  startTestServer,
+  type ErrorBody,
+  type TestServer,
+} from './helpers';
 
 interface DetectBody {
   model: string;
@@ -72,7 +81,16 @@ describe('POST /v1/detect', () => {
     expect(body.width).toBe(600);
     expect(body.height).toBe(400);
     expect(body.detections).toEqual(direct.detections);
-    expect(Object.keys(body.timings_ms).sort()).toEqual(['backbone_rpn', 'box_head', 'decode', 'postprocess', 'queue', 'rpn_postprocess', 'total', 'transform']);
+    expect(Object.keys(body.timings_ms).sort()).toEqual([
+      'backbone_rpn',
+      'box_head',
+      'decode',
+      'postprocess',
+      'queue',
+      'rpn_postprocess',
+      'total',
+      'transform',
+    ]);
     for (const d of body.detections) {
       expect(labels).toContain(d.label);
       expect(modelJson.classes[d.class_id]).toBe(d.label);
@@ -102,7 +120,10 @@ describe('POST /v1/detect', () => {
     ['a text part with no filename', {}],
     ['an application/octet-stream part with no filename', { contentType: 'application/octet-stream' }],
   ])('reads the multipart field image from %s', async (_name, part) => {
-    const response = await postMultipart('/v1/detect', [{ name: 'note', value: 'ignored' }, { name: 'image', value: portrait, ...part }]);
+    const response = await postMultipart('/v1/detect', [
+      { name: 'note', value: 'ignored' },
+      { name: 'image', value: portrait, ...part },
+    ]);
     expect(response.status).toBe(200);
     const body = (await response.json()) as DetectBody;
     expect(body.width).toBe(384);
@@ -120,7 +141,9 @@ describe('POST /v1/detect', () => {
     expect(body.detections.length).toBeLessThanOrEqual(3);
 
     const label = all.detections[0].label;
-    const byClass = (await (await post(`/v1/detect?score_threshold=0&classes=${encodeURIComponent(label)}`, landscape)).json()) as DetectBody;
+    const byClass = (await (
+      await post(`/v1/detect?score_threshold=0&classes=${encodeURIComponent(label)}`, landscape)
+    ).json()) as DetectBody;
     expect(byClass.detections.length).toBeGreaterThan(0);
     expect(byClass.detections.every((d) => d.label === label)).toBe(true);
     expect(byClass.detections).toEqual((await detector.detect(landscape, { scoreThreshold: 0, classes: [label] })).detections);
@@ -204,7 +227,10 @@ describe('DeepStack / CodeProject.AI compatible routes', () => {
 
   it('honours min_confidence and serves /v1/vision/custom/{model} under the model name and directory name', async () => {
     for (const name of [modelJson.name, path.basename(FIXTURE_MODEL)]) {
-      const response = await postMultipart(`/v1/vision/custom/${encodeURIComponent(name)}`, deepstackParts(landscape, [{ name: 'min_confidence', value: '0.05' }]));
+      const response = await postMultipart(
+        `/v1/vision/custom/${encodeURIComponent(name)}`,
+        deepstackParts(landscape, [{ name: 'min_confidence', value: '0.05' }]),
+      );
       expect(response.status).toBe(200);
       const body = (await response.json()) as DeepStackBody;
       expect(body.count).toBe((await detector.detect(landscape, { scoreThreshold: 0.05 })).detections.length);
@@ -214,13 +240,20 @@ describe('DeepStack / CodeProject.AI compatible routes', () => {
   it('answers errors in DeepStack shape', async () => {
     const unknownModel = await postMultipart('/v1/vision/custom/yolov5', deepstackParts(landscape));
     expect(unknownModel.status).toBe(404);
-    expect(await unknownModel.json()).toEqual({ success: false, error: `unknown model 'yolov5'; this server serves '${modelJson.name}'`, code: 404 });
+    expect(await unknownModel.json()).toEqual({
+      success: false,
+      error: `unknown model 'yolov5'; this server serves '${modelJson.name}'`,
+      code: 404,
+    });
 
     const noImage = await postMultipart('/v1/vision/detection', [{ name: 'min_confidence', value: '0.5' }]);
     expect(noImage.status).toBe(400);
     expect(await noImage.json()).toEqual({ success: false, error: "no image: the multipart body has no field 'image'", code: 400 });
 
-    const badConfidence = await postMultipart('/v1/vision/detection', deepstackParts(landscape, [{ name: 'min_confidence', value: 'high' }]));
+    const badConfidence = await postMultipart(
+      '/v1/vision/detection',
+      deepstackParts(landscape, [{ name: 'min_confidence', value: 'high' }]),
+    );
     expect(badConfidence.status).toBe(400);
     expect(((await badConfidence.json()) as DeepStackBody).error).toBe("min_confidence must be a number in [0, 1], got 'high'");
 
@@ -251,7 +284,10 @@ describe('information and operations routes', () => {
       provenance: modelJson.provenance,
     });
     const graphs = (modelJson as unknown as { graphs: Record<'backbone_rpn' | 'box_head', { sha256: string }> }).graphs;
-    expect(body.models[0]!.graphs).toEqual({ backbone_rpn: { sha256: graphs.backbone_rpn.sha256 }, box_head: { sha256: graphs.box_head.sha256 } });
+    expect(body.models[0]!.graphs).toEqual({
+      backbone_rpn: { sha256: graphs.backbone_rpn.sha256 },
+      box_head: { sha256: graphs.box_head.sha256 },
+    });
   });
 
   it('is alive and ready once warmed up', async () => {
@@ -297,7 +333,9 @@ describe('information and operations routes', () => {
     const response = await fetch(`${server.url}/openapi.json`);
     const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toBe('3.1.0');
-    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)).sort();
+    const documented = Object.entries(doc.paths)
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
+      .sort();
     const served = ROUTES.flatMap((r) => r.methods.map((m) => `${m} ${r.path.replace(/:(\w+)/g, '{$1}')}`)).sort();
     expect(documented).toEqual(served);
   });
@@ -306,7 +344,8 @@ describe('information and operations routes', () => {
     const answers = [];
     for (const route of ROUTES) {
       const url = `${server.url}${route.path.replace(':model', modelJson.name).replace(':version', '1')}`;
-      for (const method of route.methods) answers.push([method, route.path, (await fetch(url, { method, body: method === 'POST' ? landscape : undefined })).status]);
+      for (const method of route.methods)
+        answers.push([method, route.path, (await fetch(url, { method, body: method === 'POST' ? landscape : undefined })).status]);
     }
     expect(answers.filter(([, , status]) => status === 405)).toEqual([]);
     expect(answers).toHaveLength(ROUTES.reduce((n, r) => n + r.methods.length, 0));
@@ -356,7 +395,9 @@ describe('request ids, logs and metrics', () => {
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="200"}')).toBeGreaterThan(0);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="415"}')).toBeGreaterThan(0);
     for (const stage of ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total']) {
-      expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="${stage}",model="${modelJson.name}"}`)).toBeGreaterThan(0);
+      expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="${stage}",model="${modelJson.name}"}`)).toBeGreaterThan(
+        0,
+      );
     }
     expect(metricValue(text, `cpwc_images_total{outcome="ok",model="${modelJson.name}"}`)).toBeGreaterThan(0);
     expect(metricValue(text, `cpwc_images_total{outcome="IMAGE_UNSUPPORTED_FORMAT",model="${modelJson.name}"}`)).toBeGreaterThan(0);
@@ -368,7 +409,9 @@ describe('request ids, logs and metrics', () => {
     expect(metricValue(text, 'cpwc_process_resident_memory_bytes')).toBeGreaterThan(0);
     const direct = await detector.detect(landscape);
     if (direct.detections.length > 0) {
-      expect(metricValue(text, `cpwc_detections_total{label="${direct.detections[0].label}",model="${modelJson.name}"}`)).toBeGreaterThan(0);
+      expect(metricValue(text, `cpwc_detections_total{label="${direct.detections[0].label}",model="${modelJson.name}"}`)).toBeGreaterThan(
+        0,
+      );
     }
   });
 });

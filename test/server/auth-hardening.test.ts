@@ -6,7 +6,17 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
 import { redactUrl } from '../../src/server/logging';
-import { IMAGES, loadFixtureDetector, metricValue, multipart, rawRequest, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
+import {
+  IMAGES,
+  loadFixtureDetector,
+  metricValue,
+  multipart,
+  rawRequest,
+  startTestServer,
+  waitFor,
+  type ErrorBody,
+  type TestServer,
+} from './helpers';
 
 const key = 'camera-key-0001';
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
@@ -23,15 +33,18 @@ afterAll(async () => {
 });
 
 describe('API keys in the query string', () => {
-  it.each(['api%5Fkey', 'api_k%65y', '%61pi_key', 'API_KEY', 'api%5fkey'])('redacts ?%s=KEY in every logged URL, whether or not it authenticated', async (name) => {
-    const before = server.rawLogs.length;
-    const response = await fetch(`${server.url}/v1/vision/detection?${name}=${key}`, { method: 'POST', body: tiny });
-    expect([200, 401]).toContain(response.status);
-    await waitFor(() => server.rawLogs.slice(before).some((l) => l.includes('/v1/vision/detection')), 5_000, 'the access log line');
-    const lines = server.rawLogs.slice(before).join('');
-    expect(lines).not.toContain(key);
-    expect(lines).toContain(`${name}=[redacted]`);
-  });
+  it.each(['api%5Fkey', 'api_k%65y', '%61pi_key', 'API_KEY', 'api%5fkey'])(
+    'redacts ?%s=KEY in every logged URL, whether or not it authenticated',
+    async (name) => {
+      const before = server.rawLogs.length;
+      const response = await fetch(`${server.url}/v1/vision/detection?${name}=${key}`, { method: 'POST', body: tiny });
+      expect([200, 401]).toContain(response.status);
+      await waitFor(() => server.rawLogs.slice(before).some((l) => l.includes('/v1/vision/detection')), 5_000, 'the access log line');
+      const lines = server.rawLogs.slice(before).join('');
+      expect(lines).not.toContain(key);
+      expect(lines).toContain(`${name}=[redacted]`);
+    },
+  );
 
   it('an encoded name authenticates exactly as the plain one (so redaction is what keeps it out of the log)', async () => {
     const response = await fetch(`${server.url}/v1/vision/detection?api%5Fkey=${key}`, { method: 'POST', body: tiny });
@@ -99,7 +112,11 @@ describe('uploads with the key in the body', () => {
     const wrong = await send('wrong-key-0000');
     expect(wrong.status).toBe(401);
     expect(((await wrong.json()) as unknown as { error: string }).error).toBe('Incorrect api key');
-    await waitFor(() => server.detection.inference.unverifiedUploads === 0 && server.detection.inference.admitted === 0, 5_000, 'every place to be given back');
+    await waitFor(
+      () => server.detection.inference.unverifiedUploads === 0 && server.detection.inference.admitted === 0,
+      5_000,
+      'every place to be given back',
+    );
   });
 
   it('a right key in the query string is checked before the body, like a Bearer header', async () => {

@@ -50,7 +50,12 @@ describe('API keys on a running server', () => {
   });
 
   it('refuses /v1/detect without a key or with a wrong one (401 + WWW-Authenticate), accepts every configured key', async () => {
-    const wrong: Array<Record<string, string>> = [{}, { Authorization: 'Bearer camera-key-0003' }, { Authorization: 'Basic Y2FtZXJhLWtleS0wMDAx' }, { Authorization: 'camera-key-0001' }];
+    const wrong: Array<Record<string, string>> = [
+      {},
+      { Authorization: 'Bearer camera-key-0003' },
+      { Authorization: 'Basic Y2FtZXJhLWtleS0wMDAx' },
+      { Authorization: 'camera-key-0001' },
+    ];
     for (const headers of wrong) {
       const response = await fetch(`${locked.url}/v1/detect`, { method: 'POST', body: landscape, headers });
       expect(response.status).toBe(401);
@@ -58,7 +63,11 @@ describe('API keys on a running server', () => {
       expect(((await response.json()) as ErrorBody).error.code).toBe('UNAUTHORIZED');
     }
     for (const key of keys) {
-      const response = await fetch(`${locked.url}/v1/detect`, { method: 'POST', body: landscape, headers: { Authorization: `Bearer ${key}` } });
+      const response = await fetch(`${locked.url}/v1/detect`, {
+        method: 'POST',
+        body: landscape,
+        headers: { Authorization: `Bearer ${key}` },
+      });
       expect(response.status).toBe(200);
     }
     const models = await fetch(`${locked.url}/v1/models`);

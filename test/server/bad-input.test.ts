@@ -93,9 +93,26 @@ beforeAll(async () => {
     { name: 'zero bytes', body: Buffer.alloc(0), status: 400, code: 'IMAGE_EMPTY' },
     { name: 'zero bytes as a multipart image', ...asMultipart(Buffer.alloc(0)), status: 400, code: 'IMAGE_EMPTY' },
     { name: 'random bytes', body: random, status: 415, code: 'IMAGE_UNSUPPORTED_FORMAT' },
-    { name: 'text declared as image/jpeg', body: Buffer.from('hello, not a picture'), headers: { 'Content-Type': 'image/jpeg' }, status: 415, code: 'IMAGE_UNSUPPORTED_FORMAT' },
-    { name: 'JSON declared as application/json', body: Buffer.from('{"image": "x"}'), headers: { 'Content-Type': 'application/json' }, status: 415, code: 'IMAGE_UNSUPPORTED_FORMAT' },
-    { name: 'an SVG document', body: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'), status: 415, code: 'IMAGE_UNSUPPORTED_FORMAT' },
+    {
+      name: 'text declared as image/jpeg',
+      body: Buffer.from('hello, not a picture'),
+      headers: { 'Content-Type': 'image/jpeg' },
+      status: 415,
+      code: 'IMAGE_UNSUPPORTED_FORMAT',
+    },
+    {
+      name: 'JSON declared as application/json',
+      body: Buffer.from('{"image": "x"}'),
+      headers: { 'Content-Type': 'application/json' },
+      status: 415,
+      code: 'IMAGE_UNSUPPORTED_FORMAT',
+    },
+    {
+      name: 'an SVG document',
+      body: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'),
+      status: 415,
+      code: 'IMAGE_UNSUPPORTED_FORMAT',
+    },
     { name: 'a PDF header', body: Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF'), status: 415, code: 'IMAGE_UNSUPPORTED_FORMAT' },
     { name: 'truncated JPEG (first half)', body: half(landscape), status: 400, code: 'IMAGE_DECODE_FAILED' },
     { name: 'truncated PNG (first half)', body: half(alphaPng), status: 400, code: 'IMAGE_DECODE_FAILED' },
@@ -107,9 +124,26 @@ beforeAll(async () => {
     { name: 'a 100-megapixel PNG', body: hundredMegapixels, status: 413, code: 'IMAGE_TOO_LARGE' },
     { name: 'a tiny PNG declaring 100000 x 100000', body: pngDeclaring(100_000, 100_000), status: 413, code: 'IMAGE_TOO_LARGE' },
     { name: 'a JPEG declaring 65000 x 65000', body: jpegDeclaring(landscape, 65_000, 65_000), status: 413, code: 'IMAGE_TOO_LARGE' },
-    { name: 'a tiny PNG declaring 3000 x 3000 with almost no pixel data', body: pngDeclaring(3_000, 3_000), status: 400, code: 'IMAGE_DECODE_FAILED' },
-    { name: 'multipart without an image field', body: noImage, headers: { 'Content-Type': noImageType }, status: 400, code: 'IMAGE_MISSING' },
-    { name: 'multipart without a boundary', body: Buffer.from('--x\r\n\r\n'), headers: { 'Content-Type': 'multipart/form-data' }, status: 400, code: 'MULTIPART_INVALID' },
+    {
+      name: 'a tiny PNG declaring 3000 x 3000 with almost no pixel data',
+      body: pngDeclaring(3_000, 3_000),
+      status: 400,
+      code: 'IMAGE_DECODE_FAILED',
+    },
+    {
+      name: 'multipart without an image field',
+      body: noImage,
+      headers: { 'Content-Type': noImageType },
+      status: 400,
+      code: 'IMAGE_MISSING',
+    },
+    {
+      name: 'multipart without a boundary',
+      body: Buffer.from('--x\r\n\r\n'),
+      headers: { 'Content-Type': 'multipart/form-data' },
+      status: 400,
+      code: 'MULTIPART_INVALID',
+    },
     {
       name: 'multipart cut before its closing boundary',
       body: unterminated.subarray(0, unterminated.length - 60),
@@ -117,9 +151,21 @@ beforeAll(async () => {
       status: 400,
       code: 'MULTIPART_INVALID',
     },
-    { name: 'random bytes to the DeepStack route', body: random, route: '/v1/vision/detection', status: 415, code: 'IMAGE_UNSUPPORTED_FORMAT' },
+    {
+      name: 'random bytes to the DeepStack route',
+      body: random,
+      route: '/v1/vision/detection',
+      status: 415,
+      code: 'IMAGE_UNSUPPORTED_FORMAT',
+    },
     // RFC 7578: every part carries Content-Disposition: form-data; name=… (busboy skips others silently)
-    { name: 'multipart with an empty part (no headers)', body: Buffer.from('--b0\r\n--b0--\r\n'), headers: { 'Content-Type': 'multipart/form-data; boundary=b0' }, status: 400, code: 'MULTIPART_INVALID' },
+    {
+      name: 'multipart with an empty part (no headers)',
+      body: Buffer.from('--b0\r\n--b0--\r\n'),
+      headers: { 'Content-Type': 'multipart/form-data; boundary=b0' },
+      status: 400,
+      code: 'MULTIPART_INVALID',
+    },
     {
       name: 'multipart whose image part has no Content-Disposition',
       body: Buffer.concat([Buffer.from('--b1\r\nContent-Type: image/jpeg\r\n\r\n'), landscape, Buffer.from('\r\n--b1--\r\n')]),
@@ -127,8 +173,21 @@ beforeAll(async () => {
       status: 400,
       code: 'MULTIPART_INVALID',
     },
-    { name: 'multipart with a nameless part', body: Buffer.from('--b2\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b2--\r\n'), headers: { 'Content-Type': 'multipart/form-data; boundary=b2' }, status: 400, code: 'MULTIPART_INVALID' },
-    { name: 'an empty part to the DeepStack model list', body: Buffer.from('--b3\r\n--b3--\r\n'), headers: { 'Content-Type': 'multipart/form-data; boundary=b3' }, route: '/v1/vision/custom/list', status: 400, code: 'MULTIPART_INVALID' },
+    {
+      name: 'multipart with a nameless part',
+      body: Buffer.from('--b2\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b2--\r\n'),
+      headers: { 'Content-Type': 'multipart/form-data; boundary=b2' },
+      status: 400,
+      code: 'MULTIPART_INVALID',
+    },
+    {
+      name: 'an empty part to the DeepStack model list',
+      body: Buffer.from('--b3\r\n--b3--\r\n'),
+      headers: { 'Content-Type': 'multipart/form-data; boundary=b3' },
+      route: '/v1/vision/custom/list',
+      status: 400,
+      code: 'MULTIPART_INVALID',
+    },
   ];
 }, 60_000);
 
@@ -170,7 +229,9 @@ describe('bad input through the server', () => {
   });
 
   it('serves damaged-but-decodable images and a 1x1 image normally', async () => {
-    const onePixel = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
+    const onePixel = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 255, g: 0, b: 0 } } })
+      .png()
+      .toBuffer();
     const zeroedMiddle = Buffer.from(landscape);
     zeroedMiddle.fill(0, 2000, 2400);
     for (const image of [onePixel, zeroedMiddle]) {
@@ -181,7 +242,8 @@ describe('bad input through the server', () => {
   });
 
   it('lets memory settle over repeated rounds of the corpus', async () => {
-    const rss = async (): Promise<number> => metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'cpwc_process_resident_memory_bytes') ?? NaN;
+    const rss = async (): Promise<number> =>
+      metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'cpwc_process_resident_memory_bytes') ?? NaN;
     const samples: number[] = [];
     for (let round = 0; round < 4; round++) {
       for (const c of corpus) await send(c);

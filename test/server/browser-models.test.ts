@@ -33,14 +33,30 @@ beforeAll(async () => {
     logger: createLogger('silent'),
     processMetrics: false,
     repository: ({ inference, metrics, logger }) =>
-      new ModelRepository({ root, defaultModel: 'tiny-fpn', load: (dir) => Detector.load(dir, { intraOpThreads: 1 }), inference, metrics, logger }),
+      new ModelRepository({
+        root,
+        defaultModel: 'tiny-fpn',
+        load: (dir) => Detector.load(dir, { intraOpThreads: 1 }),
+        inference,
+        metrics,
+        logger,
+      }),
   });
   await server.detection.warmUp();
   await server.detection.repository?.whenSettled();
   browser = await chromium.launchPersistentContext(path.join(scratch, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   page = browser.pages()[0] ?? (await browser.newPage());
 }, 60_000);

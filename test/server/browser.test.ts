@@ -38,7 +38,9 @@ let profileDir: string;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install Debian's chromium with 'apt-get install -y chromium' (the browser test never downloads a browser)`);
+    throw new Error(
+      `${CHROMIUM} is missing: install Debian's chromium with 'apt-get install -y chromium' (the browser test never downloads a browser)`,
+    );
   }
   detector = await loadFixtureDetector();
   server = await startTestServer(detector);

@@ -28,7 +28,11 @@ const large = readFileSync(path.join(IMAGES, 'alpha.png'));
 const notAnImage = Buffer.from('this is a text file, not a JPEG\n');
 
 async function nativeDetections(server: TestServer, image: Buffer, query = ''): Promise<Detection[]> {
-  const response = await fetch(`${server.url}/v1/detect${query}`, { method: 'POST', body: image, headers: { Authorization: `Bearer ${KEY}` } });
+  const response = await fetch(`${server.url}/v1/detect${query}`, {
+    method: 'POST',
+    body: image,
+    headers: { Authorization: `Bearer ${KEY}` },
+  });
   expect(response.status).toBe(200);
   return ((await response.json()) as { detections: Detection[] }).detections;
 }
@@ -95,7 +99,10 @@ describe('real npm clients against a listening server', () => {
 
   describe('node-red-contrib-deepstack', () => {
     const runtimes: NodeRedRuntime[] = [];
-    const flow = (server: TestServer, apiKey?: string): { runtime: NodeRedRuntime; detection: RuntimeNode; custom: (model: string) => RuntimeNode } => {
+    const flow = (
+      server: TestServer,
+      apiKey?: string,
+    ): { runtime: NodeRedRuntime; detection: RuntimeNode; custom: (model: string) => RuntimeNode } => {
       const runtime = new NodeRedRuntime();
       runtimes.push(runtime);
       runtime.load(serverNode);
@@ -103,19 +110,50 @@ describe('real npm clients against a listening server', () => {
       runtime.load(customModelNode);
       const url = new URL(server.url);
       runtime.deploy(
-        { id: 'server', type: 'deepstack-server', proto: 'http', host: url.hostname, port: Number(url.port), version: 'v1', rejectUnauthorized: true },
+        {
+          id: 'server',
+          type: 'deepstack-server',
+          proto: 'http',
+          host: url.hostname,
+          port: Number(url.port),
+          version: 'v1',
+          rejectUnauthorized: true,
+        },
         apiKey === undefined ? {} : { apiKey },
       );
-      const detection = runtime.deploy({ id: 'detect', type: 'deepstack-object-detection', server: 'server', confidence: 50, filters: ['class_5'], drawPredictions: true, outlineColor: '#ff0000', printLabel: false });
+      const detection = runtime.deploy({
+        id: 'detect',
+        type: 'deepstack-object-detection',
+        server: 'server',
+        confidence: 50,
+        filters: ['class_5'],
+        drawPredictions: true,
+        outlineColor: '#ff0000',
+        printLabel: false,
+      });
       let n = 0;
       const custom = (model: string): RuntimeNode => {
         n += 1;
-        return runtime.deploy({ id: `custom-${n}`, type: 'deepstack-custom-model', server: 'server', confidence: 50, customModel: model, drawPredictions: false });
+        return runtime.deploy({
+          id: `custom-${n}`,
+          type: 'deepstack-custom-model',
+          server: 'server',
+          confidence: 50,
+          customModel: model,
+          drawPredictions: false,
+        });
       };
       return { runtime, detection, custom };
     };
     const deepstackShape = (ds: Detection[]) =>
-      ds.map((d) => ({ label: d.label.toLowerCase(), confidence: d.score, x_min: Math.round(d.box.xmin), y_min: Math.round(d.box.ymin), x_max: Math.round(d.box.xmax), y_max: Math.round(d.box.ymax) }));
+      ds.map((d) => ({
+        label: d.label.toLowerCase(),
+        confidence: d.score,
+        x_min: Math.round(d.box.xmin),
+        y_min: Math.round(d.box.ymin),
+        x_max: Math.round(d.box.xmax),
+        y_max: Math.round(d.box.ymax),
+      }));
 
     beforeEach(() => {
       // the nodes console.log every error they report; the test reads what node.error() got
@@ -131,7 +169,11 @@ describe('real npm clients against a listening server', () => {
       expect(filtered.length).toBeGreaterThan(0);
       expect(filtered.length).toBeLessThan(reference.length);
       const { runtime, detection, custom } = flow(open);
-      const outputs = (await runtime.input(detection, { payload: landscape })) as Array<{ payload: unknown; success: boolean; outlinedImage: Buffer }>;
+      const outputs = (await runtime.input(detection, { payload: landscape })) as Array<{
+        payload: unknown;
+        success: boolean;
+        outlinedImage: Buffer;
+      }>;
       expect(outputs).toHaveLength(2);
       expect(outputs[0]?.payload).toEqual(reference);
       expect(outputs[0]?.success).toBe(true);
@@ -158,7 +200,10 @@ describe('real npm clients against a listening server', () => {
       const keyed = flow(strict, KEY);
       const unkeyed = flow(strict);
       const wrong = flow(strict, 'wrong-key-000000');
-      expect(await failure(keyed.runtime.input(keyed.detection, { payload: notAnImage }))).toEqual({ status: 415, body: { success: false, error: unsupported, code: 415 } });
+      expect(await failure(keyed.runtime.input(keyed.detection, { payload: notAnImage }))).toEqual({
+        status: 415,
+        body: { success: false, error: unsupported, code: 415 },
+      });
       expect(await failure(keyed.runtime.input(keyed.custom('no-such-model'), { payload: landscape }))).toEqual({
         status: 404,
         body: { success: false, error: `unknown model 'no-such-model'; this server serves '${MODEL}'`, code: 404 },

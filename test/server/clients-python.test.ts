@@ -26,14 +26,22 @@ interface TritonTensor {
 type TritonAnswer = Record<'BOXES' | 'SCORES' | 'CLASS_IDS' | 'LABELS', TritonTensor> & { response: Record<string, unknown> };
 
 async function nativeDetections(server: TestServer, image: Buffer, query = ''): Promise<Detection[]> {
-  const response = await fetch(`${server.url}/v1/detect${query}`, { method: 'POST', body: image, headers: { Authorization: `Bearer ${KEY}` } });
+  const response = await fetch(`${server.url}/v1/detect${query}`, {
+    method: 'POST',
+    body: image,
+    headers: { Authorization: `Bearer ${KEY}` },
+  });
   expect(response.status).toBe(200);
   return ((await response.json()) as { detections: Detection[] }).detections;
 }
 
 function tritonExpected(detections: readonly Detection[]): Record<string, unknown> {
   return {
-    BOXES: { dtype: 'float32', shape: [detections.length, 4], values: detections.map((d) => [d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax].map(Math.fround)) },
+    BOXES: {
+      dtype: 'float32',
+      shape: [detections.length, 4],
+      values: detections.map((d) => [d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax].map(Math.fround)),
+    },
     SCORES: { dtype: 'float32', shape: [detections.length], values: detections.map((d) => Math.fround(d.score)) },
     CLASS_IDS: { dtype: 'int64', shape: [detections.length], values: detections.map((d) => d.class_id) },
     LABELS: { dtype: 'object', shape: [detections.length], values: detections.map((d) => d.label) },
@@ -78,14 +86,22 @@ describe('real Python clients against a listening server', () => {
     expect(succeeded(thresholded)).toEqual(shape(high));
   });
 
-  it('tritonclient.http: health, metadata, and infer in binary and JSON give /v1/detect\'s detections', async () => {
+  it("tritonclient.http: health, metadata, and infer in binary and JSON give /v1/detect's detections", async () => {
     const host = open.url.replace('http://', '');
     const [metadata, binary, json, versioned] = await runPythonClients([
       { client: 'triton', action: 'metadata', host, model: MODEL },
       { client: 'triton', host, model: MODEL, image: LANDSCAPE },
       {
-        client: 'triton', host, model: MODEL, image: LANDSCAPE, binary_input: false,
-        outputs: [{ name: 'SCORES', binary: false }, { name: 'LABELS', binary: true }, { name: 'BOXES', binary: false }],
+        client: 'triton',
+        host,
+        model: MODEL,
+        image: LANDSCAPE,
+        binary_input: false,
+        outputs: [
+          { name: 'SCORES', binary: false },
+          { name: 'LABELS', binary: true },
+          { name: 'BOXES', binary: false },
+        ],
         parameters: { score_threshold: 0.5, max_detections: 3 },
       },
       { client: 'triton', host, model: MODEL, image: LANDSCAPE, version: '1', outputs: [{ name: 'CLASS_IDS', binary: false }] },
@@ -96,7 +112,9 @@ describe('real Python clients against a listening server', () => {
       model_ready: true,
       server: { name: 'cpwc-detect', version: '0.1.0', extensions: ['binary_tensor_data'] },
       model: {
-        name: MODEL, versions: ['1'], platform: 'cpwc-detect',
+        name: MODEL,
+        versions: ['1'],
+        platform: 'cpwc-detect',
         inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1] }],
         outputs: [
           { name: 'BOXES', datatype: 'FP32', shape: [-1, 4] },
@@ -106,7 +124,10 @@ describe('real Python clients against a listening server', () => {
         ],
       },
       config: {
-        name: MODEL, platform: 'cpwc-detect', backend: 'cpwc-detect', max_batch_size: 0,
+        name: MODEL,
+        platform: 'cpwc-detect',
+        backend: 'cpwc-detect',
+        max_batch_size: 0,
         input: [{ name: 'IMAGE', data_type: 'TYPE_STRING', dims: [1] }],
         output: [
           { name: 'BOXES', data_type: 'TYPE_FP32', dims: [-1, 4] },
@@ -119,7 +140,12 @@ describe('real Python clients against a listening server', () => {
     const all = await nativeDetections(open, image);
     expect(all.length).toBeGreaterThan(3);
     const binaryAnswer = succeeded<TritonAnswer>(binary);
-    expect({ BOXES: binaryAnswer.BOXES, SCORES: binaryAnswer.SCORES, CLASS_IDS: binaryAnswer.CLASS_IDS, LABELS: binaryAnswer.LABELS }).toEqual(tritonExpected(all));
+    expect({
+      BOXES: binaryAnswer.BOXES,
+      SCORES: binaryAnswer.SCORES,
+      CLASS_IDS: binaryAnswer.CLASS_IDS,
+      LABELS: binaryAnswer.LABELS,
+    }).toEqual(tritonExpected(all));
     // no outputs named: tritonclient asks for every output in binary
     expect((binaryAnswer.response.outputs as Array<{ parameters?: unknown }>).every((o) => o.parameters !== undefined)).toBe(true);
 
@@ -130,11 +156,15 @@ describe('real Python clients against a listening server', () => {
     expect(jsonAnswer.LABELS).toEqual(expected.LABELS);
     expect(jsonAnswer.BOXES).toEqual(expected.BOXES);
     const outputs = jsonAnswer.response.outputs as Array<{ name: string; data?: unknown; parameters?: unknown }>;
-    expect(outputs.map((o) => [o.name, o.data !== undefined, o.parameters !== undefined])).toEqual([['SCORES', true, false], ['LABELS', false, true], ['BOXES', true, false]]);
+    expect(outputs.map((o) => [o.name, o.data !== undefined, o.parameters !== undefined])).toEqual([
+      ['SCORES', true, false],
+      ['LABELS', false, true],
+      ['BOXES', true, false],
+    ]);
     expect(succeeded<TritonAnswer>(versioned).CLASS_IDS).toEqual(tritonExpected(all).CLASS_IDS);
   });
 
-  it('deepstack-python DeepstackObject.detect, default and custom model: /v1/detect\'s detections at min_confidence, DeepStack-rounded', async () => {
+  it("deepstack-python DeepstackObject.detect, default and custom model: /v1/detect's detections at min_confidence, DeepStack-rounded", async () => {
     const port = Number(new URL(open.url).port);
     const [detection, custom, unknown] = await runPythonClients([
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, min_confidence: 0.6 },
@@ -152,10 +182,14 @@ describe('real Python clients against a listening server', () => {
     expect(reference.length).toBeGreaterThan(0);
     expect(succeeded(detection)).toEqual(reference);
     expect(succeeded(custom)).toEqual(reference);
-    expect(failed(unknown)).toEqual({ type: 'DeepstackException', status: null, message: `Bad url supplied, url ${open.url}/v1/vision/custom/no-such-model raised error 404` });
+    expect(failed(unknown)).toEqual({
+      type: 'DeepstackException',
+      status: null,
+      message: `Bad url supplied, url ${open.url}/v1/vision/custom/no-such-model raised error 404`,
+    });
   });
 
-  it('every client reports bad image, unknown model, missing or wrong key and an over-limit body as its protocol\'s error', async () => {
+  it("every client reports bad image, unknown model, missing or wrong key and an over-limit body as its protocol's error", async () => {
     const url = (model: string) => `${strict.url}/models/${model}`;
     const host = strict.url.replace('http://', '');
     const port = Number(new URL(strict.url).port);
@@ -184,7 +218,11 @@ describe('real Python clients against a listening server', () => {
       { client: 'deepstack', ip: '127.0.0.1', port, image: LARGE, api_key: KEY },
     ]);
     // the library's message for these bytes, as /v1/detect reports it
-    const native = await fetch(`${strict.url}/v1/detect`, { method: 'POST', body: readFileSync(notAnImage), headers: { Authorization: `Bearer ${KEY}` } });
+    const native = await fetch(`${strict.url}/v1/detect`, {
+      method: 'POST',
+      body: readFileSync(notAnImage),
+      headers: { Authorization: `Bearer ${KEY}` },
+    });
     expect(native.status).toBe(415);
     const unsupported = ((await native.json()) as { error: { code: string; message: string } }).error;
     expect(unsupported.code).toBe('IMAGE_UNSUPPORTED_FORMAT');
@@ -219,7 +257,11 @@ describe('real Python clients against a listening server', () => {
     const [dsOk, dsBad, dsMissing, dsWrong, dsLarge] = outcomes.slice(14);
     expect(Array.isArray(succeeded(dsOk))).toBe(true);
     const dsError = (outcome: (typeof outcomes)[number], status: number) => {
-      expect(failed(outcome)).toEqual({ type: 'DeepstackException', status: null, message: `Error from Deepstack request, status code: ${status}` });
+      expect(failed(outcome)).toEqual({
+        type: 'DeepstackException',
+        status: null,
+        message: `Error from Deepstack request, status code: ${status}`,
+      });
     };
     dsError(dsBad, 415);
     dsError(dsMissing, 401);

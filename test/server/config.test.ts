@@ -7,11 +7,23 @@ describe('server configuration', () => {
     const { config, help } = loadConfig([], {});
     expect(help).toBe(false);
     expect(config).toEqual(defaultConfig());
-    expect(config).toMatchObject({ host: '127.0.0.1', port: 8080, modelDir: path.join(__dirname, '..', '..', 'models', 'shapes-cpwc-r50-fpn'), apiKeys: [], metricsAuth: true });
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      modelDir: path.join(__dirname, '..', '..', 'models', 'shapes-cpwc-r50-fpn'),
+      apiKeys: [],
+      metricsAuth: true,
+    });
   });
 
   it('reads environment variables, and a flag wins over its variable', () => {
-    const env = { CPWC_PORT: '9000', CPWC_THREADS: '3', CPWC_API_KEYS: ' key-one-123 , key-two-456 ,', CPWC_SCORE_THRESHOLD: '0.3', CPWC_METRICS_AUTH: 'false' };
+    const env = {
+      CPWC_PORT: '9000',
+      CPWC_THREADS: '3',
+      CPWC_API_KEYS: ' key-one-123 , key-two-456 ,',
+      CPWC_SCORE_THRESHOLD: '0.3',
+      CPWC_METRICS_AUTH: 'false',
+    };
     const { config } = loadConfig(['--port', '9100', '--queue-size=0'], env);
     expect(config.port).toBe(9100);
     expect(config.queueSize).toBe(0);
@@ -41,15 +53,19 @@ describe('server configuration', () => {
   });
 
   it.each([
-    [['--port', '70000'], {}, '--port must be an integer in [0, 65535], got \'70000\''],
-    [[], { CPWC_CONCURRENCY: '0' }, 'CPWC_CONCURRENCY must be an integer in [1, 64], got \'0\''],
+    [['--port', '70000'], {}, "--port must be an integer in [0, 65535], got '70000'"],
+    [[], { CPWC_CONCURRENCY: '0' }, "CPWC_CONCURRENCY must be an integer in [1, 64], got '0'"],
     [[], { CPWC_THREADS: '2.5' }, 'CPWC_THREADS must be an integer'],
     [[], { CPWC_SCORE_THRESHOLD: '1.5' }, 'CPWC_SCORE_THRESHOLD must be a number in [0, 1]'],
     [[], { CPWC_METRICS_AUTH: 'maybe' }, 'CPWC_METRICS_AUTH must be true or false'],
     [[], { CPWC_LOG_LEVEL: 'loud' }, 'CPWC_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'],
     [[], { CPWC_API_KEYS: 'short' }, 'CPWC_API_KEYS: every API key must have at least 8 characters'],
     [['--model', ''], {}, '--model must not be empty'],
-    [['--cors-origins', 'https://app.example/path'], {}, "--cors-origins: each origin must be '*' or scheme://host[:port] without a path, got 'https://app.example/path'"],
+    [
+      ['--cors-origins', 'https://app.example/path'],
+      {},
+      "--cors-origins: each origin must be '*' or scheme://host[:port] without a path, got 'https://app.example/path'",
+    ],
     [[], { CPWC_DEEPSTACK_MAX_PREDICTIONS: '0' }, 'CPWC_DEEPSTACK_MAX_PREDICTIONS must be an integer in [1, 10000]'],
     [['--no-such-flag'], {}, "Unknown option '--no-such-flag'"],
     [['stray'], {}, "Unexpected argument 'stray'"],

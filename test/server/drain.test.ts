@@ -63,7 +63,10 @@ describe('drain delay', () => {
     expect(await shutdown).toBe(true);
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
     expect(server.logs.map((l) => l.msg)).toEqual(
-      expect.arrayContaining(['draining: not ready, still accepting for the drain delay', 'draining: refusing new requests, waiting for in-flight ones']),
+      expect.arrayContaining([
+        'draining: not ready, still accepting for the drain delay',
+        'draining: refusing new requests, waiting for in-flight ones',
+      ]),
     );
   });
 });
@@ -79,7 +82,9 @@ describe('Expect: 100-continue', () => {
 
   it('refuses an over-limit Content-Length with 413 and never sends 100 Continue', async () => {
     const { socket, received, closed } = await connect(server);
-    socket.write(`POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100001\r\nExpect: 100-continue\r\n\r\n`);
+    socket.write(
+      `POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100001\r\nExpect: 100-continue\r\n\r\n`,
+    );
     await waitFor(() => received().includes('\r\n\r\n'), 10_000, 'the answer to the headers');
     expect(received().startsWith('HTTP/1.1 413')).toBe(true);
     expect(received()).not.toContain('100 Continue');
@@ -90,7 +95,9 @@ describe('Expect: 100-continue', () => {
 
   it('sends 100 Continue for a body within the limit, then answers it', async () => {
     const { socket, received, closed } = await connect(server);
-    socket.write(`POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${tiny.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    socket.write(
+      `POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${tiny.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
     await waitFor(() => received().startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 10_000, '100 Continue');
     socket.write(tiny);
     await closed;

@@ -41,7 +41,8 @@ function shiftItemOffsets(bytes: Buffer, iloc: Box, delta: number): void {
   const baseSize = (bytes[at + 1] ?? 0) >> 4;
   const indexSize = version > 0 ? (bytes[at + 1] ?? 0) & 15 : 0;
   at += 2;
-  const read = (pos: number, size: number): number => (size === 4 ? bytes.readUInt32BE(pos) : size === 8 ? Number(bytes.readBigUInt64BE(pos)) : 0);
+  const read = (pos: number, size: number): number =>
+    size === 4 ? bytes.readUInt32BE(pos) : size === 8 ? Number(bytes.readBigUInt64BE(pos)) : 0;
   const write = (pos: number, size: number, value: number): void => {
     if (size === 4) bytes.writeUInt32BE(value, pos);
     else if (size === 8) bytes.writeBigUInt64BE(BigInt(value), pos);
@@ -64,14 +65,22 @@ function shiftItemOffsets(bytes: Buffer, iloc: Box, delta: number): void {
 }
 
 async function hevcHeic(): Promise<Buffer> {
-  const avif = Buffer.from(await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).avif().toBuffer());
+  const avif = Buffer.from(
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
+      .avif()
+      .toBuffer(),
+  );
   const meta = children(avif, 0, avif.length).find((b) => b.type === 'meta');
   if (meta === undefined) throw new Error('no meta box');
   const iprp = child(avif, meta, 'iprp', 12);
   const ipco = child(avif, iprp, 'ipco');
   const av1C = child(avif, ipco, 'av1C');
   // HEVCDecoderConfigurationRecord: Main profile, level 3.1, 4:2:0, 8 bit, no parameter-set arrays
-  const hvcC = Buffer.concat([Buffer.alloc(4), Buffer.from('hvcC', 'latin1'), Buffer.from([1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0x5d, 0xf0, 0x00, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 0])]);
+  const hvcC = Buffer.concat([
+    Buffer.alloc(4),
+    Buffer.from('hvcC', 'latin1'),
+    Buffer.from([1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0x5d, 0xf0, 0x00, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 0]),
+  ]);
   hvcC.writeUInt32BE(hvcC.length, 0);
   const delta = hvcC.length - av1C.size;
   for (const box of [meta, iprp, ipco]) avif.writeUInt32BE(box.size + delta, box.at);
@@ -106,7 +115,9 @@ it('refuses an HEVC-coded HEIC with 415 IMAGE_UNSUPPORTED_FORMAT naming the codi
 });
 
 it('still decodes the AVIF-coded original', async () => {
-  const avif = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).avif().toBuffer();
+  const avif = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
+    .avif()
+    .toBuffer();
   const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: avif });
   expect(response.status).toBe(200);
   expect(await response.json()).toMatchObject({ width: 64, height: 48 });

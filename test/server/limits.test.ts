@@ -7,7 +7,17 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
 import type { ServedDetector } from '../../src/server/model';
-import { IMAGES, loadFixtureDetector, metricValue, multipart, rawRequest, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
+import {
+  IMAGES,
+  loadFixtureDetector,
+  metricValue,
+  multipart,
+  rawRequest,
+  startTestServer,
+  waitFor,
+  type ErrorBody,
+  type TestServer,
+} from './helpers';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 let detector: Detector;
@@ -66,7 +76,12 @@ describe('bounded queue', () => {
   it('counts uploads in progress against the same bound, refusing before reading the body', async () => {
     // concurrency 1 + queue 1: two slow uploads take both places while nothing runs yet
     const uploads = [0, 1].map(() =>
-      rawRequest(server.url, { path: '/v1/detect', headers: { 'Content-Length': String(landscape.length) }, chunks: [landscape.subarray(0, 1000)], finish: false }),
+      rawRequest(server.url, {
+        path: '/v1/detect',
+        headers: { 'Content-Length': String(landscape.length) },
+        chunks: [landscape.subarray(0, 1000)],
+        finish: false,
+      }),
     );
     await waitFor(() => server.detection.inference.admitted === 2, 5_000, 'both uploads to be admitted');
     expect(server.detection.inference.limiter.state).toEqual({ running: 0, queued: 0 });
@@ -82,7 +97,8 @@ describe('bounded queue', () => {
   });
 
   it('drops a queued request whose client disconnected, without running the model for it', async () => {
-    const before = metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
+    const before =
+      metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
     const slot = holdSlot(server);
     const client = new AbortController();
     const abandoned = fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape, signal: client.signal });
@@ -93,7 +109,9 @@ describe('bounded queue', () => {
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(before);
+    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(
+      before,
+    );
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="CLIENT_CLOSED"}')).toBe(3);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="499"}')).toBe(3);
     // and the server is fine afterwards
@@ -111,18 +129,23 @@ describe('deadlines', () => {
   });
 
   it('answers 504 DEADLINE_EXCEEDED when the deadline passes in the queue, and never runs it', async () => {
-    const before = metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
+    const before =
+      metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
     const slot = holdSlot(server);
     const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape });
     // answered while the slot is still held: the request never left the queue
     expect(server.detection.inference.limiter.state.running).toBe(1);
     expect(response.status).toBe(504);
-    expect(await response.json()).toEqual({ error: { code: 'DEADLINE_EXCEEDED', message: 'the request did not complete within the server deadline (1500 ms)' } });
+    expect(await response.json()).toEqual({
+      error: { code: 'DEADLINE_EXCEEDED', message: 'the request did not complete within the server deadline (1500 ms)' },
+    });
     expect(server.detection.inference.limiter.state.queued).toBe(0);
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(before);
+    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(
+      before,
+    );
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="DEADLINE_EXCEEDED"}')).toBe(1);
   });
 
@@ -146,7 +169,13 @@ describe('deadlines', () => {
  * (after `entered` resolves) before it runs. "The inference is still running" is then exact, not a race against
  * the model's speed: whatever the server answers before `release()` was answered mid-inference.
  */
-function gatedDetector(real: Detector): { served: ServedDetector; arm: () => void; entered: Promise<void>; release: () => void; settled: Promise<unknown> } {
+function gatedDetector(real: Detector): {
+  served: ServedDetector;
+  arm: () => void;
+  entered: Promise<void>;
+  release: () => void;
+  settled: Promise<unknown>;
+} {
   let enter: () => void = () => undefined;
   const entered = new Promise<void>((resolve) => {
     enter = resolve;
@@ -196,7 +225,9 @@ describe('a deadline that passes while the inference runs', () => {
     // the deadline, not the model, ended the request (a server that waited would hang here)
     const response = await answer;
     expect(response.status).toBe(504);
-    expect(await response.json()).toEqual({ error: { code: 'DEADLINE_EXCEEDED', message: 'the request did not complete within the server deadline (1500 ms)' } });
+    expect(await response.json()).toEqual({
+      error: { code: 'DEADLINE_EXCEEDED', message: 'the request did not complete within the server deadline (1500 ms)' },
+    });
     // the slot stays taken: the next request queues behind the unfinished inference
     expect(server.detection.inference.limiter.state).toEqual({ running: 1, queued: 0 });
     const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
@@ -227,11 +258,18 @@ describe('body limits', () => {
   const expectTooLarge = (answer: { status: number; body: Buffer; headers: Record<string, unknown> }): void => {
     expect(answer.status).toBe(413);
     expect(answer.headers.connection).toBe('close');
-    expect(JSON.parse(answer.body.toString())).toEqual({ error: { code: 'BODY_TOO_LARGE', message: `the request body is larger than this server accepts (${limit} bytes)` } });
+    expect(JSON.parse(answer.body.toString())).toEqual({
+      error: { code: 'BODY_TOO_LARGE', message: `the request body is larger than this server accepts (${limit} bytes)` },
+    });
   };
 
   it('refuses a declared Content-Length over the limit before reading the body', async () => {
-    const { response, request } = rawRequest(server.url, { path: '/v1/detect', headers: { 'Content-Length': String(big.length) }, chunks: [], finish: false });
+    const { response, request } = rawRequest(server.url, {
+      path: '/v1/detect',
+      headers: { 'Content-Length': String(big.length) },
+      chunks: [],
+      finish: false,
+    });
     expectTooLarge(await response);
     request.destroy();
   });
@@ -243,7 +281,10 @@ describe('body limits', () => {
   });
 
   it('counts the whole multipart body, whatever the parts', async () => {
-    const { body, contentType } = multipart([{ name: 'other', value: big, filename: 'x.bin' }, { name: 'image', value: landscape, filename: 'x.jpg' }]);
+    const { body, contentType } = multipart([
+      { name: 'other', value: big, filename: 'x.bin' },
+      { name: 'image', value: landscape, filename: 'x.jpg' },
+    ]);
     const { response } = rawRequest(server.url, { path: '/v1/vision/detection', headers: { 'Content-Type': contentType }, chunks: [body] });
     const answer = await response;
     expect(answer.status).toBe(413);

@@ -43,8 +43,16 @@ describe('multipart limits', () => {
 
   it.each([
     ['33 text fields', [image, ...textFields(33)], /form fields \(at most 32\)/],
-    ['5 file parts', [image, ...Array.from({ length: 4 }, (_, i) => ({ name: `file${i}`, value: tiny, filename: `${i}.png` }))], /file parts \(at most 4\)/],
-    ['1000 parts', [image, ...Array.from({ length: 999 }, (_, i) => ({ name: `f${i % 30}x${i}`, value: 'x' }))], /(form fields \(at most 32\)|parts \(at most 64\))/],
+    [
+      '5 file parts',
+      [image, ...Array.from({ length: 4 }, (_, i) => ({ name: `file${i}`, value: tiny, filename: `${i}.png` }))],
+      /file parts \(at most 4\)/,
+    ],
+    [
+      '1000 parts',
+      [image, ...Array.from({ length: 999 }, (_, i) => ({ name: `f${i % 30}x${i}`, value: 'x' }))],
+      /(form fields \(at most 32\)|parts \(at most 64\))/,
+    ],
   ])('answers %s with 413 MULTIPART_TOO_MANY_PARTS naming the limit, and gives the admission place back', async (_name, parts, message) => {
     const { status, body } = await post('/v1/detect', parts);
     expect(status).toBe(413);

@@ -13,7 +13,11 @@ function countInChunks(body: Buffer, boundary: string, chunkSize: number): numbe
 
 describe('MultipartPartCounter', () => {
   it('counts the parts of a form however the stream is split, none for an empty form', () => {
-    const form = multipart([{ name: 'api_key', value: 'k' }, { name: 'image', value: Buffer.from('\r\n--not-the-boundary\r\n'), filename: 'x.jpg' }, { name: 'min_confidence', value: '0.5' }]);
+    const form = multipart([
+      { name: 'api_key', value: 'k' },
+      { name: 'image', value: Buffer.from('\r\n--not-the-boundary\r\n'), filename: 'x.jpg' },
+      { name: 'min_confidence', value: '0.5' },
+    ]);
     const boundary = multipartBoundary(form.contentType) as string;
     for (const size of [1, 2, 3, 7, 16, form.body.length]) expect([size, countInChunks(form.body, boundary, size)]).toEqual([size, 3]);
     expect(countInChunks(Buffer.from('--B--\r\n'), 'B', 1)).toBe(0);

@@ -5,15 +5,22 @@ const from = (values: Record<string, string>) => (name: string) => values[name];
 
 describe('request parameters', () => {
   it('parses score_threshold, max_detections, classes and render', () => {
-    const params = parseNativeParams(from({ score_threshold: '0.25', max_detections: '5', classes: 'square, 1,square', render: 'jpeg' }), CLASSES, {
-      scoreThreshold: undefined,
-      maxDetections: undefined,
-    });
+    const params = parseNativeParams(
+      from({ score_threshold: '0.25', max_detections: '5', classes: 'square, 1,square', render: 'jpeg' }),
+      CLASSES,
+      {
+        scoreThreshold: undefined,
+        maxDetections: undefined,
+      },
+    );
     expect(params).toEqual({ options: { scoreThreshold: 0.25, maxDetections: 5, classes: [3, 1] }, render: 'jpeg' });
   });
 
   it('falls back to the server defaults, and leaves the model defaults alone when those are unset', () => {
-    expect(parseNativeParams(from({}), CLASSES, { scoreThreshold: 0.6, maxDetections: 7 }).options).toEqual({ scoreThreshold: 0.6, maxDetections: 7 });
+    expect(parseNativeParams(from({}), CLASSES, { scoreThreshold: 0.6, maxDetections: 7 }).options).toEqual({
+      scoreThreshold: 0.6,
+      maxDetections: 7,
+    });
     expect(parseNativeParams(from({}), CLASSES, { scoreThreshold: undefined, maxDetections: undefined }).options).toEqual({});
   });
 
@@ -40,7 +47,13 @@ describe('request parameters', () => {
   });
 
   it('reads the query first, then multipart fields, and refuses a repeated query parameter', () => {
-    const source = paramSource({ score_threshold: '0.1' }, new Map([['score_threshold', '0.9'], ['classes', 'circle']]));
+    const source = paramSource(
+      { score_threshold: '0.1' },
+      new Map([
+        ['score_threshold', '0.9'],
+        ['classes', 'circle'],
+      ]),
+    );
     expect(source('score_threshold')).toBe('0.1');
     expect(source('classes')).toBe('circle');
     expect(source('missing')).toBeUndefined();

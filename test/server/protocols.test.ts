@@ -34,7 +34,12 @@ function binaryInfer(image: Buffer, extra: Record<string, unknown> = {}): { body
   const length = Buffer.alloc(4);
   length.writeUInt32LE(image.length, 0);
   const tensor = Buffer.concat([length, image]);
-  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: tensor.length } }], ...extra }));
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: tensor.length } }],
+      ...extra,
+    }),
+  );
   return { body: Buffer.concat([header, tensor]), headers: { 'Inference-Header-Content-Length': String(header.length) } };
 }
 
@@ -62,26 +67,55 @@ describe('protocol routes', () => {
 
   describe('DeepStack / CodeProject.AI', () => {
     it("answers CodeProject.AI's fields, predictions best first with lower-case labels, fields in any order", async () => {
-      const { body, contentType } = multipart([{ name: 'min_confidence', value: '0.5' }, { name: 'image', value: landscape, filename: 'x.jpg' }]);
+      const { body, contentType } = multipart([
+        { name: 'min_confidence', value: '0.5' },
+        { name: 'image', value: landscape, filename: 'x.jpg' },
+      ]);
       const response = await fetch(`${server.url}/v1/vision/detection`, { method: 'POST', body, headers: { 'Content-Type': contentType } });
       expect(response.status).toBe(200);
       const answer = (await response.json()) as Record<string, unknown> & { predictions: Array<{ label: string; confidence: number }> };
-      for (const field of ['success', 'message', 'predictions', 'count', 'command', 'moduleId', 'executionProvider', 'canUseGPU', 'inferenceMs', 'processMs', 'analysisRoundTripMs']) {
+      for (const field of [
+        'success',
+        'message',
+        'predictions',
+        'count',
+        'command',
+        'moduleId',
+        'executionProvider',
+        'canUseGPU',
+        'inferenceMs',
+        'processMs',
+        'analysisRoundTripMs',
+      ]) {
         expect(answer).toHaveProperty(field);
       }
-      expect(answer).toMatchObject({ success: true, command: 'detect', moduleId: 'cpwc-detect', executionProvider: 'CPU', canUseGPU: false, code: 200 });
+      expect(answer).toMatchObject({
+        success: true,
+        command: 'detect',
+        moduleId: 'cpwc-detect',
+        executionProvider: 'CPU',
+        canUseGPU: false,
+        code: 200,
+      });
       const reference = await nativeDetections(server, '?score_threshold=0.5');
       expect(answer.count).toBe(reference.length);
       expect(answer.predictions.map((p) => p.confidence)).toEqual(reference.map((d) => d.score));
       expect(answer.predictions.map((p) => p.label)).toEqual(reference.map((d) => d.label.toLowerCase()));
       const scores = answer.predictions.map((p) => p.confidence);
       expect(scores).toEqual([...scores].sort((a, b) => b - a));
-      const custom = await fetch(`${server.url}/v1/vision/custom/${MODEL}`, { method: 'POST', body, headers: { 'Content-Type': contentType } });
+      const custom = await fetch(`${server.url}/v1/vision/custom/${MODEL}`, {
+        method: 'POST',
+        body,
+        headers: { 'Content-Type': contentType },
+      });
       expect(((await custom.json()) as { command: string }).command).toBe('custom');
     });
 
     it('caps predictions at --deepstack-max-predictions, best first, and leaves /v1/detect alone', async () => {
-      const { body, contentType } = multipart([{ name: 'image', value: landscape }, { name: 'min_confidence', value: '0' }]);
+      const { body, contentType } = multipart([
+        { name: 'image', value: landscape },
+        { name: 'min_confidence', value: '0' },
+      ]);
       const response = await fetch(`${capped.url}/v1/vision/detection`, { method: 'POST', body, headers: { 'Content-Type': contentType } });
       const answer = (await response.json()) as { count: number; predictions: Array<{ confidence: number }> };
       const reference = await nativeDetections(capped, '?score_threshold=0');
@@ -95,11 +129,16 @@ describe('protocol routes', () => {
       expect(list.status).toBe(200);
       expect(await list.json()).toMatchObject({ success: true, models: [MODEL], command: 'list' });
       const form = multipart([{ name: 'api_key', value: 'ignored-when-open' }]);
-      const listForm = await fetch(`${server.url}/v1/vision/custom/list`, { method: 'POST', body: form.body, headers: { 'Content-Type': form.contentType } });
+      const listForm = await fetch(`${server.url}/v1/vision/custom/list`, {
+        method: 'POST',
+        body: form.body,
+        headers: { 'Content-Type': form.contentType },
+      });
       expect(((await listForm.json()) as { models: string[] }).models).toEqual([MODEL]);
       const update = await fetch(`${server.url}/v1/status/updateavailable`);
       expect(update.status).toBe(200);
-      const packageVersion = (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+      const packageVersion = (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string })
+        .version;
       expect(SERVER_VERSION).toBe(packageVersion);
       expect(await update.json()).toMatchObject({ success: true, updateAvailable: false, version: versionParts(packageVersion) });
       expect(((await (await fetch(`${server.url}/v2`)).json()) as { version: string }).version).toBe(packageVersion);
@@ -114,8 +153,13 @@ describe('protocol routes', () => {
         body: `--${boundary}\r\n[]--${boundary}--\r\n`,
         headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` },
       });
-      expect([response.status, await response.json()]).toEqual([400, { success: false, error: 'the multipart/form-data body is malformed: Malformed part header', code: 400 }]);
-      expect(await documentedStatuses(server, '/v1/vision/custom/list', 'post')).toEqual(expect.arrayContaining(['200', '400', '401', '408', '413', '503']));
+      expect([response.status, await response.json()]).toEqual([
+        400,
+        { success: false, error: 'the multipart/form-data body is malformed: Malformed part header', code: 400 },
+      ]);
+      expect(await documentedStatuses(server, '/v1/vision/custom/list', 'post')).toEqual(
+        expect.arrayContaining(['200', '400', '401', '408', '413', '503']),
+      );
     });
   });
 
@@ -123,7 +167,11 @@ describe('protocol routes', () => {
     it('answers binary tensors in the order asked, FP32 and INT64 little-endian, BYTES length-prefixed', async () => {
       const { body, headers } = binaryInfer(landscape, {
         id: 'req-7',
-        outputs: [{ name: 'CLASS_IDS', parameters: { binary_data: true } }, { name: 'SCORES', parameters: { binary_data: true } }, { name: 'LABELS', parameters: { binary_data: true } }],
+        outputs: [
+          { name: 'CLASS_IDS', parameters: { binary_data: true } },
+          { name: 'SCORES', parameters: { binary_data: true } },
+          { name: 'LABELS', parameters: { binary_data: true } },
+        ],
         parameters: { max_detections: 4 },
       });
       const response = await fetch(`${server.url}/v2/models/${MODEL}/infer`, { method: 'POST', body, headers });
@@ -131,7 +179,11 @@ describe('protocol routes', () => {
       expect(response.headers.get('content-type')).toBe('application/octet-stream');
       const raw = Buffer.from(await response.arrayBuffer());
       const jsonLength = Number(response.headers.get('inference-header-content-length'));
-      const head = JSON.parse(raw.subarray(0, jsonLength).toString('utf8')) as { id: string; model_name: string; outputs: Array<{ name: string; shape: number[]; parameters: { binary_data_size: number } }> };
+      const head = JSON.parse(raw.subarray(0, jsonLength).toString('utf8')) as {
+        id: string;
+        model_name: string;
+        outputs: Array<{ name: string; shape: number[]; parameters: { binary_data_size: number } }>;
+      };
       expect(head.id).toBe('req-7');
       expect(head.model_name).toBe(MODEL);
       const reference = await nativeDetections(server, '?max_detections=4');
@@ -153,21 +205,54 @@ describe('protocol routes', () => {
     });
 
     it('refuses malformed requests with 400 {"error"} naming the problem', async () => {
-      const post = (body: Buffer | string, headers: Record<string, string> = {}) => fetch(`${server.url}/v2/models/${MODEL}/infer`, { method: 'POST', body, headers });
+      const post = (body: Buffer | string, headers: Record<string, string> = {}) =>
+        fetch(`${server.url}/v2/models/${MODEL}/infer`, { method: 'POST', body, headers });
       const cases: Array<[Promise<Response>, number, string]> = [
         [post('{not json'), 400, 'the inference request header is not valid JSON'],
-        [post(JSON.stringify({ inputs: [{ name: 'PIXELS', datatype: 'FP32', shape: [1], data: [0] }] })), 400, "unknown input 'PIXELS'; the only input is IMAGE (BYTES, shape [1])"],
-        [post(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: ['%%%'] }] })), 400, 'input IMAGE: the JSON string is not base64 (send the encoded image as base64, or use binary data)'],
-        [post(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }], outputs: [{ name: 'MASKS' }] })), 400, "unknown output 'MASKS'; outputs are BOXES, SCORES, CLASS_IDS, LABELS"],
-        [post(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }], parameters: { score_threshold: 2 } })), 400, "score_threshold must be a number in [0, 1], got '2'"],
+        [
+          post(JSON.stringify({ inputs: [{ name: 'PIXELS', datatype: 'FP32', shape: [1], data: [0] }] })),
+          400,
+          "unknown input 'PIXELS'; the only input is IMAGE (BYTES, shape [1])",
+        ],
+        [
+          post(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: ['%%%'] }] })),
+          400,
+          'input IMAGE: the JSON string is not base64 (send the encoded image as base64, or use binary data)',
+        ],
+        [
+          post(
+            JSON.stringify({
+              inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }],
+              outputs: [{ name: 'MASKS' }],
+            }),
+          ),
+          400,
+          "unknown output 'MASKS'; outputs are BOXES, SCORES, CLASS_IDS, LABELS",
+        ],
+        [
+          post(
+            JSON.stringify({
+              inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }],
+              parameters: { score_threshold: 2 },
+            }),
+          ),
+          400,
+          "score_threshold must be a number in [0, 1], got '2'",
+        ],
         [post('{}', { 'Inference-Header-Content-Length': '99' }), 400, 'Inference-Header-Content-Length is 99 but the body has 2 bytes'],
-        [post('{}', { 'Content-Encoding': 'gzip' }), 400, "Content-Encoding 'gzip' is not supported: send the inference request uncompressed"],
+        [
+          post('{}', { 'Content-Encoding': 'gzip' }),
+          400,
+          "Content-Encoding 'gzip' is not supported: send the inference request uncompressed",
+        ],
       ];
       for (const [response, status, message] of cases) {
         const answer = await response;
         expect([answer.status, await answer.json()]).toEqual([status, { error: message }]);
       }
-      const json = await post(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }] }));
+      const json = await post(
+        JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], data: [landscape.toString('base64')] }] }),
+      );
       expect(json.status).toBe(200);
       expect(json.headers.get('content-type')).toMatch(/^application\/json/);
     });
@@ -175,25 +260,41 @@ describe('protocol routes', () => {
     it('splits and joins BYTES tensors and rejects one cut short', () => {
       const joined = encodeBytesTensor(['a', 'béta', '']);
       expect(decodeBytesTensor(joined, 'X').map((b) => b.toString('utf8'))).toEqual(['a', 'béta', '']);
-      expect(() => decodeBytesTensor(joined.subarray(0, 6), 'X')).toThrow("input X: binary BYTES data is cut inside an element's 4-byte length");
-      expect(() => decodeBytesTensor(joined.subarray(0, 11), 'X')).toThrow('input X: a BYTES element says 5 bytes but only 2 follow');
-      expect(() => parseInferRequest(Buffer.from(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 10 } }] })), undefined)).toThrow(
-        'input IMAGE: binary_data_size 10 runs past the end of the body',
+      expect(() => decodeBytesTensor(joined.subarray(0, 6), 'X')).toThrow(
+        "input X: binary BYTES data is cut inside an element's 4-byte length",
       );
+      expect(() => decodeBytesTensor(joined.subarray(0, 11), 'X')).toThrow('input X: a BYTES element says 5 bytes but only 2 follow');
+      expect(() =>
+        parseInferRequest(
+          Buffer.from(JSON.stringify({ inputs: [{ name: 'IMAGE', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 10 } }] })),
+          undefined,
+        ),
+      ).toThrow('input IMAGE: binary_data_size 10 runs past the end of the body');
     });
   });
 
   describe('Hugging Face', () => {
     it('takes the JSON form with a base64 image and a threshold, and refuses a URL input', async () => {
-      const post = (body: unknown) => fetch(`${server.url}/models/${MODEL}`, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+      const post = (body: unknown) =>
+        fetch(`${server.url}/models/${MODEL}`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'Content-Type': 'application/json' },
+        });
       const answer = await post({ inputs: landscape.toString('base64'), parameters: { threshold: 0.7 } });
       expect(answer.status).toBe(200);
       const reference = await nativeDetections(server, '?score_threshold=0.7');
       expect(await answer.json()).toEqual(reference.map((d) => ({ label: d.label, score: d.score, box: d.box })));
       const url = await post({ inputs: 'https://example.com/cat.jpg' });
-      expect([url.status, await url.json()]).toEqual([400, { error: 'inputs must be the image as a base64 string (URLs are not fetched by this server)' }]);
+      expect([url.status, await url.json()]).toEqual([
+        400,
+        { error: 'inputs must be the image as a base64 string (URLs are not fetched by this server)' },
+      ]);
       const threshold = await post({ inputs: landscape.toString('base64'), parameters: { threshold: 'high' } });
-      expect([threshold.status, await threshold.json()]).toEqual([400, { error: `parameters.threshold must be a number in [0, 1], got '"high"'` }]);
+      expect([threshold.status, await threshold.json()]).toEqual([
+        400,
+        { error: `parameters.threshold must be a number in [0, 1], got '"high"'` },
+      ]);
     });
   });
 
@@ -210,8 +311,16 @@ describe('protocol routes', () => {
       ['GET', `/v2/models/${MODEL}/ready`, { error: 'a valid API key is required (Authorization: Bearer KEY)' }],
       ['GET', `/v2/models/${MODEL}/versions/1/ready`, { error: 'a valid API key is required (Authorization: Bearer KEY)' }],
       ['POST', '/v2/repository/index', { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' }],
-      ['POST', `/v2/repository/models/${MODEL}/load`, { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' }],
-      ['POST', `/v2/repository/models/${MODEL}/unload`, { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' }],
+      [
+        'POST',
+        `/v2/repository/models/${MODEL}/load`,
+        { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' },
+      ],
+      [
+        'POST',
+        `/v2/repository/models/${MODEL}/unload`,
+        { error: 'a valid API key is required (Authorization: Bearer KEY)', code: 'UNAUTHORIZED' },
+      ],
     ];
     for (const [method, route, body] of routes) {
       const response = await fetch(`${locked.url}${route}`, { method, body: method === 'POST' ? landscape : undefined });
@@ -222,7 +331,9 @@ describe('protocol routes', () => {
     for (const route of ['/v2', '/v2/health/live', '/v2/health/ready', '/v1/status/updateavailable']) {
       expect([route, (await fetch(`${locked.url}${route}`)).status]).toEqual([route, 200]);
     }
-    const keyed = await fetch(`${locked.url}/v2/models/${MODEL}/versions/1/ready`, { headers: { Authorization: 'Bearer protocol-key-0001' } });
+    const keyed = await fetch(`${locked.url}/v2/models/${MODEL}/versions/1/ready`, {
+      headers: { Authorization: 'Bearer protocol-key-0001' },
+    });
     expect(await keyed.json()).toEqual({ name: MODEL, ready: true });
   });
 
@@ -243,7 +354,8 @@ describe('protocol routes', () => {
 
   describe("Triton's repository API on a server of one detector", () => {
     it('answers index, load and unload with a documented 404 NOT_FOUND in Triton shape, whatever the body (no 405)', async () => {
-      const message = 'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)';
+      const message =
+        'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)';
       const cases: Array<[string, string, string | undefined]> = [
         ['/v2/repository/index', '/v2/repository/index', undefined],
         ['/v2/repository/index', '/v2/repository/index', '{"ready": {}}'],
@@ -251,7 +363,11 @@ describe('protocol routes', () => {
         ['/v2/repository/models/0/unload', '/v2/repository/models/{model}/unload', undefined],
       ];
       for (const [route, template, body] of cases) {
-        const response = await fetch(`${server.url}${route}`, { method: 'POST', body, headers: body === undefined ? {} : { 'Content-Type': 'application/json' } });
+        const response = await fetch(`${server.url}${route}`, {
+          method: 'POST',
+          body,
+          headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+        });
         expect([route, response.status, await response.json()]).toEqual([route, 404, { error: message, code: 'NOT_FOUND' }]);
         expect([route, await documentedStatuses(server, template, 'post')]).toEqual([route, expect.arrayContaining(['404'])]);
       }
@@ -262,7 +378,11 @@ describe('protocol routes', () => {
     it('answers a preflight from an allowed origin and marks its answers, errors included; other origins get no CORS headers', async () => {
       const preflight = await fetch(`${cors.url}/v1/detect`, {
         method: 'OPTIONS',
-        headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type' },
+        headers: {
+          Origin: 'https://app.example',
+          'Access-Control-Request-Method': 'POST',
+          'Access-Control-Request-Headers': 'authorization, content-type',
+        },
       });
       expect(preflight.status).toBe(204);
       expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
@@ -272,14 +392,24 @@ describe('protocol routes', () => {
       expect(detect.status).toBe(200);
       expect(detect.headers.get('access-control-allow-origin')).toBe('https://app.example');
       expect(detect.headers.get('access-control-expose-headers')).toContain('X-Request-Id');
-      const error = await fetch(`${cors.url}/v1/detect`, { method: 'POST', body: 'not an image', headers: { Origin: 'https://app.example' } });
+      const error = await fetch(`${cors.url}/v1/detect`, {
+        method: 'POST',
+        body: 'not an image',
+        headers: { Origin: 'https://app.example' },
+      });
       expect(error.status).toBe(415);
       expect(error.headers.get('access-control-allow-origin')).toBe('https://app.example');
-      const other = await fetch(`${cors.url}/v1/detect`, { method: 'OPTIONS', headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' } });
+      const other = await fetch(`${cors.url}/v1/detect`, {
+        method: 'OPTIONS',
+        headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' },
+      });
       expect(other.status).toBe(405);
       expect(other.headers.get('access-control-allow-origin')).toBeNull();
       // CORS off (the default): a preflight is just a method this route does not allow
-      const off = await fetch(`${server.url}/v1/detect`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' } });
+      const off = await fetch(`${server.url}/v1/detect`, {
+        method: 'OPTIONS',
+        headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' },
+      });
       expect(off.status).toBe(405);
       expect(off.headers.get('access-control-allow-origin')).toBeNull();
     });

@@ -69,7 +69,14 @@ async function startRepoServer(root: string, overrides: Partial<ServerConfig> = 
     logger: createLogger('info', destination),
     processMetrics: false,
     repository: ({ inference, metrics, logger }) =>
-      new ModelRepository({ root, defaultModel: config.defaultModel, load: (dir) => Detector.load(dir, { intraOpThreads: 1 }), inference, metrics, logger }),
+      new ModelRepository({
+        root,
+        defaultModel: config.defaultModel,
+        load: (dir) => Detector.load(dir, { intraOpThreads: 1 }),
+        inference,
+        metrics,
+        logger,
+      }),
   });
   await running.detection.warmUp();
   await running.detection.repository?.whenSettled();
@@ -77,7 +84,11 @@ async function startRepoServer(root: string, overrides: Partial<ServerConfig> = 
 }
 
 function detect(server: RunningServer, query = ''): Promise<Response> {
-  return fetch(`${server.url}/v1/detect?score_threshold=0${query}`, { method: 'POST', body: landscape, headers: { 'Content-Type': 'image/jpeg' } });
+  return fetch(`${server.url}/v1/detect?score_threshold=0${query}`, {
+    method: 'POST',
+    body: landscape,
+    headers: { 'Content-Type': 'image/jpeg' },
+  });
 }
 
 async function models(server: RunningServer): Promise<ModelsBody> {
@@ -157,12 +168,23 @@ describe('a server over a repository of three models', () => {
       expect(byQuery.model).toBe('tiny-c4');
       expect(byQuery.detections).toEqual(expected);
 
-      const { body, contentType } = multipart([{ name: 'image', value: landscape, filename: 'x.jpg' }, { name: 'model', value: 'tiny-c4' }, { name: 'score_threshold', value: '0' }]);
+      const { body, contentType } = multipart([
+        { name: 'image', value: landscape, filename: 'x.jpg' },
+        { name: 'model', value: 'tiny-c4' },
+        { name: 'score_threshold', value: '0' },
+      ]);
       const byField = await fetch(`${server.url}/v1/detect`, { method: 'POST', body, headers: { 'Content-Type': contentType } });
       expect(((await byField.json()) as DetectBody).detections).toEqual(expected);
 
-      const custom = multipart([{ name: 'image', value: landscape, filename: 'x.jpg' }, { name: 'min_confidence', value: '0' }]);
-      const deepstack = await fetch(`${server.url}/v1/vision/custom/tiny-c4`, { method: 'POST', body: custom.body, headers: { 'Content-Type': custom.contentType } });
+      const custom = multipart([
+        { name: 'image', value: landscape, filename: 'x.jpg' },
+        { name: 'min_confidence', value: '0' },
+      ]);
+      const deepstack = await fetch(`${server.url}/v1/vision/custom/tiny-c4`, {
+        method: 'POST',
+        body: custom.body,
+        headers: { 'Content-Type': custom.contentType },
+      });
       const predictions = ((await deepstack.json()) as { predictions: Array<{ label: string }> }).predictions;
       expect(predictions.map((p) => p.label)).toEqual(expected.map((d) => d.label));
     } finally {
@@ -175,7 +197,10 @@ describe('a server over a repository of three models', () => {
   it('answers an unknown model with 404 MODEL_NOT_FOUND in each protocol’s shape', async () => {
     const native = await detect(server, '&model=nope');
     expect(native.status).toBe(404);
-    expect(((await native.json()) as ErrorBody).error).toEqual({ code: 'MODEL_NOT_FOUND', message: `unknown model 'nope'; models: ${SHAPES}, tiny-c4, tiny-fpn` });
+    expect(((await native.json()) as ErrorBody).error).toEqual({
+      code: 'MODEL_NOT_FOUND',
+      message: `unknown model 'nope'; models: ${SHAPES}, tiny-c4, tiny-fpn`,
+    });
     const deepstack = await fetch(`${server.url}/v1/vision/custom/nope`, { method: 'POST', body: landscape });
     expect(deepstack.status).toBe(404);
     expect(await deepstack.json()).toMatchObject({ success: false, code: 404 });
@@ -188,7 +213,12 @@ describe('a server over a repository of three models', () => {
     copyModel(fixtureModel('tiny-fpn'), path.join(root, '.tiny-fpn-v2'), 'v2:');
     let swapDone = false;
     let swapped = false;
-    const stream = requestStream(server, 'tiny-fpn', () => swapDone, () => swapped);
+    const stream = requestStream(
+      server,
+      'tiny-fpn',
+      () => swapDone,
+      () => swapped,
+    );
     await waitFor(() => stream.answers.length >= 2, 30_000, 'requests before the swap');
     renameSync(path.join(root, 'tiny-fpn'), path.join(root, '.tiny-fpn-v1'));
     renameSync(path.join(root, '.tiny-fpn-v2'), path.join(root, 'tiny-fpn'));
@@ -215,14 +245,23 @@ describe('a server over a repository of three models', () => {
     expect(before[0].labels.some((l) => l.startsWith('v2:'))).toBe(false);
     expect(server.logs.some((l) => l.msg === 'model reloaded' && l.model === 'tiny-fpn')).toBe(true);
     // the old version is closed once its last request is done
-    await waitFor(() => server.logs.some((l) => l.msg === 'previous model version closed' && l.model === 'tiny-fpn'), 10_000, 'the old version closed');
+    await waitFor(
+      () => server.logs.some((l) => l.msg === 'previous model version closed' && l.model === 'tiny-fpn'),
+      10_000,
+      'the old version closed',
+    );
   }, 120_000);
 
   it('replaces a model by a symlink swap while requests run, the same way', async () => {
     copyModel(path.join(versions, 'tiny-c4-v1'), path.join(versions, 'tiny-c4-v2'), 'c4v2:');
     let swapDone = false;
     let swapped = false;
-    const stream = requestStream(server, 'tiny-c4', () => swapDone, () => swapped);
+    const stream = requestStream(
+      server,
+      'tiny-c4',
+      () => swapDone,
+      () => swapped,
+    );
     await waitFor(() => stream.answers.length >= 2, 30_000, 'requests before the swap');
     symlinkSync(path.join(versions, 'tiny-c4-v2'), path.join(root, '.tiny-c4-next'));
     renameSync(path.join(root, '.tiny-c4-next'), path.join(root, 'tiny-c4'));
@@ -238,7 +277,12 @@ describe('a server over a repository of three models', () => {
       expect(answer.labels.length).toBeGreaterThan(0);
       expect(answer.labels.every((l) => l.startsWith('c4v2:'))).toBe(true);
     }
-    await waitFor(() => server.logs.some((l) => l.msg === 'previous model version closed' && l.realDir === realpathSync(path.join(versions, 'tiny-c4-v1'))), 10_000, 'the old version closed');
+    await waitFor(
+      () =>
+        server.logs.some((l) => l.msg === 'previous model version closed' && l.realDir === realpathSync(path.join(versions, 'tiny-c4-v1'))),
+      10_000,
+      'the old version closed',
+    );
   }, 120_000);
 
   it('adds a model copied under a hidden name and renamed into place, and removes one', async () => {
@@ -289,7 +333,10 @@ describe('a server over a repository of three models', () => {
     renameSync(path.join(root, '.tiny-c4-next'), path.join(root, 'tiny-c4'));
     const load = await repositoryPost(server, 'models/tiny-c4/load');
     expect(load.status).toBe(400);
-    expect(await load.json()).toMatchObject({ code: 'MODEL_LOAD_FAILED', error: expect.stringMatching(/^model 'tiny-c4' failed to load: MODEL_INVALID: graph .*backbone_rpn\.onnx has sha256/) });
+    expect(await load.json()).toMatchObject({
+      code: 'MODEL_LOAD_FAILED',
+      error: expect.stringMatching(/^model 'tiny-c4' failed to load: MODEL_INVALID: graph .*backbone_rpn\.onnx has sha256/),
+    });
     const c4 = (await models(server)).repository.find((m) => m.name === 'tiny-c4');
     expect(c4).toMatchObject({ state: 'ready', error: expect.stringMatching(/backbone_rpn\.onnx/) });
     const still = (await (await detect(server, '&model=tiny-c4')).json()) as DetectBody;
@@ -311,7 +358,10 @@ describe('a server over a repository of three models', () => {
   it('refuses to unload the default model; unloads and reloads another', async () => {
     const refused = await repositoryPost(server, `models/${SHAPES}/unload`);
     expect(refused.status).toBe(409);
-    expect(await refused.json()).toEqual({ code: 'MODEL_UNLOAD_REFUSED', error: `model '${SHAPES}' is the default model (routes that name no model use it); it cannot be unloaded` });
+    expect(await refused.json()).toEqual({
+      code: 'MODEL_UNLOAD_REFUSED',
+      error: `model '${SHAPES}' is the default model (routes that name no model use it); it cannot be unloaded`,
+    });
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
 
     const unloaded = await repositoryPost(server, 'models/tiny-fpn/unload');
@@ -319,7 +369,9 @@ describe('a server over a repository of three models', () => {
     expect(await unloaded.json()).toMatchObject({ name: 'tiny-fpn', state: 'unloaded' });
     const gone = await detect(server, '&model=tiny-fpn');
     expect(gone.status).toBe(404);
-    expect(((await gone.json()) as ErrorBody).error.message).toBe("model 'tiny-fpn' is unloaded (POST /v2/repository/models/tiny-fpn/load loads it)");
+    expect(((await gone.json()) as ErrorBody).error.message).toBe(
+      "model 'tiny-fpn' is unloaded (POST /v2/repository/models/tiny-fpn/load loads it)",
+    );
     // a rescan leaves an unloaded model unloaded
     const index = (await (await repositoryPost(server, 'index')).json()) as Array<{ name: string; state: string; reason: string }>;
     expect(index.find((r) => r.name === 'tiny-fpn')).toEqual({ name: 'tiny-fpn', version: '1', state: 'UNAVAILABLE', reason: 'unloaded' });
@@ -333,15 +385,32 @@ describe('a server over a repository of three models', () => {
     expect(await response.json()).toEqual({ code: 'INVALID_PARAMETER', error: `'ready' must be true or false, got "yes"` });
     // JSON that is not an object (null included: schemathesis found it answered 200)
     for (const body of ['null', '[]', 'true']) {
-      const notObject = await fetch(`${server.url}/v2/repository/index`, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
-      expect([notObject.status, await notObject.json()]).toEqual([400, { code: 'INVALID_PARAMETER', error: 'the index request body must be a JSON object such as {"ready": true}' }]);
+      const notObject = await fetch(`${server.url}/v2/repository/index`, {
+        method: 'POST',
+        body,
+        headers: { 'Content-Type': 'application/json' },
+      });
+      expect([notObject.status, await notObject.json()]).toEqual([
+        400,
+        { code: 'INVALID_PARAMETER', error: 'the index request body must be a JSON object such as {"ready": true}' },
+      ]);
     }
     // no body at all (tritonclient's index request) lists every model
     expect((await fetch(`${server.url}/v2/repository/index`, { method: 'POST' })).status).toBe(200);
-    const notJson = await fetch(`${server.url}/v2/repository/index`, { method: 'POST', body: '{ready', headers: { 'Content-Type': 'application/json' } });
-    expect([notJson.status, await notJson.json()]).toEqual([400, { code: 'BAD_REQUEST', error: 'the request body must be JSON, e.g. {"ready": true}' }]);
+    const notJson = await fetch(`${server.url}/v2/repository/index`, {
+      method: 'POST',
+      body: '{ready',
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect([notJson.status, await notJson.json()]).toEqual([
+      400,
+      { code: 'BAD_REQUEST', error: 'the request body must be JSON, e.g. {"ready": true}' },
+    ]);
     const large = await repositoryPost(server, 'index', { ready: true, pad: 'x'.repeat(17 * 1024) });
-    expect([large.status, await large.json()]).toEqual([413, { code: 'BODY_TOO_LARGE', error: 'the index request body is larger than this server accepts (16384 bytes)' }]);
+    expect([large.status, await large.json()]).toEqual([
+      413,
+      { code: 'BODY_TOO_LARGE', error: 'the index request body is larger than this server accepts (16384 bytes)' },
+    ]);
   });
 
   it('polls: a model added to the directory is served without any request asking for it', async () => {
@@ -375,7 +444,11 @@ describe('the repository API behind API keys', () => {
   it('needs a key for index, load and unload; the only model is the default', async () => {
     for (const route of ['index', 'models/tiny-c4/load', 'models/tiny-c4/unload']) {
       const refused = await repositoryPost(server, route);
-      expect([route, refused.status, await refused.json()]).toEqual([route, 401, { code: 'UNAUTHORIZED', error: 'a valid API key is required (Authorization: Bearer KEY)' }]);
+      expect([route, refused.status, await refused.json()]).toEqual([
+        route,
+        401,
+        { code: 'UNAUTHORIZED', error: 'a valid API key is required (Authorization: Bearer KEY)' },
+      ]);
     }
     const index = await repositoryPost(server, 'index', undefined, { Authorization: 'Bearer secret-key-1234' });
     expect(await index.json()).toEqual([{ name: 'tiny-c4', version: '1', state: 'READY', reason: '' }]);
@@ -441,9 +514,12 @@ describe('one inference pool for every model; the default model removed', () => 
     const limiter = server.detection.inference.limiter;
     let release: () => void = () => undefined;
     // the one slot, held until released
-    const held = limiter.run(() => new Promise<void>((resolve) => {
-      release = resolve;
-    }));
+    const held = limiter.run(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+    );
     await waitFor(() => limiter.state.running === 1, 5_000, 'the slot taken');
     const queued = detect(server, '&model=tiny-c4');
     await waitFor(() => limiter.state.queued === 1, 10_000, 'the tiny-c4 request queued');
@@ -462,10 +538,17 @@ describe('one inference pool for every model; the default model removed', () => 
     await repositoryPost(server, 'index');
     const gone = await fetch(`${server.url}/readyz`);
     expect(gone.status).toBe(503);
-    expect(await gone.json()).toEqual({ status: 'default_model_unavailable', model: 'tiny-c4', reason: "the default model 'tiny-c4' is not loaded" });
+    expect(await gone.json()).toEqual({
+      status: 'default_model_unavailable',
+      model: 'tiny-c4',
+      reason: "the default model 'tiny-c4' is not loaded",
+    });
     const refused = await detect(server);
     expect(refused.status).toBe(404);
-    expect(((await refused.json()) as ErrorBody).error).toEqual({ code: 'MODEL_NOT_FOUND', message: "unknown model 'tiny-c4'; models: tiny-fpn" });
+    expect(((await refused.json()) as ErrorBody).error).toEqual({
+      code: 'MODEL_NOT_FOUND',
+      message: "unknown model 'tiny-c4'; models: tiny-fpn",
+    });
     expect((await detect(server, '&model=tiny-fpn')).status).toBe(200);
 
     renameSync(path.join(server.root, '.tiny-c4-away'), path.join(server.root, 'tiny-c4'));

@@ -23,7 +23,10 @@ interface Cli {
 }
 
 function serve(args: string[], env: Record<string, string> = {}): Cli {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   let stdout = '';
@@ -38,10 +41,12 @@ function serve(args: string[], env: Record<string, string> = {}): Cli {
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    for (const wake of waiters.splice(0)) wake();
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      for (const wake of waiters.splice(0)) wake();
+      resolve(code);
+    }),
+  );
   return {
     exited,
     stderr: () => stderr,
@@ -75,16 +80,23 @@ describe('repository settings', () => {
     expect(loadConfig([], {}).config).toMatchObject({ modelRepository: undefined, defaultModel: undefined, repositoryPollS: 10 });
     const fromEnv = loadConfig([], { CPWC_MODEL_REPOSITORY: '/models', CPWC_DEFAULT_MODEL: 'general', CPWC_REPOSITORY_POLL_S: '0' }).config;
     expect(fromEnv).toMatchObject({ modelRepository: '/models', defaultModel: 'general', repositoryPollS: 0 });
-    const fromFlags = loadConfig(['--model-repository', '/srv/m', '--default-model', 'cam', '--repository-poll-s', '30'], { CPWC_DEFAULT_MODEL: 'general' }).config;
+    const fromFlags = loadConfig(['--model-repository', '/srv/m', '--default-model', 'cam', '--repository-poll-s', '30'], {
+      CPWC_DEFAULT_MODEL: 'general',
+    }).config;
     expect(fromFlags).toMatchObject({ modelRepository: '/srv/m', defaultModel: 'cam', repositoryPollS: 30 });
-    expect(() => loadConfig(['--repository-poll-s=-1'], {})).toThrow(new ConfigError("--repository-poll-s must be an integer in [0, 86400], got '-1'"));
+    expect(() => loadConfig(['--repository-poll-s=-1'], {})).toThrow(
+      new ConfigError("--repository-poll-s must be an integer in [0, 86400], got '-1'"),
+    );
     expect(() => loadConfig([], { CPWC_DEFAULT_MODEL: ' ' })).toThrow(new ConfigError('CPWC_DEFAULT_MODEL must not be empty'));
   });
 });
 
 describe('cpwc-detect serve --model-repository (child process)', () => {
   it('serves every model of the directory, the chosen default on /v1/detect, and exits 0 on SIGTERM', async () => {
-    const cli = serve(['--model-repository', root, '--port', '0', '--threads', '1'], { CPWC_DEFAULT_MODEL: 'tiny-fpn', CPWC_REPOSITORY_POLL_S: '0' });
+    const cli = serve(['--model-repository', root, '--port', '0', '--threads', '1'], {
+      CPWC_DEFAULT_MODEL: 'tiny-fpn',
+      CPWC_REPOSITORY_POLL_S: '0',
+    });
     try {
       const { url } = (await cli.logLine('listening; warming up')) as { url: string };
       await cli.logLine('ready');
@@ -96,7 +108,9 @@ describe('cpwc-detect serve --model-repository (child process)', () => {
       ]);
       const byDefault = (await (await fetch(`${url}/v1/detect`, { method: 'POST', body: landscape })).json()) as { model: string };
       expect(byDefault.model).toBe('tiny-fpn');
-      const named = (await (await fetch(`${url}/v1/detect?model=tiny-c4`, { method: 'POST', body: landscape })).json()) as { model: string };
+      const named = (await (await fetch(`${url}/v1/detect?model=tiny-c4`, { method: 'POST', body: landscape })).json()) as {
+        model: string;
+      };
       expect(named.model).toBe('tiny-c4');
       cli.kill('SIGTERM');
       expect(await cli.exited).toBe(0);
@@ -108,6 +122,8 @@ describe('cpwc-detect serve --model-repository (child process)', () => {
   it('refuses a default model the repository does not hold, with exit 1 and the models it has', async () => {
     const cli = serve(['--model-repository', root, '--port', '0', '--default-model', 'nope']);
     expect(await cli.exited).toBe(1);
-    expect(cli.stderr()).toContain(`cannot load the model repository '${root}': the default model 'nope' is not in the repository '${root}' (models: tiny-c4, tiny-fpn)`);
+    expect(cli.stderr()).toContain(
+      `cannot load the model repository '${root}': the default model 'nope' is not in the repository '${root}' (models: tiny-c4, tiny-fpn)`,
+    );
   }, 60_000);
 });

@@ -196,7 +196,23 @@ describe('cpwc-detect serve (child process)', () => {
     const { code } = await child.exited;
     expect(code).toBe(0);
     const text = child.lines.map((l) => l.msg).join('\n');
-    for (const name of ['CPWC_PORT', 'CPWC_HOST', 'CPWC_MODEL_DIR', 'CPWC_THREADS', 'CPWC_CONCURRENCY', 'CPWC_QUEUE_SIZE', 'CPWC_REQUEST_TIMEOUT_MS', 'CPWC_MAX_BODY_BYTES', 'CPWC_MAX_PIXELS', 'CPWC_SCORE_THRESHOLD', 'CPWC_API_KEYS', 'CPWC_METRICS_AUTH', 'CPWC_LOG_LEVEL', 'CPWC_SHUTDOWN_GRACE_MS', 'CPWC_DRAIN_DELAY_MS']) {
+    for (const name of [
+      'CPWC_PORT',
+      'CPWC_HOST',
+      'CPWC_MODEL_DIR',
+      'CPWC_THREADS',
+      'CPWC_CONCURRENCY',
+      'CPWC_QUEUE_SIZE',
+      'CPWC_REQUEST_TIMEOUT_MS',
+      'CPWC_MAX_BODY_BYTES',
+      'CPWC_MAX_PIXELS',
+      'CPWC_SCORE_THRESHOLD',
+      'CPWC_API_KEYS',
+      'CPWC_METRICS_AUTH',
+      'CPWC_LOG_LEVEL',
+      'CPWC_SHUTDOWN_GRACE_MS',
+      'CPWC_DRAIN_DELAY_MS',
+    ]) {
       expect(text).toContain(name);
     }
   });
@@ -216,11 +232,23 @@ describe('cpwc-detect serve (child process)', () => {
   });
 
   // Only where onnxruntime-node's CUDA provider is not installed (`npm ci --onnxruntime-node-install=cuda12` adds it).
-  const cudaMissing = !existsSync(path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime_providers_cuda.so'));
-  (cudaMissing ? it : it.skip)('refuses an execution provider that cannot start with exit 1 and EXECUTION_PROVIDER_UNAVAILABLE', async () => {
-    const child = track(startCli(['--port', '0', '--execution-provider', 'cuda']));
-    const { code } = await child.exited;
-    expect(code).toBe(1);
-    expect(child.stderr.join('')).toContain(': EXECUTION_PROVIDER_UNAVAILABLE: the cuda execution provider is not available');
-  });
+  const cudaMissing = !existsSync(
+    path.join(
+      path.dirname(require.resolve('onnxruntime-node/package.json')),
+      'bin',
+      'napi-v6',
+      'linux',
+      'x64',
+      'libonnxruntime_providers_cuda.so',
+    ),
+  );
+  (cudaMissing ? it : it.skip)(
+    'refuses an execution provider that cannot start with exit 1 and EXECUTION_PROVIDER_UNAVAILABLE',
+    async () => {
+      const child = track(startCli(['--port', '0', '--execution-provider', 'cuda']));
+      const { code } = await child.exited;
+      expect(code).toBe(1);
+      expect(child.stderr.join('')).toContain(': EXECUTION_PROVIDER_UNAVAILABLE: the cuda execution provider is not available');
+    },
+  );
 });

@@ -94,7 +94,9 @@ describe('TIFF structure checks', () => {
     ['LZW', { compression: 'lzw' as const }],
     ['deflate, tiled', { compression: 'deflate' as const, tile: true, tileWidth: 64, tileHeight: 64 }],
   ])('refuses a real %s TIFF cut short, and decodes it whole', async (_name, options) => {
-    const whole = await sharp(readFileSync(path.join(IMAGES, 'landscape.jpg'))).tiff(options).toBuffer();
+    const whole = await sharp(readFileSync(path.join(IMAGES, 'landscape.jpg')))
+      .tiff(options)
+      .toBuffer();
     const ok = await detect(whole);
     expect(ok.status).toBe(200);
     expect([ok.body.width, ok.body.height]).toEqual([600, 400]);

@@ -22,7 +22,8 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIXTURES = resolve(ROOT, '../shared/fixtures/coco-eval');
-const USAGE = 'Usage: node tools/bench/bench-eval.mjs [--runs N] [--case case-large | --synthetic [--seed S] [--images N] [--categories N]] [--json]\n';
+const USAGE =
+  'Usage: node tools/bench/bench-eval.mjs [--runs N] [--case case-large | --synthetic [--seed S] [--images N] [--categories N]] [--json]\n';
 
 const { values } = parseArgs({
   options: {
@@ -57,7 +58,9 @@ function loadSyntheticGenerator(dir) {
   const require = createRequire(import.meta.url);
   const ts = require('typescript');
   const source = readFileSync(join(ROOT, 'test/eval/synthetic-coco.ts'), 'utf8');
-  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } });
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+  });
   const file = join(dir, 'synthetic-coco.cjs');
   writeFileSync(file, outputText);
   return require(file).syntheticCoco;
@@ -70,8 +73,14 @@ function prepareCase() {
     const dir = join(FIXTURES, golden);
     return { name: golden, dir, expected: JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) };
   }
-  if (values.case !== undefined) throw new Error(`${join(FIXTURES, values.case)} does not exist (the golden cases live in ../shared beside the repository)`);
-  const options = { seed: Number(values.seed), images: positiveInteger('images'), categories: positiveInteger('categories'), maxObjectsPerImage: 30 };
+  if (values.case !== undefined)
+    throw new Error(`${join(FIXTURES, values.case)} does not exist (the golden cases live in ../shared beside the repository)`);
+  const options = {
+    seed: Number(values.seed),
+    images: positiveInteger('images'),
+    categories: positiveInteger('categories'),
+    maxObjectsPerImage: 30,
+  };
   if (!Number.isInteger(options.seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-eval-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -131,7 +140,16 @@ const LIBRARIES = ['pycocotools', 'faster-coco-eval'];
 const target = prepareCase();
 const gt = JSON.parse(readFileSync(join(target.dir, 'gt.json'), 'utf8'));
 const detections = JSON.parse(readFileSync(join(target.dir, 'dt.json'), 'utf8')).length;
-const argv = [process.execPath, cli, 'eval', '--annotations', join(target.dir, 'gt.json'), '--detections', join(target.dir, 'dt.json'), '--json'];
+const argv = [
+  process.execPath,
+  cli,
+  'eval',
+  '--annotations',
+  join(target.dir, 'gt.json'),
+  '--detections',
+  join(target.dir, 'dt.json'),
+  '--json',
+];
 timed(argv); // warm the page cache
 
 const samples = [];
@@ -140,7 +158,8 @@ let stats;
 for (let i = 0; i < runs; i++) {
   const { cpu, stdout } = timed(argv);
   stats = JSON.parse(stdout).stats;
-  if (target.expected !== undefined && JSON.stringify(stats) !== JSON.stringify(target.expected.stats)) throw new Error('stats differ from expected.json');
+  if (target.expected !== undefined && JSON.stringify(stats) !== JSON.stringify(target.expected.stats))
+    throw new Error('stats differ from expected.json');
   samples.push(cpu);
   for (const library of LIBRARIES) {
     const ref = refs[library];
@@ -163,7 +182,13 @@ const summary = (library) => {
   const ref = refs[library];
   if (ref.error !== undefined) return { error: ref.error };
   const cpu = median(ref.cpu);
-  return { version: ref.version, cpu_seconds_median: cpu, load_cpu_seconds_median: median(ref.load), max_stat_difference: ref.maxDiff, speedup: cpu / ours };
+  return {
+    version: ref.version,
+    cpu_seconds_median: cpu,
+    load_cpu_seconds_median: median(ref.load),
+    max_stat_difference: ref.maxDiff,
+    speedup: cpu / ours,
+  };
 };
 const result = {
   case: target.name,

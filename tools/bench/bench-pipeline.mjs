@@ -52,7 +52,7 @@ const { values } = parseArgs({
     memory: { type: 'string' },
     arena: { type: 'string' },
     'mem-pattern': { type: 'string' },
-    'optimization': { type: 'string' },
+    optimization: { type: 'string' },
     'execution-mode': { type: 'string' },
     spinning: { type: 'string' },
     'arena-shrinkage': { type: 'string' },
@@ -116,7 +116,18 @@ function cpuPeak() {
 /** Graph A's multiply-accumulates at this input (tools/bench/graph_macs.py), or null when it cannot count them. */
 function graphMacs(dir, input) {
   try {
-    const out = execFileSync(PYTHON, [path.join(ROOT, 'tools', 'bench', 'graph_macs.py'), '--graph', path.join(dir, 'backbone_rpn.onnx'), '--input', String(input.width), String(input.height)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const out = execFileSync(
+      PYTHON,
+      [
+        path.join(ROOT, 'tools', 'bench', 'graph_macs.py'),
+        '--graph',
+        path.join(dir, 'backbone_rpn.onnx'),
+        '--input',
+        String(input.width),
+        String(input.height),
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const counted = JSON.parse(out);
     return counted.nodes_without_shape === 0 ? counted.macs : null;
   } catch {
@@ -154,19 +165,27 @@ function sessionOptions() {
 async function benchImage(dir) {
   if (values.image) return values.image;
   const file = path.join(dir, 'landscape-1824x1216.jpg');
-  await sharp(path.join(ROOT, 'test', 'fixtures', 'images', 'landscape.jpg')).resize(1824, 1216).jpeg({ quality: 90 }).toFile(file);
+  await sharp(path.join(ROOT, 'test', 'fixtures', 'images', 'landscape.jpg'))
+    .resize(1824, 1216)
+    .jpeg({ quality: 90 })
+    .toFile(file);
   return file;
 }
 
 /** Images of many sizes and shapes (crops and rescales of the test photographs), for the memory runs. */
 async function varyingImages(dir, count) {
-  const sources = ['landscape.jpg', 'portrait.jpg', 'rocket.webp', 'hubble.gif', 'grayscale.png'].map((f) => path.join(ROOT, 'test', 'fixtures', 'images', f));
+  const sources = ['landscape.jpg', 'portrait.jpg', 'rocket.webp', 'hubble.gif', 'grayscale.png'].map((f) =>
+    path.join(ROOT, 'test', 'fixtures', 'images', f),
+  );
   const files = [];
   for (let i = 0; i < Math.min(count, 24); i++) {
     const width = 160 + ((i * 397) % 1700);
     const height = 120 + ((i * 263) % 1300);
     const file = path.join(dir, `varying-${i}.jpg`);
-    await sharp(sources[i % sources.length]).resize(width, height, { fit: 'fill' }).jpeg({ quality: 85 }).toFile(file);
+    await sharp(sources[i % sources.length])
+      .resize(width, height, { fit: 'fill' })
+      .jpeg({ quality: 85 })
+      .toFile(file);
     files.push(file);
   }
   return Array.from({ length: count }, (_, i) => files[i % files.length]);
@@ -174,13 +193,17 @@ async function varyingImages(dir, count) {
 
 function startTorch(modelDir) {
   const checkpoint = values.checkpoint === undefined ? [] : ['--checkpoint', values.checkpoint];
-  const child = spawn(PYTHON, [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), ...checkpoint, '--serve'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    // OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin after each run and slow the TypeScript
-    // run interleaved after it (measured: TS decode 21 ms with spinning torch vs 7 ms without); ORT's
-    // intra-op threads do not spin either (src/detection/session.ts). Overridable from the environment.
-    env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
-  });
+  const child = spawn(
+    PYTHON,
+    [path.join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelDir, '--threads', String(threads), ...checkpoint, '--serve'],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      // OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin after each run and slow the TypeScript
+      // run interleaved after it (measured: TS decode 21 ms with spinning torch vs 7 ms without); ORT's
+      // intra-op threads do not spin either (src/detection/session.ts). Overridable from the environment.
+      env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+    },
+  );
   const lines = createInterface({ input: child.stdout });
   const waiting = [];
   let exited = null;
@@ -226,12 +249,21 @@ async function latency() {
       const run = await detector.run(await decodeFor(bytes));
       torch.stop();
       await detector.close();
-      rows.push({ modelDir, name: detector.model.name, precision: precisionOf(modelDir), ts, pt, input: run.geometry.padded, resized: run.geometry.resized });
+      rows.push({
+        modelDir,
+        name: detector.model.name,
+        precision: precisionOf(modelDir),
+        ts,
+        pt,
+        input: run.geometry.padded,
+        resized: run.geometry.resized,
+      });
     }
     if (values.json) printJson(rows);
     else printLatency(image, rows);
     for (const row of rows) {
-      if (row.precision !== 'fp32') process.stderr.write(`bench: ${row.modelDir} is ${row.precision}; PyTorch ran the same checkpoint in fp32\n`);
+      if (row.precision !== 'fp32')
+        process.stderr.write(`bench: ${row.modelDir} is ${row.precision}; PyTorch ran the same checkpoint in fp32\n`);
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
@@ -265,7 +297,9 @@ function printJson(rows) {
 function printLatency(image, rows) {
   const peak = cpuPeak();
   const out = [];
-  out.push(`TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via ${PYTHON}), ${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`);
+  out.push(
+    `TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via ${PYTHON}), ${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`,
+  );
   out.push(`image: ${path.basename(image)}; times in ms (median / p95)`);
   for (const row of rows) {
     const m = (stage) => median(row.ts.map((t) => t[stage]));
@@ -276,8 +310,12 @@ function printLatency(image, rows) {
     const outside = row.ts.map((t) => t.total - t.backbone_rpn - t.box_head);
     const outsideShare = row.ts.map((t) => (t.total - t.backbone_rpn - t.box_head) / t.total);
     out.push('');
-    out.push(`${path.basename(row.modelDir)}: graph input ${row.input.width}x${row.input.height} (resized ${row.resized.width}x${row.resized.height})`);
-    out.push(`  ${'stage'.padEnd(28)}${'TS med'.padStart(8)}${'TS p95'.padStart(8)}   ${'torch stage'.padEnd(18)}${'med'.padStart(8)}${'p95'.padStart(8)}`);
+    out.push(
+      `${path.basename(row.modelDir)}: graph input ${row.input.width}x${row.input.height} (resized ${row.resized.width}x${row.resized.height})`,
+    );
+    out.push(
+      `  ${'stage'.padEnd(28)}${'TS med'.padStart(8)}${'TS p95'.padStart(8)}   ${'torch stage'.padEnd(18)}${'med'.padStart(8)}${'p95'.padStart(8)}`,
+    );
     const pairs = [
       ['decode', null],
       ['transform', 'transform'],
@@ -288,25 +326,42 @@ function printLatency(image, rows) {
     ];
     for (const [label, torchStage] of pairs) {
       const stage = label.split(' ')[0];
-      const torchPart = torchStage ? `${torchStage.padEnd(18)}${ms(tm(torchStage))}${ms(tq(torchStage))}` : `${'(pixels given)'.padEnd(18)}`;
+      const torchPart = torchStage
+        ? `${torchStage.padEnd(18)}${ms(tm(torchStage))}${ms(tq(torchStage))}`
+        : `${'(pixels given)'.padEnd(18)}`;
       out.push(`  ${label.padEnd(28)}${ms(m(stage))}${ms(q(stage))}   ${torchPart}`);
     }
-    out.push(`  ${'end to end'.padEnd(28)}${ms(m('total'))}${ms(q('total'))}   ${'end to end'.padEnd(18)}${ms(median(torchTotal))}${ms(p95(torchTotal))}`);
-    out.push(`  speed-up, torch / TS end to end: median ${(median(torchTotal) / m('total')).toFixed(2)}x, p95 ${(p95(torchTotal) / q('total')).toFixed(2)}x`);
-    out.push(`  outside the two graphs: median ${median(outside).toFixed(1)} ms = ${(100 * median(outsideShare)).toFixed(1)}% of a request (p95 ${(100 * p95(outsideShare)).toFixed(1)}%)`);
+    out.push(
+      `  ${'end to end'.padEnd(28)}${ms(m('total'))}${ms(q('total'))}   ${'end to end'.padEnd(18)}${ms(median(torchTotal))}${ms(p95(torchTotal))}`,
+    );
+    out.push(
+      `  speed-up, torch / TS end to end: median ${(median(torchTotal) / m('total')).toFixed(2)}x, p95 ${(p95(torchTotal) / q('total')).toFixed(2)}x`,
+    );
+    out.push(
+      `  outside the two graphs: median ${median(outside).toFixed(1)} ms = ${(100 * median(outsideShare)).toFixed(1)}% of a request (p95 ${(100 * p95(outsideShare)).toFixed(1)}%)`,
+    );
     out.push(`  torch rpn+roi_heads include their graph parts; TS graph stages include the transfer to the worker thread`);
     if (row.precision !== 'fp32') out.push(`  this model is ${row.precision}; PyTorch ran the same checkpoint in fp32`);
     const macs = graphMacs(row.modelDir, row.input);
     if (macs !== null) {
       const gflops = (2 * macs) / (m('backbone_rpn') * 1e6);
       // An int8 graph's MACs are int8 (VNNI) operations: the fp32 peak is not their ceiling.
-      const share = peak === null ? '' : row.precision === 'fp32' ? ` = ${((100 * gflops) / peak.gflops).toFixed(0)}% of this CPU's fp32 peak` : ` (${row.precision} operations: not comparable with the fp32 peak)`;
-      out.push(`  graph A: ${(macs / 1e9).toFixed(1)} GMAC at ${row.input.width}x${row.input.height}, ${gflops.toFixed(0)} GFLOP/s (2 x MACs / graph A median)${share}`);
+      const share =
+        peak === null
+          ? ''
+          : row.precision === 'fp32'
+            ? ` = ${((100 * gflops) / peak.gflops).toFixed(0)}% of this CPU's fp32 peak`
+            : ` (${row.precision} operations: not comparable with the fp32 peak)`;
+      out.push(
+        `  graph A: ${(macs / 1e9).toFixed(1)} GMAC at ${row.input.width}x${row.input.height}, ${gflops.toFixed(0)} GFLOP/s (2 x MACs / graph A median)${share}`,
+      );
     }
   }
   if (peak !== null) {
     out.push('');
-    out.push(`CPU: ${peak.model}, ${peak.cores} cores x ${peak.mhz.toFixed(0)} MHz x ${peak.perCycle} fp32 FLOP/cycle (2 per FMA x ${peak.lanes} lanes x 2 FMA pipes) = ${peak.gflops.toFixed(0)} GFLOP/s peak`);
+    out.push(
+      `CPU: ${peak.model}, ${peak.cores} cores x ${peak.mhz.toFixed(0)} MHz x ${peak.perCycle} fp32 FLOP/cycle (2 per FMA x ${peak.lanes} lanes x 2 FMA pipes) = ${peak.gflops.toFixed(0)} GFLOP/s peak`,
+    );
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }
@@ -365,11 +420,17 @@ async function compareSessionOptions() {
     ['--arena', 'off', '--mem-pattern', 'off', '--optimization', 'extended'],
     ['--arena', 'off', '--mem-pattern', 'off', '--execution-mode', 'parallel'],
   ];
-  process.stdout.write(`session options on ${path.basename(modelDir)}, ${count} images of varying size, ${threads} threads, one fresh process each\n`);
+  process.stdout.write(
+    `session options on ${path.basename(modelDir)}, ${count} images of varying size, ${threads} threads, one fresh process each\n`,
+  );
   for (const variant of variants) {
     const result = await runChild(['--model', modelDir, '--memory', count, '--threads', String(threads), ...variant]);
-    const after = Object.entries(result.rss_after_mib).map(([n, v]) => `@${n} ${v.toFixed(0)}`).join(' ');
-    process.stdout.write(`  ${variant.join(' ').padEnd(70)} median ${result.median_total_ms.toFixed(0)} ms  RSS MiB loaded ${result.rss_loaded_mib.toFixed(0)} ${after} max ${result.rss_max_mib.toFixed(0)}\n`);
+    const after = Object.entries(result.rss_after_mib)
+      .map(([n, v]) => `@${n} ${v.toFixed(0)}`)
+      .join(' ');
+    process.stdout.write(
+      `  ${variant.join(' ').padEnd(70)} median ${result.median_total_ms.toFixed(0)} ms  RSS MiB loaded ${result.rss_loaded_mib.toFixed(0)} ${after} max ${result.rss_max_mib.toFixed(0)}\n`,
+    );
   }
 }
 

@@ -43,7 +43,10 @@ async function scaledDataset(dir) {
     const width = Math.round(image.width * scale);
     const height = Math.round(image.height * scale);
     const file = `${path.parse(image.file_name).name}.jpg`;
-    await sharp(path.join(values.dataset, 'images', image.file_name)).resize(width, height, { fit: 'fill', kernel: 'lanczos3' }).jpeg({ quality: 90 }).toFile(path.join(dir, file));
+    await sharp(path.join(values.dataset, 'images', image.file_name))
+      .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+      .jpeg({ quality: 90 })
+      .toFile(path.join(dir, file));
     images.push({ ...image, file_name: file, width, height, sx: width / image.width, sy: height / image.height });
   }
   const byId = new Map(images.map((i) => [i.id, i]));
@@ -66,7 +69,12 @@ async function runOnce(dir, dataset, fastResize) {
       const result = await detector.detect(readFileSync(path.join(dir, image.file_name)), { scoreThreshold: 0 });
       for (const d of result.detections) {
         const { xmin, ymin, xmax, ymax } = d.box;
-        results.push({ image_id: image.id, category_id: categoryOf.get(d.label), bbox: [xmin, ymin, xmax - xmin, ymax - ymin], score: d.score });
+        results.push({
+          image_id: image.id,
+          category_id: categoryOf.get(d.label),
+          bbox: [xmin, ymin, xmax - xmin, ymax - ymin],
+          score: d.score,
+        });
       }
     }
   } finally {

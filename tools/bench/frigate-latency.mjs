@@ -47,11 +47,21 @@ async function startServer(model, threads) {
   });
   child.stdout.resume();
   for (;;) {
-    const ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ready) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }) };
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 async function roundTrip(url, jpeg) {
@@ -66,7 +76,15 @@ async function roundTrip(url, jpeg) {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { model: { type: 'string', multiple: true }, image: { type: 'string' }, requests: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', multiple: true },
+      image: { type: 'string' },
+      requests: { type: 'string' },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) {
     process.stdout.write(HELP);
     return;
@@ -89,7 +107,9 @@ async function main() {
       const inference = samples.map((s) => s.inferenceMs).sort((a, b) => a - b);
       const within = ms.filter((v) => v <= FRIGATE_TIMEOUT_MS).length;
       const f = (v) => v.toFixed(1);
-      console.log(`| ${path.basename(model)} | ${requests} | ${f(percentile(ms, 50))} / ${f(percentile(ms, 90))} / ${f(ms[ms.length - 1])} | ${percentile(inference, 50)} | ${within}/${requests} |`);
+      console.log(
+        `| ${path.basename(model)} | ${requests} | ${f(percentile(ms, 50))} / ${f(percentile(ms, 90))} / ${f(ms[ms.length - 1])} | ${percentile(inference, 50)} | ${within}/${requests} |`,
+      );
     } finally {
       await server.stop();
     }

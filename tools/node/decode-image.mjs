@@ -31,7 +31,9 @@ async function main(argv) {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (error) => {
     process.stderr.write(`decode-image: ${error.code ? `${error.code}: ` : ''}${error.message}\n`);
     process.exitCode = 1;

@@ -58,7 +58,9 @@ async function main(argv) {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (error) => {
     process.stderr.write(`ort-run: ${error.message}\n`);
     process.exitCode = 1;

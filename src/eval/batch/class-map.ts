@@ -20,7 +20,10 @@ const BACKGROUND = '__background__';
 const PLACEHOLDER = 'N/A';
 
 function normalize(name: string): string {
-  return name.trim().toLowerCase().replace(/[\s_-]+/g, ' ');
+  return name
+    .trim()
+    .toLowerCase()
+    .replace(/[\s_-]+/g, ' ');
 }
 
 function isCocoModel(classes: readonly string[]): boolean {
@@ -62,7 +65,10 @@ export function mapClassesToCategories(classes: readonly string[], gt: GroundTru
   if (mapped.size === 0) {
     throw new EvalError(
       'MODEL_CLASSES_UNMATCHED',
-      `no class of the model in ${modelDir} (${classes.filter((_, c) => isRealClass(c)).slice(0, 10).join(', ')}) ` +
+      `no class of the model in ${modelDir} (${classes
+        .filter((_, c) => isRealClass(c))
+        .slice(0, 10)
+        .join(', ')}) ` +
         `matches a category of ${gt.file} (${gt.categoryNames.slice(0, 10).join(', ')}): classes map to categories by name`,
       { file: gt.file, field: 'categories' },
     );

@@ -28,15 +28,22 @@ export async function openLocalSource(modelDir: string, runtime: LocalRuntime = 
   try {
     bytes = readFileSync(manifestPath);
   } catch (err) {
-    throw new EvalError('FILE_UNREADABLE', `${manifestPath}: cannot read model.json: ${(err as Error).message}`, { file: manifestPath }, { cause: err });
+    throw new EvalError(
+      'FILE_UNREADABLE',
+      `${manifestPath}: cannot read model.json: ${(err as Error).message}`,
+      { file: manifestPath },
+      { cause: err },
+    );
   }
   const directory = await loadModelDirectory(modelDir, { verifyChecksums: false });
   let loading: Promise<Detector> | undefined;
   const detector = async (): Promise<Detector> => {
-    loading ??= import('../../detection/detector').then(({ Detector }) => Detector.load(modelDir, {
+    loading ??= import('../../detection/detector').then(({ Detector }) =>
+      Detector.load(modelDir, {
         ...(runtime.intraOpThreads === undefined ? {} : { intraOpThreads: runtime.intraOpThreads }),
         ...(runtime.executionProvider === undefined ? {} : { executionProvider: runtime.executionProvider }),
-      }));
+      }),
+    );
     return loading;
   };
   return {

@@ -8,7 +8,15 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { EvalError } from '../errors';
 import type { GroundTruth } from '../ground-truth';
-import { IDENTITY_FIELDS, identityDifference, lockHolder, readManifest, readRecordedImages, type RunDirectory, type RunManifest } from './run-dir';
+import {
+  IDENTITY_FIELDS,
+  identityDifference,
+  lockHolder,
+  readManifest,
+  readRecordedImages,
+  type RunDirectory,
+  type RunManifest,
+} from './run-dir';
 import { shardsRoot } from './shard';
 
 /** What the merge took from one shard directory. */
@@ -67,7 +75,11 @@ function byShardName(a: string, b: string): number {
  * what each shard held, and the ids any shard recorded (detected or failed). Images a shard could not read are not copied: the merge run tries them
  * again itself, like every image no shard finished.
  */
-export function importShards(run: RunDirectory, shards: ShardDirectory[], gt: GroundTruth): { shards: ShardImport[]; recordedIds: Set<number> } {
+export function importShards(
+  run: RunDirectory,
+  shards: ShardDirectory[],
+  gt: GroundTruth,
+): { shards: ShardImport[]; recordedIds: Set<number> } {
   const known = new Set(gt.images.map((image) => image.id));
   const recordedIds = new Set<number>();
   const imports = shards.map((shard) => {

@@ -45,7 +45,11 @@ export class Progress {
     const rate = elapsed > 0 ? processed / elapsed : 0;
     const eta = rate > 0 ? (this.total - done) / rate : Infinity;
     const percent = this.total === 0 ? 100 : Math.floor((100 * done) / this.total);
-    const parts = [`${done}/${this.total} images (${percent}%)`, `${rate.toFixed(rate < 10 ? 2 : 1)} images/s`, `ETA ${done >= this.total ? '0:00' : clock(eta)}`];
+    const parts = [
+      `${done}/${this.total} images (${percent}%)`,
+      `${rate.toFixed(rate < 10 ? 2 : 1)} images/s`,
+      `ETA ${done >= this.total ? '0:00' : clock(eta)}`,
+    ];
     if (skipped > 0) parts.push(`skipped ${skipped}`);
     return parts.join('  ');
   }

@@ -15,7 +15,20 @@
  * detections.jsonl is cut back to the length the last finished image recorded, which removes
  * the detections (and any half-written line) of the image that was in progress.
  */
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { EvalError } from '../errors';
 import type { ModelIdentity } from './model-identity';
@@ -54,7 +67,11 @@ const CREATION_LEFTOVERS = new Set(['.lock', 'run.json.tmp', 'shards']);
  * The first identity field in which `previous` (a run.json on disk) differs from `manifest`,
  * with both values, or undefined when they are the same run.
  */
-export function identityDifference(previous: Partial<RunManifest>, manifest: RunManifest, fields: readonly (keyof RunManifest)[] = [...IDENTITY_FIELDS, 'shard']): { field: string; was: string; now: string } | undefined {
+export function identityDifference(
+  previous: Partial<RunManifest>,
+  manifest: RunManifest,
+  fields: readonly (keyof RunManifest)[] = [...IDENTITY_FIELDS, 'shard'],
+): { field: string; was: string; now: string } | undefined {
   for (const field of fields) {
     const was = JSON.stringify(previous[field] ?? null);
     const now = JSON.stringify(manifest[field] ?? null);
@@ -69,7 +86,12 @@ export function identityDifference(previous: Partial<RunManifest>, manifest: Run
  * earlier version resumes.
  */
 function upgradeManifest(previous: RunManifest, manifest: RunManifest): RunManifest {
-  if (previous.model_identity !== undefined || previous.model_json_sha256 === null || previous.model_json_sha256 !== manifest.model_json_sha256) return previous;
+  if (
+    previous.model_identity !== undefined ||
+    previous.model_json_sha256 === null ||
+    previous.model_json_sha256 !== manifest.model_json_sha256
+  )
+    return previous;
   return { ...previous, model_identity: manifest.model_identity, shard: previous.shard ?? null, detector: previous.detector ?? 'local' };
 }
 
@@ -152,9 +174,13 @@ export class RunDirectory {
       } else {
         const entries = readdirSync(dir).filter((name) => !CREATION_LEFTOVERS.has(name));
         if (entries.length > 0) {
-          throw new EvalError('RUN_MISMATCH', `${dir} is not empty and has no run.json: refusing to write a run into it (use a new --out directory)`, {
-            file: dir,
-          });
+          throw new EvalError(
+            'RUN_MISMATCH',
+            `${dir} is not empty and has no run.json: refusing to write a run into it (use a new --out directory)`,
+            {
+              file: dir,
+            },
+          );
         }
         // A run.json.tmp without run.json is a creation that crashed before the rename: redo it.
         writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -184,10 +210,15 @@ export class RunDirectory {
       try {
         record = JSON.parse(line) as ImageRecord;
       } catch (cause) {
-        throw new EvalError('JSON_MALFORMED', `${this.imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`, {
-          file: this.imagesPath,
-          location: `line ${i + 1}`,
-        }, { cause });
+        throw new EvalError(
+          'JSON_MALFORMED',
+          `${this.imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`,
+          {
+            file: this.imagesPath,
+            location: `line ${i + 1}`,
+          },
+          { cause },
+        );
       }
       this.images.set(record.image_id, record);
       expectedDetectionsLength = record.detections_end;
@@ -250,24 +281,36 @@ export function readRecordedImages(dir: string): RecordedImage[] {
   const detections = existsSync(detectionsPath) ? readFileSync(detectionsPath) : Buffer.alloc(0);
   const byId = new Map<number, RecordedImage>();
   let start = 0;
-  text.slice(0, text.lastIndexOf('\n') + 1).split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    let record: ImageRecord;
-    try {
-      record = JSON.parse(line) as ImageRecord;
-    } catch (cause) {
-      throw new EvalError('JSON_MALFORMED', `${imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`, { file: imagesPath, location: `line ${i + 1}` }, { cause });
-    }
-    if (record.detections_end > detections.length || record.detections_end < start) {
-      throw new EvalError('RUN_MISMATCH', `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ${detectionsPath} has ${detections.length}: the run directory is damaged`, {
-        file: detectionsPath,
-        location: `line ${i + 1}`,
-      });
-    }
-    byId.delete(record.image_id);
-    byId.set(record.image_id, { record, lines: detections.subarray(start, record.detections_end).toString('utf8') });
-    start = record.detections_end;
-  });
+  text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      let record: ImageRecord;
+      try {
+        record = JSON.parse(line) as ImageRecord;
+      } catch (cause) {
+        throw new EvalError(
+          'JSON_MALFORMED',
+          `${imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`,
+          { file: imagesPath, location: `line ${i + 1}` },
+          { cause },
+        );
+      }
+      if (record.detections_end > detections.length || record.detections_end < start) {
+        throw new EvalError(
+          'RUN_MISMATCH',
+          `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ${detectionsPath} has ${detections.length}: the run directory is damaged`,
+          {
+            file: detectionsPath,
+            location: `line ${i + 1}`,
+          },
+        );
+      }
+      byId.delete(record.image_id);
+      byId.set(record.image_id, { record, lines: detections.subarray(start, record.detections_end).toString('utf8') });
+      start = record.detections_end;
+    });
   return [...byId.values()];
 }
 

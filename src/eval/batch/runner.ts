@@ -135,7 +135,12 @@ async function readImage(imagesDir: string, image: ImageInfo): Promise<ImageByte
 }
 
 /** COCO result lines for one image's detections: bbox [x, y, w, h] in original pixels. */
-function resultLines(imageId: number, detections: readonly Detection[], mapping: CategoryMapping, categoryIds: number[]): { lines: string; count: number } {
+function resultLines(
+  imageId: number,
+  detections: readonly Detection[],
+  mapping: CategoryMapping,
+  categoryIds: number[],
+): { lines: string; count: number } {
   let lines = '';
   let count = 0;
   for (const d of detections) {
@@ -163,7 +168,14 @@ interface DetectAllOptions {
  * processed. Stops taking images when the signal fires; the first error stops the run once the
  * images in flight are recorded.
  */
-async function detectAll(run: RunDirectory, images: readonly ImageInfo[], source: DetectionSource, mapping: CategoryMapping, categoryIds: number[], options: DetectAllOptions): Promise<number> {
+async function detectAll(
+  run: RunDirectory,
+  images: readonly ImageInfo[],
+  source: DetectionSource,
+  mapping: CategoryMapping,
+  categoryIds: number[],
+  options: DetectAllOptions,
+): Promise<number> {
   const { log } = options;
   const pending = images.filter((image) => run.images.get(image.id)?.status !== 'done');
   const progress = new Progress(images.length, images.length - pending.length, log, undefined, options.label);
@@ -196,7 +208,9 @@ async function detectAll(run: RunDirectory, images: readonly ImageInfo[], source
       done++;
       if (record.status === 'skipped') {
         skipped++;
-        log.write(`${log.isTTY === true ? '\r\x1b[K' : ''}${options.label}: skipped image ${image.id} (${image.file_name ?? 'no file_name'}): ${record.reason}\n`);
+        log.write(
+          `${log.isTTY === true ? '\r\x1b[K' : ''}${options.label}: skipped image ${image.id} (${image.file_name ?? 'no file_name'}): ${record.reason}\n`,
+        );
       }
       progress.update(done, skipped);
     }
@@ -220,7 +234,8 @@ interface PreparedRun {
 }
 
 async function openSource(options: BatchOptions, log: ProgressStream): Promise<DetectionSource> {
-  if (options.servers !== undefined && options.servers.length > 0) return ServerPool.connect({ ...options.serverOptions, urls: options.servers, log });
+  if (options.servers !== undefined && options.servers.length > 0)
+    return ServerPool.connect({ ...options.serverOptions, urls: options.servers, log });
   return openLocalSource(options.modelDir, { intraOpThreads: options.intraOpThreads, executionProvider: options.executionProvider });
 }
 
@@ -260,7 +275,8 @@ async function prepare(options: BatchOptions, shard: Shard | null, log: Progress
 }
 
 function logMapping(mapping: CategoryMapping, log: ProgressStream): void {
-  if (mapping.unmatchedClasses.length > 0) log.write(`eval: model classes with no dataset category (dropped): ${mapping.unmatchedClasses.join(', ')}\n`);
+  if (mapping.unmatchedClasses.length > 0)
+    log.write(`eval: model classes with no dataset category (dropped): ${mapping.unmatchedClasses.join(', ')}\n`);
   if (mapping.categoriesWithoutClass.length > 0) {
     log.write(`eval: dataset categories the model cannot detect (scored as missed): ${mapping.categoriesWithoutClass.join(', ')}\n`);
   }
@@ -297,7 +313,9 @@ export async function runShard(options: ShardOptions): Promise<ShardSummary> {
     }
     run = RunDirectory.open(dir, manifest);
     const already = images.filter((image) => run!.images.get(image.id)?.status === 'done').length;
-    log.write(`${label}: ${images.length} of ${gt.images.length} images are this shard's${already > 0 ? `, ${already} already done` : ''}; writing ${dir}\n`);
+    log.write(
+      `${label}: ${images.length} of ${gt.images.length} images are this shard's${already > 0 ? `, ${already} already done` : ''}; writing ${dir}\n`,
+    );
     logMapping(mapping, log);
     processed = await detectAll(run, images, source, mapping, gt.categoryIds, {
       imagesDir: options.imagesDir,
@@ -361,7 +379,10 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     if (shards.length > 0) {
       failedInShards = left.filter((image) => merged.recordedIds.has(image.id)).length;
       missingFromShards = left.length - failedInShards;
-      const parts = shards.map((s) => `${s.shard} ${s.images_done} done${s.images_failed > 0 ? `, ${s.images_failed} failed` : ''}${s.running_pid === null ? '' : ` (still running, pid ${s.running_pid})`}`);
+      const parts = shards.map(
+        (s) =>
+          `${s.shard} ${s.images_done} done${s.images_failed > 0 ? `, ${s.images_failed} failed` : ''}${s.running_pid === null ? '' : ` (still running, pid ${s.running_pid})`}`,
+      );
       log.write(
         `eval: merged ${shards.length} shard(s) into ${options.outDir}: ${parts.join('; ')}; ` +
           `${left.length} of ${gt.images.length} images left to detect here (${missingFromShards} no shard recorded, ${failedInShards} failed in a shard)\n`,
@@ -398,7 +419,10 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     throw new EvalError(
       'IMAGES_UNREADABLE',
       `${skipped.length} of ${gt.images.length} images could not be read or decoded, so their ground truth cannot be scored: ` +
-        `${skipped.slice(0, 5).map((s) => `${s.image_id} (${s.file_name ?? '?'}: ${s.reason})`).join('; ')}${skipped.length > 5 ? '; …' : ''}. ` +
+        `${skipped
+          .slice(0, 5)
+          .map((s) => `${s.image_id} (${s.file_name ?? '?'}: ${s.reason})`)
+          .join('; ')}${skipped.length > 5 ? '; …' : ''}. ` +
         `Fix them and run the same command again (only they are retried; the list is in ${run.imagesPath}), ` +
         `or add --allow-missing to score the other ${gt.images.length - skipped.length} without them`,
       { file: run.imagesPath },
@@ -443,7 +467,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
         `${processed} image(s) detected by the merge itself`,
     );
   }
-  if (mapping.categoriesWithoutClass.length > 0) notes.push(`Categories the model cannot detect: ${mapping.categoriesWithoutClass.join(', ')}`);
+  if (mapping.categoriesWithoutClass.length > 0)
+    notes.push(`Categories the model cannot detect: ${mapping.categoriesWithoutClass.join(', ')}`);
   const report = await writeReport(path.join(options.outDir, 'report'), evaluation.evaluation, evaluation.summary, {
     annotations: options.annotations,
     detections: `\`${run.detectionsPath}\` (model run)`,

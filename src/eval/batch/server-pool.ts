@@ -29,7 +29,14 @@ export interface ServerPoolOptions {
 }
 
 /** Server error codes that mean "this image cannot be detected" (skipped, like a local run's). */
-const SKIPPABLE_CODES = new Set(['IMAGE_EMPTY', 'IMAGE_MISSING', 'IMAGE_UNSUPPORTED_FORMAT', 'IMAGE_DECODE_FAILED', 'IMAGE_TOO_LARGE', 'BODY_TOO_LARGE']);
+const SKIPPABLE_CODES = new Set([
+  'IMAGE_EMPTY',
+  'IMAGE_MISSING',
+  'IMAGE_UNSUPPORTED_FORMAT',
+  'IMAGE_DECODE_FAILED',
+  'IMAGE_TOO_LARGE',
+  'BODY_TOO_LARGE',
+]);
 const TRANSIENT_STATUSES = new Set([500, 502, 504]);
 /** GET /v1/models at the start: a server that does not answer it this fast is not there. */
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -64,13 +71,17 @@ export function normalizeServerUrl(raw: string): string {
   } catch {
     throw new EvalError('INVALID_ARGUMENT', `--server: '${raw}' is not a URL (want http://HOST:PORT)`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new EvalError('INVALID_ARGUMENT', `--server: '${raw}' is not an http(s) URL`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new EvalError('INVALID_ARGUMENT', `--server: '${raw}' is not an http(s) URL`);
   return url.href.replace(/\/+$/, '');
 }
 
 function retryAfterMs(header: string | null): number {
   const seconds = Number(header);
-  return (header !== null && Number.isFinite(seconds) && seconds >= 0 ? Math.min(Math.max(seconds, RETRY_AFTER_MIN_S), RETRY_AFTER_MAX_S) : 1) * 1000;
+  return (
+    (header !== null && Number.isFinite(seconds) && seconds >= 0 ? Math.min(Math.max(seconds, RETRY_AFTER_MIN_S), RETRY_AFTER_MAX_S) : 1) *
+    1000
+  );
 }
 
 async function errorOf(response: Response): Promise<{ code: string; message: string }> {
@@ -86,11 +97,15 @@ async function errorOf(response: Response): Promise<{ code: string; message: str
 /** Class list indexed by class_id from /v1/models' [{class_id, label}] (gaps are "N/A", 0 is background). */
 function classList(description: unknown, source: string): string[] {
   const entries = (description as { classes?: unknown }).classes;
-  if (!Array.isArray(entries) || entries.length === 0) throw new EvalError('FIELD_INVALID', `${source}: models[0].classes is not a list of classes`, { file: source, field: 'classes' });
+  if (!Array.isArray(entries) || entries.length === 0)
+    throw new EvalError('FIELD_INVALID', `${source}: models[0].classes is not a list of classes`, { file: source, field: 'classes' });
   const classes = ['__background__'];
   for (const entry of entries as Array<{ class_id?: unknown; label?: unknown }>) {
     if (!Number.isInteger(entry.class_id) || (entry.class_id as number) < 1 || typeof entry.label !== 'string') {
-      throw new EvalError('FIELD_INVALID', `${source}: models[0].classes has an entry without an integer class_id >= 1 and a label`, { file: source, field: 'classes' });
+      throw new EvalError('FIELD_INVALID', `${source}: models[0].classes has an entry without an integer class_id >= 1 and a label`, {
+        file: source,
+        field: 'classes',
+      });
     }
     const id = entry.class_id as number;
     while (classes.length <= id) classes.push('N/A');
@@ -127,7 +142,16 @@ export class ServerPool implements DetectionSource {
     this.log = options.log ?? process.stderr;
     const key = options.apiKey ?? process.env.CPWC_API_KEY;
     this.headers = key === undefined || key === '' ? {} : { Authorization: `Bearer ${key}` };
-    this.servers = urls.map((url) => ({ url, inFlight: 0, pausedUntil: 0, requests: 0, ok: 0, busy: 0, failures: 0, consecutiveFailures: 0 }));
+    this.servers = urls.map((url) => ({
+      url,
+      inFlight: 0,
+      pausedUntil: 0,
+      requests: 0,
+      ok: 0,
+      busy: 0,
+      failures: 0,
+      consecutiveFailures: 0,
+    }));
     this.description = urls.join(',');
     this.concurrency = urls.length * this.perServer;
   }
@@ -146,7 +170,12 @@ export class ServerPool implements DetectionSource {
         response = await fetch(source, { headers, signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
       } catch (cause) {
         const why = (cause as Error).name === 'TimeoutError' ? `within ${CONNECT_TIMEOUT_MS / 1000} s` : `(${(cause as Error).message})`;
-        throw new EvalError('SERVER_FAILED', `${source}: no answer ${why}; is a cpwc-detect server running there?`, { file: source }, { cause });
+        throw new EvalError(
+          'SERVER_FAILED',
+          `${source}: no answer ${why}; is a cpwc-detect server running there?`,
+          { file: source },
+          { cause },
+        );
       }
       if (response.status !== 200) {
         const error = await errorOf(response);
@@ -158,7 +187,11 @@ export class ServerPool implements DetectionSource {
       const classes = classList(description, source);
       if (first === undefined) first = { identity, classes, url };
       else if (JSON.stringify(first.identity) !== JSON.stringify(identity) || JSON.stringify(first.classes) !== JSON.stringify(classes)) {
-        throw new EvalError('MODEL_MISMATCH', `${url} serves ${describeIdentity(identity)}, ${first.url} serves ${describeIdentity(first.identity)}: every --server must serve the same model`, { file: source });
+        throw new EvalError(
+          'MODEL_MISMATCH',
+          `${url} serves ${describeIdentity(identity)}, ${first.url} serves ${describeIdentity(first.identity)}: every --server must serve the same model`,
+          { file: source },
+        );
       }
     }
     return new ServerPool(first!.identity, first!.classes, urls, options);
@@ -185,7 +218,8 @@ export class ServerPool implements DetectionSource {
   private async acquire(): Promise<ServerState> {
     for (;;) {
       const now = Date.now();
-      const free = this.servers.filter((s) => s.inFlight < this.perServer && s.pausedUntil <= now)
+      const free = this.servers
+        .filter((s) => s.inFlight < this.perServer && s.pausedUntil <= now)
         .sort((a, b) => a.consecutiveFailures - b.consecutiveFailures || a.inFlight - b.inFlight)[0];
       if (free !== undefined) {
         free.inFlight++;
@@ -215,7 +249,10 @@ export class ServerPool implements DetectionSource {
       const server = await this.acquire();
       const target = `${server.url}/v1/detect`;
       server.requests++;
-      let outcome: { kind: 'done'; result: SourceResult } | { kind: 'busy'; waitMs: number; why: string } | { kind: 'transient'; why: string };
+      let outcome:
+        | { kind: 'done'; result: SourceResult }
+        | { kind: 'busy'; waitMs: number; why: string }
+        | { kind: 'transient'; why: string };
       try {
         outcome = await this.attempt(server, `${target}?${query}`, image);
       } finally {
@@ -231,7 +268,11 @@ export class ServerPool implements DetectionSource {
         server.busy++;
         server.pausedUntil = Math.max(server.pausedUntil, Date.now() + outcome.waitMs);
         if (Date.now() - startedAt > this.maxBusyMs) {
-          throw new EvalError('SERVER_FAILED', `${target}: still busy after ${Math.round(this.maxBusyMs / 1000)} s of retries (${outcome.why})${RESUME_HINT}`, { file: target });
+          throw new EvalError(
+            'SERVER_FAILED',
+            `${target}: still busy after ${Math.round(this.maxBusyMs / 1000)} s of retries (${outcome.why})${RESUME_HINT}`,
+            { file: target },
+          );
         }
         this.note(`eval: ${target} answered ${outcome.why}; it gets no request for ${(outcome.waitMs / 1000).toFixed(1)} s`);
         continue;
@@ -240,11 +281,15 @@ export class ServerPool implements DetectionSource {
       server.consecutiveFailures++;
       failures++;
       if (failures >= this.maxAttempts) {
-        throw new EvalError('SERVER_FAILED', `${target}: ${outcome.why} (the image failed ${failures} times, giving up)${RESUME_HINT}`, { file: target });
+        throw new EvalError('SERVER_FAILED', `${target}: ${outcome.why} (the image failed ${failures} times, giving up)${RESUME_HINT}`, {
+          file: target,
+        });
       }
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (server.consecutiveFailures - 1));
       server.pausedUntil = Math.max(server.pausedUntil, Date.now() + backoff);
-      this.note(`eval: ${target}: ${outcome.why}; retrying the image (try ${failures + 1} of ${this.maxAttempts}), this server rests ${(backoff / 1000).toFixed(2)} s`);
+      this.note(
+        `eval: ${target}: ${outcome.why}; retrying the image (try ${failures + 1} of ${this.maxAttempts}), this server rests ${(backoff / 1000).toFixed(2)} s`,
+      );
     }
   }
 
@@ -268,16 +313,23 @@ export class ServerPool implements DetectionSource {
       });
       if (response.status !== 200) {
         const error = await errorOf(response);
-        if (response.status === 503) return { kind: 'busy', waitMs: retryAfterMs(response.headers.get('retry-after')), why: `503 ${error.code}` };
-        if (TRANSIENT_STATUSES.has(response.status)) return { kind: 'transient', why: `HTTP ${response.status} ${error.code}: ${error.message}` };
+        if (response.status === 503)
+          return { kind: 'busy', waitMs: retryAfterMs(response.headers.get('retry-after')), why: `503 ${error.code}` };
+        if (TRANSIENT_STATUSES.has(response.status))
+          return { kind: 'transient', why: `HTTP ${response.status} ${error.code}: ${error.message}` };
         if (SKIPPABLE_CODES.has(error.code)) return { kind: 'done', result: { ok: false, reason: `${error.code}: ${error.message}` } };
-        throw new EvalError('SERVER_FAILED', `${server.url}/v1/detect: HTTP ${response.status} ${error.code}: ${error.message}`, { file: server.url });
+        throw new EvalError('SERVER_FAILED', `${server.url}/v1/detect: HTTP ${response.status} ${error.code}: ${error.message}`, {
+          file: server.url,
+        });
       }
       body = await response.json();
     } catch (err) {
       if (err instanceof EvalError) throw err;
       const cause = err as Error;
-      const why = cause.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : `${cause.message}${cause.cause instanceof Error ? ` (${cause.cause.message})` : ''}`;
+      const why =
+        cause.name === 'TimeoutError'
+          ? `no answer within ${this.timeoutMs} ms`
+          : `${cause.message}${cause.cause instanceof Error ? ` (${cause.cause.message})` : ''}`;
       return { kind: 'transient', why };
     }
     const answer = body as { model?: unknown; detections?: unknown };
@@ -288,7 +340,8 @@ export class ServerPool implements DetectionSource {
         { file: server.url },
       );
     }
-    if (!Array.isArray(answer.detections)) throw new EvalError('SERVER_FAILED', `${server.url}/v1/detect: the answer has no detections list`, { file: server.url });
+    if (!Array.isArray(answer.detections))
+      throw new EvalError('SERVER_FAILED', `${server.url}/v1/detect: the answer has no detections list`, { file: server.url });
     return { kind: 'done', result: { ok: true, detections: answer.detections as Detection[] } };
   }
 }

@@ -21,7 +21,11 @@ export function parseShard(text: string): Shard {
   const index = match === null ? NaN : Number(match[1]);
   const count = match === null ? NaN : Number(match[2]);
   if (!(count >= 1 && count <= MAX_SHARDS && index >= 0 && index < count)) {
-    throw new EvalError('INVALID_ARGUMENT', `--shard must be K/N with N in [1, ${MAX_SHARDS}] and K in [0, N-1] (K is 0-based, like JOB_COMPLETION_INDEX), got '${text}'`, { field: 'shard' });
+    throw new EvalError(
+      'INVALID_ARGUMENT',
+      `--shard must be K/N with N in [1, ${MAX_SHARDS}] and K in [0, N-1] (K is 0-based, like JOB_COMPLETION_INDEX), got '${text}'`,
+      { field: 'shard' },
+    );
   }
   return { index, count };
 }

@@ -92,7 +92,9 @@ export function prChartSvg(curves: readonly PrCurve[], recThrs: Float64Array, op
   out.push(svgText('IoU     AP', legendX + 26, top + 4, { size: 9 }));
   curves.forEach((curve, t) => {
     const y = top + 24 + t * 20;
-    out.push(`<line x1="${legendX}" y1="${y - 4}" x2="${legendX + 20}" y2="${y - 4}" stroke="${PALETTE[t % PALETTE.length]}" stroke-width="3"/>`);
+    out.push(
+      `<line x1="${legendX}" y1="${y - 4}" x2="${legendX + 20}" y2="${y - 4}" stroke="${PALETTE[t % PALETTE.length]}" stroke-width="3"/>`,
+    );
     const ap = curve.ap === -1 ? '-' : formatFixed(curve.ap, 3);
     out.push(svgText(`${formatFixed(curve.iouThreshold, 2)}   ${ap}`, legendX + 26, y, { size: 9 }));
   });

@@ -71,7 +71,12 @@ export async function writeReport(dir: string, ev: CocoEvaluation, summary: Eval
   try {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
-    throw new EvalError('FILE_UNREADABLE', `${dir}: cannot create report directory: ${(err as Error).message}`, { file: dir }, { cause: err });
+    throw new EvalError(
+      'FILE_UNREADABLE',
+      `${dir}: cannot create report directory: ${(err as Error).message}`,
+      { file: dir },
+      { cause: err },
+    );
   }
   const files: string[] = [];
   const write = (name: string, content: string | Buffer): void => {
@@ -135,7 +140,9 @@ export async function writeReport(dir: string, ev: CocoEvaluation, summary: Eval
     `- Annotations: \`${inputs.annotations}\` — ${c.images} images, ${c.gt_annotations} annotations (${c.gt_crowd} crowd), ${c.categories} categories (${c.categories_with_gt} with non-crowd ground truth)`,
     `- Detections: ${inputs.detections} — ${c.detections_read} read, ${c.detections_scored} scored (at most 100 per image and category)` +
       (c.detections_unknown_category > 0 ? `, ${c.detections_unknown_category} ignored (category not in the annotation file)` : ''),
-    ...(c.gt_annotations_skipped > 0 ? [`- ${c.gt_annotations_skipped} annotations skipped (image or category not listed in the file)`] : []),
+    ...(c.gt_annotations_skipped > 0
+      ? [`- ${c.gt_annotations_skipped} annotations skipped (image or category not listed in the file)`]
+      : []),
     ...(inputs.notes ?? []).map((note) => `- ${note}`),
     '',
     '## Summary (pycocotools `COCOeval.summarize()`)',

@@ -72,7 +72,14 @@ function checkKey(context: RouteContext, bearerAccepted: boolean, source: ParamS
  * a minimum transfer rate, and joins the detection requests only once its key is checked, so
  * unauthenticated uploads cannot take the places of authenticated work.
  */
-async function readKeyedUpload(context: RouteContext, req: Request, res: Response, signal: AbortSignal, admitted: boolean, imageOptional = false): Promise<{ upload: ImageUpload; source: ParamSource }> {
+async function readKeyedUpload(
+  context: RouteContext,
+  req: Request,
+  res: Response,
+  signal: AbortSignal,
+  admitted: boolean,
+  imageOptional = false,
+): Promise<{ upload: ImageUpload; source: ParamSource }> {
   const bearerAccepted = checkBearer(context, req);
   const queryKey = req.query['api_key'];
   const keyKnown = bearerAccepted || (typeof queryKey === 'string' && context.keys.accepts(queryKey));
@@ -119,7 +126,11 @@ async function detect(context: RouteContext, req: Request, res: Response, comman
   const minConfidence = parseUnitInterval(source, 'min_confidence') ?? DEFAULT_MIN_CONFIDENCE;
   const started = performance.now();
   const cap = context.config.deepstackMaxPredictions;
-  const { result } = await endpoint.detect(upload.image, cap === undefined ? { scoreThreshold: minConfidence } : { scoreThreshold: minConfidence, maxDetections: cap }, signal);
+  const { result } = await endpoint.detect(
+    upload.image,
+    cap === undefined ? { scoreThreshold: minConfidence } : { scoreThreshold: minConfidence, maxDetections: cap },
+    signal,
+  );
   const predictions = deepstackPredictions(result.detections, cap);
   res.status(200).json({
     success: true,
@@ -158,9 +169,13 @@ function updateAvailable(_req: Request, res: Response): void {
 export function deepstackRoutes(context: RouteContext): Router {
   const router = express.Router();
   const style = useErrorStyle('deepstack');
-  router.post('/v1/vision/detection', style, context.refuseWhileDraining, (req: Request, res: Response) => detect(context, req, res, 'detect'));
+  router.post('/v1/vision/detection', style, context.refuseWhileDraining, (req: Request, res: Response) =>
+    detect(context, req, res, 'detect'),
+  );
   router.post('/v1/vision/custom/list', style, (req: Request, res: Response) => listModels(context, req, res));
-  router.post('/v1/vision/custom/:model', style, context.refuseWhileDraining, (req: Request, res: Response) => detect(context, req, res, 'custom', String(req.params.model)));
+  router.post('/v1/vision/custom/:model', style, context.refuseWhileDraining, (req: Request, res: Response) =>
+    detect(context, req, res, 'custom', String(req.params.model)),
+  );
   router.get('/v1/status/ping', (_req: Request, res: Response) => {
     res.status(200).json({ success: true });
   });

@@ -55,12 +55,14 @@ export function parseHuggingFaceBody(body: Buffer, json: boolean): HuggingFaceRe
   } catch {
     throw new HttpError('BAD_REQUEST', 'the body is not valid JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError('BAD_REQUEST', 'the JSON body must be an object {"inputs": "<base64 image>"}');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new HttpError('BAD_REQUEST', 'the JSON body must be an object {"inputs": "<base64 image>"}');
   const { inputs, parameters } = parsed as { inputs?: unknown; parameters?: unknown };
   if (typeof inputs !== 'string') throw new HttpError('INVALID_PARAMETER', 'inputs must be the image as a base64 string');
   let threshold: number | undefined;
   if (parameters !== undefined && parameters !== null) {
-    if (typeof parameters !== 'object' || Array.isArray(parameters)) throw new HttpError('INVALID_PARAMETER', 'parameters must be an object');
+    if (typeof parameters !== 'object' || Array.isArray(parameters))
+      throw new HttpError('INVALID_PARAMETER', 'parameters must be an object');
     const raw = (parameters as Record<string, unknown>).threshold;
     if (raw !== undefined && raw !== null) {
       threshold = parseUnitInterval(() => (typeof raw === 'number' ? String(raw) : JSON.stringify(raw)), 'parameters.threshold');
@@ -70,22 +72,35 @@ export function parseHuggingFaceBody(body: Buffer, json: boolean): HuggingFaceRe
 }
 
 export function huggingFaceDetections(detections: readonly Detection[]): HuggingFaceDetection[] {
-  return detections.map((d) => ({ label: d.label, score: d.score, box: { xmin: d.box.xmin, ymin: d.box.ymin, xmax: d.box.xmax, ymax: d.box.ymax } }));
+  return detections.map((d) => ({
+    label: d.label,
+    score: d.score,
+    box: { xmin: d.box.xmin, ymin: d.box.ymin, xmax: d.box.xmax, ymax: d.box.ymax },
+  }));
 }
 
 /** `POST /models/{model}`, to mount on the app's root. */
 export function huggingFaceRoutes(context: RouteContext): Router {
   const router = express.Router();
-  router.post('/models/:model', useErrorStyle('message'), context.refuseWhileDraining, context.requireKey, async (req: Request, res: Response) => {
-    const endpoint = context.catalog.resolve(String(req.params.model));
-    const signal = context.signal(res);
-    context.admit(res);
-    const body = await readRawBody(req, { maxBodyBytes: context.config.maxBodyBytes, signal });
-    const { image, threshold } = parseHuggingFaceBody(body, isJson(req, body));
-    const scoreThreshold = threshold ?? context.config.scoreThreshold;
-    const options = { ...(scoreThreshold === undefined ? {} : { scoreThreshold }), ...(context.config.maxDetections === undefined ? {} : { maxDetections: context.config.maxDetections }) };
-    const { result } = await endpoint.detect(image, options, signal);
-    res.status(200).json(huggingFaceDetections(result.detections));
-  });
+  router.post(
+    '/models/:model',
+    useErrorStyle('message'),
+    context.refuseWhileDraining,
+    context.requireKey,
+    async (req: Request, res: Response) => {
+      const endpoint = context.catalog.resolve(String(req.params.model));
+      const signal = context.signal(res);
+      context.admit(res);
+      const body = await readRawBody(req, { maxBodyBytes: context.config.maxBodyBytes, signal });
+      const { image, threshold } = parseHuggingFaceBody(body, isJson(req, body));
+      const scoreThreshold = threshold ?? context.config.scoreThreshold;
+      const options = {
+        ...(scoreThreshold === undefined ? {} : { scoreThreshold }),
+        ...(context.config.maxDetections === undefined ? {} : { maxDetections: context.config.maxDetections }),
+      };
+      const { result } = await endpoint.detect(image, options, signal);
+      res.status(200).json(huggingFaceDetections(result.detections));
+    },
+  );
   return router;
 }

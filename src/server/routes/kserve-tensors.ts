@@ -54,7 +54,8 @@ export function decodeBytesTensor(data: Buffer, name: string): Buffer[] {
     if (offset + 4 > data.length) throw invalid(`input ${name}: binary BYTES data is cut inside an element's 4-byte length`);
     const length = data.readUInt32LE(offset);
     offset += 4;
-    if (offset + length > data.length) throw invalid(`input ${name}: a BYTES element says ${length} bytes but only ${data.length - offset} follow`);
+    if (offset + length > data.length)
+      throw invalid(`input ${name}: a BYTES element says ${length} bytes but only ${data.length - offset} follow`);
     elements.push(data.subarray(offset, offset + length));
     offset += length;
   }
@@ -80,7 +81,8 @@ function decodeJsonBytes(data: unknown, name: string): Buffer[] {
   return flatten(data).map((element) => {
     if (typeof element !== 'string') throw invalid(`input ${name}: BYTES data in JSON must be strings (the image as base64)`);
     const compact = element.replace(/\s+/g, '');
-    if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) throw invalid(`input ${name}: the JSON string is not base64 (send the encoded image as base64, or use binary data)`);
+    if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact))
+      throw invalid(`input ${name}: the JSON string is not base64 (send the encoded image as base64, or use binary data)`);
     return Buffer.from(compact, 'base64');
   });
 }
@@ -108,7 +110,8 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
   if (!Array.isArray(parsed.inputs)) throw invalid("the inference request has no 'inputs' array");
   let binaryOffset = jsonEnd;
   const inputs = parsed.inputs.map((raw: unknown, index: number): RequestTensor => {
-    if (!isRecord(raw) || typeof raw.name !== 'string' || typeof raw.datatype !== 'string') throw invalid(`inputs[${index}] must have a name and a datatype`);
+    if (!isRecord(raw) || typeof raw.name !== 'string' || typeof raw.datatype !== 'string')
+      throw invalid(`inputs[${index}] must have a name and a datatype`);
     const name = raw.name;
     const shape = parseShape(raw.shape, name);
     const size = isRecord(raw.parameters) ? raw.parameters.binary_data_size : undefined;

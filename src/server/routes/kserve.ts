@@ -46,7 +46,10 @@ function resolveVersioned(context: RouteContext, req: Request): ModelEndpoint {
   const endpoint = context.catalog.resolve(String(req.params.model));
   const version = req.params.version;
   if (version !== undefined && version !== MODEL_VERSION) {
-    throw new HttpError('MODEL_NOT_FOUND', `model '${endpoint.name}' has no version '${String(version)}'; its only version is '${MODEL_VERSION}'`);
+    throw new HttpError(
+      'MODEL_NOT_FOUND',
+      `model '${endpoint.name}' has no version '${String(version)}'; its only version is '${MODEL_VERSION}'`,
+    );
   }
   return endpoint;
 }
@@ -78,7 +81,15 @@ function outputTensors(detections: readonly Detection[]): Map<string, OutputTens
   const sorted = [...detections].sort((a, b) => b.score - a.score);
   const n = sorted.length;
   return new Map<string, OutputTensor>([
-    ['BOXES', { name: 'BOXES', datatype: 'FP32', shape: [n, 4], values: sorted.flatMap((d) => [d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax].map(Math.fround)) }],
+    [
+      'BOXES',
+      {
+        name: 'BOXES',
+        datatype: 'FP32',
+        shape: [n, 4],
+        values: sorted.flatMap((d) => [d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax].map(Math.fround)),
+      },
+    ],
     ['SCORES', { name: 'SCORES', datatype: 'FP32', shape: [n], values: sorted.map((d) => Math.fround(d.score)) }],
     ['CLASS_IDS', { name: 'CLASS_IDS', datatype: 'INT64', shape: [n], values: sorted.map((d) => BigInt(d.class_id)) }],
     ['LABELS', { name: 'LABELS', datatype: 'BYTES', shape: [n], values: sorted.map((d) => d.label) }],
@@ -88,13 +99,19 @@ function outputTensors(detections: readonly Detection[]): Map<string, OutputTens
 /** The one image of a request: input IMAGE, BYTES, one element. */
 function requestImage(request: InferRequest): Buffer {
   const unknown = request.inputs.find((t) => t.name !== INPUT_NAME);
-  if (unknown !== undefined) throw new HttpError('INFER_REQUEST_INVALID', `unknown input '${unknown.name}'; the only input is ${INPUT_NAME} (BYTES, shape [1])`);
+  if (unknown !== undefined)
+    throw new HttpError('INFER_REQUEST_INVALID', `unknown input '${unknown.name}'; the only input is ${INPUT_NAME} (BYTES, shape [1])`);
   const input = request.inputs.find((t) => t.name === INPUT_NAME);
-  if (input === undefined) throw new HttpError('INFER_REQUEST_INVALID', `the request has no input ${INPUT_NAME} (BYTES, shape [1]: the encoded image)`);
-  if (input.datatype !== 'BYTES') throw new HttpError('INFER_REQUEST_INVALID', `input ${INPUT_NAME} must have datatype BYTES, got ${input.datatype}`);
+  if (input === undefined)
+    throw new HttpError('INFER_REQUEST_INVALID', `the request has no input ${INPUT_NAME} (BYTES, shape [1]: the encoded image)`);
+  if (input.datatype !== 'BYTES')
+    throw new HttpError('INFER_REQUEST_INVALID', `input ${INPUT_NAME} must have datatype BYTES, got ${input.datatype}`);
   const count = input.shape.reduce((a, b) => a * b, 1);
   if (count !== 1 || input.elements.length !== 1) {
-    throw new HttpError('BATCH_UNSUPPORTED', `one image per inference request: input ${INPUT_NAME} must have shape [1], got shape [${input.shape.join(',')}] with ${input.elements.length} elements`);
+    throw new HttpError(
+      'BATCH_UNSUPPORTED',
+      `one image per inference request: input ${INPUT_NAME} must have shape [1], got shape [${input.shape.join(',')}] with ${input.elements.length} elements`,
+    );
   }
   return input.elements[0] as Buffer;
 }
@@ -127,7 +144,10 @@ async function infer(context: RouteContext, req: Request, res: Response): Promis
   const length = headerLength(req);
   const encoding = req.headers['content-encoding'];
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-    throw new HttpError('INFER_REQUEST_INVALID', `Content-Encoding '${encoding}' is not supported: send the inference request uncompressed`);
+    throw new HttpError(
+      'INFER_REQUEST_INVALID',
+      `Content-Encoding '${encoding}' is not supported: send the inference request uncompressed`,
+    );
   }
   const body = await readRawBody(req, { maxBodyBytes: context.config.maxBodyBytes, signal });
   const request = parseInferRequest(body, length);
@@ -175,7 +195,9 @@ export function kserveRoutes(context: RouteContext, serverVersion: string): Rout
     router.get(`${prefix}/ready`, style, context.requireKey, (req: Request, res: Response) => {
       ready(res, { name: resolveVersioned(context, req).name });
     });
-    router.post(`${prefix}/infer`, style, context.refuseWhileDraining, context.requireKey, (req: Request, res: Response) => infer(context, req, res));
+    router.post(`${prefix}/infer`, style, context.refuseWhileDraining, context.requireKey, (req: Request, res: Response) =>
+      infer(context, req, res),
+    );
   }
   return router;
 }

@@ -20,8 +20,10 @@ export const REPOSITORY_ROUTES: readonly RouteSpec[] = [
 
 function readyOnly(body: unknown): boolean {
   // no body (or an empty one, parsed as {}) lists every model; JSON null is not an object
-  if (body === undefined || (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0)) return false;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError('INVALID_PARAMETER', 'the index request body must be a JSON object such as {"ready": true}');
+  if (body === undefined || (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0))
+    return false;
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError('INVALID_PARAMETER', 'the index request body must be a JSON object such as {"ready": true}');
   const ready = (body as { ready?: unknown }).ready;
   if (ready === undefined) return false;
   if (typeof ready !== 'boolean') throw new HttpError('INVALID_PARAMETER', `'ready' must be true or false, got ${JSON.stringify(ready)}`);
@@ -42,7 +44,10 @@ export function registerRepositoryRoutes(
     // an app serving one detector: the routes exist (no 405), but there is nothing to manage
     for (const route of REPOSITORY_ROUTES) {
       app.post(route.path, style, refuseWhileDraining, requireKey, () => {
-        throw new HttpError('NOT_FOUND', 'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)');
+        throw new HttpError(
+          'NOT_FOUND',
+          'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)',
+        );
       });
     }
     return;
@@ -52,7 +57,9 @@ export function registerRepositoryRoutes(
     json(req, res, (err?: unknown) => {
       if (err === undefined) next();
       else if (typeof err === 'object' && err !== null && (err as { status?: unknown }).status === 413) {
-        next(new HttpError('BODY_TOO_LARGE', `the index request body is larger than this server accepts (${INDEX_BODY_LIMIT_BYTES} bytes)`));
+        next(
+          new HttpError('BODY_TOO_LARGE', `the index request body is larger than this server accepts (${INDEX_BODY_LIMIT_BYTES} bytes)`),
+        );
       } else next(new HttpError('BAD_REQUEST', 'the request body must be JSON, e.g. {"ready": true}'));
     });
   };

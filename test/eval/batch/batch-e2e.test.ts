@@ -41,14 +41,22 @@ function batchArgs(out: string, extra: string[] = ['--allow-missing'], images = 
   return [CLI, 'eval', '--annotations', ANNOTATIONS, '--images', images, '--model', MODEL, '--out', out, '--json', ...extra];
 }
 
-function runToEnd(out: string, extra: string[] = ['--allow-missing'], images = IMAGES): { status: number | null; json: BatchJson | undefined; stderr: string } {
+function runToEnd(
+  out: string,
+  extra: string[] = ['--allow-missing'],
+  images = IMAGES,
+): { status: number | null; json: BatchJson | undefined; stderr: string } {
   const result = spawnSync(process.execPath, batchArgs(out, extra, images), { cwd: ROOT, encoding: 'utf8' });
   return { status: result.status, json: result.status === 0 ? (JSON.parse(result.stdout) as BatchJson) : undefined, stderr: result.stderr };
 }
 
 function recordedImages(out: string): number {
   const file = join(out, 'images.jsonl');
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.endsWith('}')).length : 0;
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.endsWith('}')).length
+    : 0;
 }
 
 /**
@@ -66,7 +74,9 @@ async function interrupt(
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, sig) => resolve({ code, signal: sig })),
+  );
   await until(() => recordedImages(out) >= 1 || child.exitCode !== null, 'the run to record its first image');
   child.kill(signal);
   try {
@@ -118,8 +128,12 @@ describe('an uninterrupted run', () => {
     expect(reference.stats[1]).toBeGreaterThan(0); // some boxes sit on the model's detections
   });
 
-  it('equals scoring the detector\'s own output as a COCO results file', async () => {
-    const annotations = JSON.parse(readFileSync(ANNOTATIONS, 'utf8')) as { images: { id: number; file_name: string }[]; annotations: { image_id: number }[]; categories: { id: number; name: string }[] };
+  it("equals scoring the detector's own output as a COCO results file", async () => {
+    const annotations = JSON.parse(readFileSync(ANNOTATIONS, 'utf8')) as {
+      images: { id: number; file_name: string }[];
+      annotations: { image_id: number }[];
+      categories: { id: number; name: string }[];
+    };
     const readable = annotations.images.filter((image) => image.id !== 9 && image.id !== 10);
     const categoryByName = new Map(annotations.categories.map((c) => [c.name, c.id]));
     const detector = await Detector.load(MODEL);
@@ -138,22 +152,34 @@ describe('an uninterrupted run', () => {
       await detector.close();
     }
     const dir = tempDir();
-    const subset = { ...annotations, images: readable, annotations: annotations.annotations.filter((a) => a.image_id !== 9 && a.image_id !== 10) };
+    const subset = {
+      ...annotations,
+      images: readable,
+      annotations: annotations.annotations.filter((a) => a.image_id !== 9 && a.image_id !== 10),
+    };
     writeFileSync(join(dir, 'gt.json'), JSON.stringify(subset));
     writeFileSync(join(dir, 'dt.json'), JSON.stringify(records));
     const scored = evaluateFiles(join(dir, 'gt.json'), join(dir, 'dt.json'));
     expect(reference.stats).toEqual(scored.summary.stats);
     expect(reference.counts.detections_read).toBe(records.length);
     // The written results are those records, in image order.
-    const written = readFileSync(join(referenceOut, 'detections.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const written = readFileSync(join(referenceOut, 'detections.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     expect(written).toEqual(records);
   });
 
   it('writes the report, with the count of unreadable images, and only retries those when run again', () => {
-    const summary = JSON.parse(readFileSync(join(referenceOut, 'report/summary.json'), 'utf8')) as { stats: number[]; run: { images_skipped: number } };
+    const summary = JSON.parse(readFileSync(join(referenceOut, 'report/summary.json'), 'utf8')) as {
+      stats: number[];
+      run: { images_skipped: number };
+    };
     expect(summary.stats).toEqual(reference.stats);
     expect(summary.run.images_skipped).toBe(2);
-    expect(readFileSync(join(referenceOut, 'report/summary.md'), 'utf8')).toContain('2 of 10 images unreadable or not decodable, left out of scoring');
+    expect(readFileSync(join(referenceOut, 'report/summary.md'), 'utf8')).toContain(
+      '2 of 10 images unreadable or not decodable, left out of scoring',
+    );
     expect(existsSync(join(referenceOut, 'report/pr_curves.png'))).toBe(true);
     const again = runToEnd(referenceOut);
     expect(again.status).toBe(0);
@@ -167,7 +193,9 @@ describe('a run with unreadable images and no --allow-missing', () => {
     const out = join(tempDir(), 'run');
     const strict = runToEnd(out, []);
     expect(strict.status).toBe(1);
-    expect(strict.stderr).toContain('2 of 10 images could not be read or decoded, so their ground truth cannot be scored: 9 (missing.jpg: file not found); 10 (README.md: IMAGE_UNSUPPORTED_FORMAT');
+    expect(strict.stderr).toContain(
+      '2 of 10 images could not be read or decoded, so their ground truth cannot be scored: 9 (missing.jpg: file not found); 10 (README.md: IMAGE_UNSUPPORTED_FORMAT',
+    );
     expect(strict.stderr).toContain('or add --allow-missing to score the other 8 without them');
     expect(existsSync(join(out, 'report'))).toBe(false);
     expect(recordedImages(out)).toBe(TOTAL_IMAGES);
@@ -198,7 +226,10 @@ describe('an interrupted run', () => {
     expect(resumed.json!.run.images_this_session).toBe(TOTAL_IMAGES - before);
     expect(results(resumed.json!)).toEqual(results(reference));
     expect(readFileSync(join(out, 'detections.jsonl'))).toEqual(readFileSync(join(referenceOut, 'detections.jsonl')));
-    const ids = readFileSync(join(out, 'images.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { image_id: number }).image_id);
+    const ids = readFileSync(join(out, 'images.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { image_id: number }).image_id);
     expect(ids).toEqual(Array.from({ length: TOTAL_IMAGES }, (_, i) => i + 1));
   });
 

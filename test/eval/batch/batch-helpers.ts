@@ -25,13 +25,27 @@ export interface BatchJson {
     images_missing_from_shards: number;
     images_failed_in_shards: number;
     detector: string;
-    shards: { shard: string; images_recorded: number; images_done: number; images_failed: number; imported: number; running_pid: number | null }[];
+    shards: {
+      shard: string;
+      images_recorded: number;
+      images_done: number;
+      images_failed: number;
+      imported: number;
+      running_pid: number | null;
+    }[];
     detector_stats: { servers?: { url: string; requests: number; ok: number; busy_503: number; failures: number }[]; retries?: number };
   };
 }
 
 export interface ShardJson {
-  shard: { shard: string; images_in_shard: number; images_done: number; images_failed: number; images_this_session: number; resumed: boolean };
+  shard: {
+    shard: string;
+    images_in_shard: number;
+    images_done: number;
+    images_failed: number;
+    images_this_session: number;
+    resumed: boolean;
+  };
 }
 
 export interface CliRun {
@@ -46,7 +60,12 @@ export function evalArgs(out: string, extra: string[], images = IMAGES): string[
 }
 
 /** Starts `cpwc-detect eval` without blocking this process's event loop (servers in it must answer). */
-export function startEval(out: string, extra: string[], env: NodeJS.ProcessEnv = process.env, images = IMAGES): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
+export function startEval(
+  out: string,
+  extra: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  images = IMAGES,
+): { child: ChildProcess; done: Promise<CliRun>; stderr: () => string } {
   const child = spawn(process.execPath, evalArgs(out, extra, images), { cwd: ROOT, env });
   let stdout = '';
   let stderr = '';
@@ -112,7 +131,10 @@ export function recordedIds(dir: string): number[] {
 
 /** The detections.jsonl lines of a run directory, sorted (shards and parallel requests commit in another order). */
 export function sortedDetections(dir: string): string[] {
-  return readFileSync(join(dir, 'detections.jsonl'), 'utf8').split('\n').filter((l) => l !== '').sort();
+  return readFileSync(join(dir, 'detections.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .sort();
 }
 
 /** Polls until `condition` holds (a precondition of the test, not a timing guess), failing after `timeoutMs`. */

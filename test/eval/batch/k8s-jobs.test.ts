@@ -51,15 +51,23 @@ const DIR = join(ROOT, 'deploy/k8s/batch-eval');
 function loadYaml(file: string): Doc[] {
   const pythons = [join(ROOT, '.venv/bin/python'), '/usr/bin/python3'].filter((p) => existsSync(p));
   for (const python of pythons) {
-    const result = spawnSync(python, ['-c', 'import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]))', file], { encoding: 'utf8' });
+    const result = spawnSync(
+      python,
+      ['-c', 'import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]))', file],
+      { encoding: 'utf8' },
+    );
     if (result.status === 0) return JSON.parse(result.stdout) as Doc[];
     if (!result.stderr.includes("No module named 'yaml'")) throw new Error(`${file} does not parse: ${result.stderr}`);
   }
-  throw new Error(`no Python with PyYAML to parse ${file}: tried ${pythons.join(', ')} (PyYAML is in scripts/constraints.txt; or apt-get install python3-yaml)`);
+  throw new Error(
+    `no Python with PyYAML to parse ${file}: tried ${pythons.join(', ')} (PyYAML is in scripts/constraints.txt; or apt-get install python3-yaml)`,
+  );
 }
 
 const docs = new Map<string, Doc>();
-for (const name of readdirSync(DIR).filter((n) => n.endsWith('.yaml')).sort()) {
+for (const name of readdirSync(DIR)
+  .filter((n) => n.endsWith('.yaml'))
+  .sort()) {
   for (const doc of loadYaml(join(DIR, name))) docs.set(`${doc.kind}/${doc.metadata.name}`, doc);
 }
 const service = loadYaml(join(ROOT, 'deploy/k8s/service.yaml'))[0]!;
@@ -105,19 +113,23 @@ describe('deploy/k8s/batch-eval', () => {
     expect(pvc.spec.accessModes).toEqual(['ReadWriteMany']);
   });
 
-  it.each(jobs.map((j) => [j.metadata.name, j] as const))('%s: every argument is a flag of cpwc-detect eval, on the mounted volume', (_name, job) => {
-    const values = parse(evalArgs(job, { JOB_COMPLETION_INDEX: '0', CPWC_THREADS: '2' }));
-    const mounts = new Map(container(job).volumeMounts.map((m) => [m.name, m.mountPath]));
-    const claim = job.spec.template.spec.volumes.find((v) => v.persistentVolumeClaim !== undefined)!;
-    expect(claim.persistentVolumeClaim!.claimName).toBe(pvc.metadata.name);
-    const dataMount = mounts.get(claim.name)!;
-    for (const flag of ['annotations', 'images', 'out']) expect(String(values[flag])).toMatch(new RegExp(`^${dataMount}/`));
-    expect(mounts.get('tmp')).toBe('/tmp'); // read-only root filesystem: sharp and the report need a /tmp
-    expect(container(job).securityContext.readOnlyRootFilesystem).toBe(true);
-    expect(job.spec.template.spec.securityContext.runAsUser).toBe(1000);
-    for (const kind of ['requests', 'limits'] as const) for (const r of ['cpu', 'memory'] as const) expect(container(job).resources[kind][r]).toBeDefined();
-    if (values.threads !== undefined) expect(values.threads).toBe('2');
-  });
+  it.each(jobs.map((j) => [j.metadata.name, j] as const))(
+    '%s: every argument is a flag of cpwc-detect eval, on the mounted volume',
+    (_name, job) => {
+      const values = parse(evalArgs(job, { JOB_COMPLETION_INDEX: '0', CPWC_THREADS: '2' }));
+      const mounts = new Map(container(job).volumeMounts.map((m) => [m.name, m.mountPath]));
+      const claim = job.spec.template.spec.volumes.find((v) => v.persistentVolumeClaim !== undefined)!;
+      expect(claim.persistentVolumeClaim!.claimName).toBe(pvc.metadata.name);
+      const dataMount = mounts.get(claim.name)!;
+      for (const flag of ['annotations', 'images', 'out']) expect(String(values[flag])).toMatch(new RegExp(`^${dataMount}/`));
+      expect(mounts.get('tmp')).toBe('/tmp'); // read-only root filesystem: sharp and the report need a /tmp
+      expect(container(job).securityContext.readOnlyRootFilesystem).toBe(true);
+      expect(job.spec.template.spec.securityContext.runAsUser).toBe(1000);
+      for (const kind of ['requests', 'limits'] as const)
+        for (const r of ['cpu', 'memory'] as const) expect(container(job).resources[kind][r]).toBeDefined();
+      if (values.threads !== undefined) expect(values.threads).toBe('2');
+    },
+  );
 
   it.each(pairs)('%s is Indexed: its indices are the shards 0..N-1 of --shard K/N, N = completions', (shardsName) => {
     const job = docs.get(`Job/${shardsName}`)!;
@@ -127,7 +139,9 @@ describe('deploy/k8s/batch-eval', () => {
     expect(['OnFailure', 'Never']).toContain(job.spec.template.spec.restartPolicy);
     const env = container(job).env!.find((e) => e.name === 'JOB_COMPLETION_INDEX')!;
     expect(env.valueFrom?.fieldRef?.fieldPath).toBe("metadata.annotations['batch.kubernetes.io/job-completion-index']");
-    const shards = Array.from({ length: n }, (_, k) => parseShard(String(parse(evalArgs(job, { JOB_COMPLETION_INDEX: String(k), CPWC_THREADS: '2' })).shard)));
+    const shards = Array.from({ length: n }, (_, k) =>
+      parseShard(String(parse(evalArgs(job, { JOB_COMPLETION_INDEX: String(k), CPWC_THREADS: '2' })).shard)),
+    );
     expect(shards).toEqual(Array.from({ length: n }, (_, k) => ({ index: k, count: n })));
   });
 

@@ -32,7 +32,19 @@ describe('Progress', () => {
     }
     progress.finish(20, 0);
     const lines = output().trim().split('\n');
-    expect(lines.map((l) => l.split(' ')[1])).toEqual(['1/20', '2/20', '4/20', '6/20', '8/20', '10/20', '12/20', '14/20', '16/20', '18/20', '20/20']);
+    expect(lines.map((l) => l.split(' ')[1])).toEqual([
+      '1/20',
+      '2/20',
+      '4/20',
+      '6/20',
+      '8/20',
+      '10/20',
+      '12/20',
+      '14/20',
+      '16/20',
+      '18/20',
+      '20/20',
+    ]);
     expect(lines[10]).toBe('eval: 20/20 images (100%)  1.00 images/s  ETA 0:00');
     expect(output()).not.toContain('\r');
   });

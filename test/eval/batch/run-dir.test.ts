@@ -26,7 +26,8 @@ const manifest: RunManifest = {
   created_at: '2026-01-01T00:00:00.000Z',
 };
 
-const line = (imageId: number, score: number): string => `${JSON.stringify({ image_id: imageId, category_id: 1, bbox: [0, 0, 1, 1], score })}\n`;
+const line = (imageId: number, score: number): string =>
+  `${JSON.stringify({ image_id: imageId, category_id: 1, bbox: [0, 0, 1, 1], score })}\n`;
 
 function errorOf(fn: () => unknown): EvalError {
   try {
@@ -74,13 +75,21 @@ describe('RunDirectory', () => {
     resumed.commitImage({ image_id: 2, file_name: 'b.jpg', status: 'done', detections: 1 }, line(2, 0.7));
     resumed.close();
     expect(readFileSync(join(dir, 'detections.jsonl'), 'utf8')).toBe(committed + line(2, 0.7));
-    expect(readFileSync(join(dir, 'images.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).image_id)).toEqual([1, 2]);
+    expect(
+      readFileSync(join(dir, 'images.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).image_id),
+    ).toEqual([1, 2]);
   });
 
   it('refuses to resume a run of another annotation file, model or threshold', () => {
     const dir = join(tempDir(), 'run');
     RunDirectory.open(dir, manifest).close();
-    const otherGraph = { ...manifest.model_identity, graphs_sha256: { ...manifest.model_identity.graphs_sha256, box_head: 'e'.repeat(64) } };
+    const otherGraph = {
+      ...manifest.model_identity,
+      graphs_sha256: { ...manifest.model_identity.graphs_sha256, box_head: 'e'.repeat(64) },
+    };
     const err = errorOf(() => RunDirectory.open(dir, { ...manifest, model_identity: otherGraph }));
     expect(err.code).toBe('RUN_MISMATCH');
     expect(err.message).toContain('holds a run with a different model identity');

@@ -11,7 +11,22 @@ import type { Detector } from '../../../src/detection/detector';
 import { Detector as DetectorClass } from '../../../src/detection/detector';
 import { startTestServer, type TestServer } from '../../server/helpers';
 import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
-import { CLI, MODEL, OTHER_MODEL, TOTAL_IMAGES, imagesWithHeldFile, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
+import {
+  CLI,
+  MODEL,
+  OTHER_MODEL,
+  TOTAL_IMAGES,
+  imagesWithHeldFile,
+  parseJson,
+  recordedIds,
+  results,
+  runEval,
+  sortedDetections,
+  startEval,
+  until,
+  type BatchJson,
+  type ShardJson,
+} from './batch-helpers';
 import { readFileSync } from 'node:fs';
 
 let reference: BatchJson;
@@ -46,7 +61,9 @@ async function holdOnlyPlace(server: TestServer): Promise<Socket> {
   const { port } = new URL(server.url);
   const socket = connect(Number(port), '127.0.0.1');
   socket.on('error', () => undefined);
-  socket.write(`POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n\xff\xd8`);
+  socket.write(
+    `POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n\xff\xd8`,
+  );
   await until(() => server.detection.inference.admitted === 1, 'the held upload to be admitted', 10_000);
   return socket;
 }
@@ -69,7 +86,10 @@ describe('eval --server with two servers, one of them without a queue', () => {
     const hold = await holdOnlyPlace(tiny);
     const out = join(tempDir(), 'pool');
     const run = startEval(out, ['--server', `${tiny.url},${roomy.url}`, '--server-concurrency', '2', '--allow-missing']);
-    await until(() => run.stderr().includes(`eval: ${tiny.url}/v1/detect answered 503 QUEUE_FULL; it gets no request for`), 'a 503 from the queueless server');
+    await until(
+      () => run.stderr().includes(`eval: ${tiny.url}/v1/detect answered 503 QUEUE_FULL; it gets no request for`),
+      'a 503 from the queueless server',
+    );
     hold.destroy();
     const json = parseJson<BatchJson>(await run.done);
     expect(results(json)).toEqual(results(reference));
@@ -86,7 +106,9 @@ describe('eval --server with two servers, one of them without a queue', () => {
 
 /** `cpwc-detect serve` as a child process (so that it can be killed), resolved once it is ready. */
 async function serveChild(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--model', MODEL, '--host', '127.0.0.1', '--port', '0', '--threads', '1'], { cwd: ROOT });
+  const child = spawn(process.execPath, [CLI, 'serve', '--model', MODEL, '--host', '127.0.0.1', '--port', '0', '--threads', '1'], {
+    cwd: ROOT,
+  });
   child.stderr!.resume();
   let buffer = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -112,7 +134,12 @@ describe('eval --server when a server goes away mid-run', () => {
     // image 3 is a FIFO: the run blocks reading it while `leaving` does every other image, so an
     // image is certainly left for the killed server, whatever the machine's speed
     const images = imagesWithHeldFile('exif-rotated.jpg');
-    const run = startEval(out, ['--server', `${leaving.url},${tiny.url}`, '--server-concurrency', '1', '--allow-missing'], process.env, images.dir);
+    const run = startEval(
+      out,
+      ['--server', `${leaving.url},${tiny.url}`, '--server-concurrency', '1', '--allow-missing'],
+      process.env,
+      images.dir,
+    );
     await until(() => recordedIds(out).length === TOTAL_IMAGES - 1, 'every image but the held one done by the server that will be killed');
     const killed = new Promise((resolve) => leaving.child.once('exit', resolve));
     leaving.child.kill('SIGKILL');
@@ -138,10 +165,22 @@ describe('eval --server when requests time out', () => {
     let release: () => void = () => undefined;
     const held = stalled.detection.inference.limiter.run(() => new Promise<void>((resolve) => (release = resolve)));
     try {
-      const failed = await runEval(out, ['--server', stalled.url, '--server-timeout', '0.001', '--server-attempts', '2', '--allow-missing']);
+      const failed = await runEval(out, [
+        '--server',
+        stalled.url,
+        '--server-timeout',
+        '0.001',
+        '--server-attempts',
+        '2',
+        '--allow-missing',
+      ]);
       expect(failed.code).toBe(1);
-      expect(failed.stderr).toContain(`eval: ${stalled.url}/v1/detect: no answer within 1 ms; retrying the image (try 2 of 2), this server rests 0.25 s`);
-      expect(failed.stderr).toMatch(new RegExp(`${stalled.url}/v1/detect: no answer within 1 ms \\(the image failed 2 times, giving up\\)`));
+      expect(failed.stderr).toContain(
+        `eval: ${stalled.url}/v1/detect: no answer within 1 ms; retrying the image (try 2 of 2), this server rests 0.25 s`,
+      );
+      expect(failed.stderr).toMatch(
+        new RegExp(`${stalled.url}/v1/detect: no answer within 1 ms \\(the image failed 2 times, giving up\\)`),
+      );
     } finally {
       release();
       await held;
@@ -162,7 +201,9 @@ describe('eval --server and API keys', () => {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`${keyed.url}/v1/models: HTTP 401 UNAUTHORIZED`);
       const out = join(tempDir(), 'key');
-      const json = parseJson<BatchJson>(await runEval(out, ['--server', keyed.url, '--allow-missing'], { ...environment, CPWC_API_KEY: 'batch-key-0001' }));
+      const json = parseJson<BatchJson>(
+        await runEval(out, ['--server', keyed.url, '--allow-missing'], { ...environment, CPWC_API_KEY: 'batch-key-0001' }),
+      );
       expect(results(json)).toEqual(results(reference));
       expect(json.run.detector_stats.servers![0]!.ok).toBe(9);
     } finally {
@@ -182,7 +223,11 @@ describe('eval --server and the model', () => {
   it('refuses servers that serve different models', async () => {
     const run = await runEval(join(tempDir(), 'mixed'), ['--server', `${roomy.url},${otherModel.url}`]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(new RegExp(`${otherModel.url} serves tiny-c4 \\(graphs [0-9a-f]{10}…, [0-9a-f]{10}…\\), ${roomy.url} serves tiny-fpn .*: every --server must serve the same model`));
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `${otherModel.url} serves tiny-c4 \\(graphs [0-9a-f]{10}…, [0-9a-f]{10}…\\), ${roomy.url} serves tiny-fpn .*: every --server must serve the same model`,
+      ),
+    );
   });
 
   it('fails clearly when a server does not answer', async () => {

@@ -7,7 +7,20 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDistBuilt, tempDir } from '../helpers';
-import { MODEL, TOTAL_IMAGES, imagesWithHeldFile, parseJson, recordedIds, results, runEval, sortedDetections, startEval, until, type BatchJson, type ShardJson } from './batch-helpers';
+import {
+  MODEL,
+  TOTAL_IMAGES,
+  imagesWithHeldFile,
+  parseJson,
+  recordedIds,
+  results,
+  runEval,
+  sortedDetections,
+  startEval,
+  until,
+  type BatchJson,
+  type ShardJson,
+} from './batch-helpers';
 
 const LOCAL = ['--model', MODEL, '--allow-missing'];
 /** The fixture set's split into 3 (shard.test.ts): image ids per shard. */
@@ -61,7 +74,9 @@ describe('three shards in parallel on one OUT, then the merge', () => {
     // each image recorded once: the merge copies what shards detected, and tries the two failed ones once more
     expect([...recordedIds(out)].sort((a, b) => a - b)).toEqual(Array.from({ length: TOTAL_IMAGES }, (_, i) => i + 1));
     expect(JSON.parse(readFileSync(join(out, 'report/summary.json'), 'utf8')).stats).toEqual(reference.stats);
-    expect(readFileSync(join(out, 'report/summary.md'), 'utf8')).toContain('Merged from 3 shard(s): 0-of-3 1 done, 1 failed; 1-of-3 4 done, 0 failed; 2-of-3 3 done, 1 failed; 2 image(s) detected by the merge itself');
+    expect(readFileSync(join(out, 'report/summary.md'), 'utf8')).toContain(
+      'Merged from 3 shard(s): 0-of-3 1 done, 1 failed; 1-of-3 4 done, 0 failed; 2-of-3 3 done, 1 failed; 2 image(s) detected by the merge itself',
+    );
   });
 
   it('reports the totals: images done and failed per shard, and what the merge did itself', () => {
@@ -71,7 +86,9 @@ describe('three shards in parallel on one OUT, then the merge', () => {
       ['2-of-3', 3, 1, 3, null],
     ]);
     expect(mergeStderr).toContain('eval: merged 3 shard(s) into');
-    expect(mergeStderr).toContain('0-of-3 1 done, 1 failed; 1-of-3 4 done; 2-of-3 3 done, 1 failed; 2 of 10 images left to detect here (0 no shard recorded, 2 failed in a shard)');
+    expect(mergeStderr).toContain(
+      '0-of-3 1 done, 1 failed; 1-of-3 4 done; 2-of-3 3 done, 1 failed; 2 of 10 images left to detect here (0 no shard recorded, 2 failed in a shard)',
+    );
     expect([merged.run.images_missing_from_shards, merged.run.images_failed_in_shards]).toEqual([0, 2]);
     // The two images no shard could read are tried once more by the merge, and fail again.
     expect(merged.run.images_not_from_shards).toBe(2);
@@ -150,7 +167,10 @@ describe('shards of different N in one OUT', () => {
 describe('usage', () => {
   it.each([
     [['--shard', '3/3'], "--shard must be K/N with N in [1, 10000] and K in [0, N-1] (K is 0-based, like JOB_COMPLETION_INDEX), got '3/3'"],
-    [['--server', 'http://127.0.0.1:9', '--model', MODEL], "--server detects with the servers' model; --model is for detection in this process"],
+    [
+      ['--server', 'http://127.0.0.1:9', '--model', MODEL],
+      "--server detects with the servers' model; --model is for detection in this process",
+    ],
     [['--server', 'ftp://host'], "--server: 'ftp://host' is not an http(s) URL"],
     [['--server', ','], '--server needs one or more URLs, comma-separated'],
     [['--server-concurrency', '2'], '--server-concurrency, --server-timeout and --server-attempts need --server'],
@@ -172,7 +192,9 @@ describe('shards of another run', () => {
     parseJson<ShardJson>(await runEval(out, [...LOCAL, '--shard', '1/3', '--score-threshold', '0.5']));
     const merge = await runEval(out, LOCAL);
     expect(merge.code).toBe(1);
-    expect(merge.stderr).toContain(`shard ${join(out, 'shards', '1-of-3')} was written for a different score threshold (0.5, this run: null)`);
+    expect(merge.stderr).toContain(
+      `shard ${join(out, 'shards', '1-of-3')} was written for a different score threshold (0.5, this run: null)`,
+    );
     expect(existsSync(join(out, 'run.json'))).toBe(false);
   });
 

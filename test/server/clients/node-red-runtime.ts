@@ -101,7 +101,12 @@ export class NodeRedRuntime {
       };
       node.once('runtime:send', onSend);
       node.once('runtime:error', onError);
-      node.emit('input', msg, (output: unknown) => node.send(output), () => undefined);
+      node.emit(
+        'input',
+        msg,
+        (output: unknown) => node.send(output),
+        () => undefined,
+      );
     });
   }
 }

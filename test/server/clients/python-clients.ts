@@ -17,7 +17,10 @@ export type ClientOutcome<T> = { result: T; error?: undefined } | { result?: und
 export function runPythonClients(cases: ReadonlyArray<Record<string, unknown>>): Promise<Array<ClientOutcome<unknown>>> {
   const script = path.join(__dirname, 'run_clients.py');
   return new Promise((resolve, reject) => {
-    const child = spawn(pythonExecutable(), [script], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HF_HUB_DISABLE_TELEMETRY: '1' } });
+    const child = spawn(pythonExecutable(), [script], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, HF_HUB_DISABLE_TELEMETRY: '1' },
+    });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => stdout.push(c));
@@ -37,13 +40,15 @@ export function runPythonClients(cases: ReadonlyArray<Record<string, unknown>>):
 /** The result of a case that must have succeeded (fails with the client's error otherwise). */
 export function succeeded<T>(outcome: ClientOutcome<unknown> | undefined): T {
   if (outcome === undefined) throw new Error('no outcome for this case');
-  if (outcome.error !== undefined) throw new Error(`the client failed: ${outcome.error.type} ${String(outcome.error.status)} ${outcome.error.message}`);
+  if (outcome.error !== undefined)
+    throw new Error(`the client failed: ${outcome.error.type} ${String(outcome.error.status)} ${outcome.error.message}`);
   return outcome.result as T;
 }
 
 /** The error of a case that must have failed. */
 export function failed(outcome: ClientOutcome<unknown> | undefined): ClientError {
   if (outcome === undefined) throw new Error('no outcome for this case');
-  if (outcome.error === undefined) throw new Error(`the client succeeded where it must fail: ${JSON.stringify(outcome.result).slice(0, 200)}`);
+  if (outcome.error === undefined)
+    throw new Error(`the client succeeded where it must fail: ${JSON.stringify(outcome.result).slice(0, 200)}`);
   return outcome.error;
 }
