@@ -8,7 +8,7 @@ import { DetectError } from '../detection/errors';
 import { ConfigError, describeConfig, loadConfig, usage } from '../server/config';
 import { createLogger } from '../server/logging';
 import { ModelRepository } from '../server/model-repository';
-import { createRenderer } from '../server/render';
+import { createRenderer } from '../server/renderer';
 import { startServer } from '../server/server';
 
 export async function run(argv: string[]): Promise<number> {

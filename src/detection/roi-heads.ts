@@ -88,7 +88,7 @@ export interface PostprocessOptions {
   classIds?: ReadonlySet<number>;
 }
 
-export interface Detections {
+export interface PackedDetections {
   /** `[N, 4]` packed, in the coordinates of the proposals (graph-input pixels). */
   boxes: Float32Array;
   scores: Float32Array;
@@ -131,7 +131,7 @@ export class RoiHeadsPostprocessor {
     proposals: Float32Array,
     resized: Size,
     options: PostprocessOptions = {},
-  ): Detections {
+  ): PackedDetections {
     const { numClasses } = this.config;
     const count = boxCount(proposals);
     if (classLogits.length !== count * numClasses || boxRegression.length !== count * numClasses * 4) {
@@ -196,7 +196,7 @@ export class RoiHeadsPostprocessor {
       if (userThreshold !== undefined && !(kept.scores[k] >= userThreshold)) continue;
       selected.push(k);
     }
-    const result: Detections = {
+    const result: PackedDetections = {
       boxes: new Float32Array(selected.length * 4),
       scores: new Float32Array(selected.length),
       labels: new Int32Array(selected.length),

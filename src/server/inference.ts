@@ -8,7 +8,7 @@ import { DetectError } from '../detection/errors';
 import { HttpError } from './errors';
 import { ConcurrencyLimiter } from './limiter';
 import type { ServerMetrics } from './metrics';
-import type { ServedDetector } from './model';
+import type { ServedDetector } from './served-model';
 
 export interface InferenceOutcome {
   result: DetectionResult;

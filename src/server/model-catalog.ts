@@ -7,7 +7,7 @@
 import type { DetectOptions } from '../detection/types';
 import { HttpError } from './errors';
 import type { InferenceOutcome, InferenceService } from './inference';
-import { describeModel, type ServedDetector, type ServedModel } from './model';
+import { describeModel, type ServedDetector, type ServedModel } from './served-model';
 
 export interface ModelEndpoint {
   /** The name clients use for this model. */

@@ -21,7 +21,7 @@ import { DetectError } from '../detection/errors';
 import { HttpError } from './errors';
 import type { InferenceService } from './inference';
 import type { ServerMetrics } from './metrics';
-import { describeModel, type ServedDetector } from './model';
+import { describeModel, type ServedDetector } from './served-model';
 import type { ModelCatalog, ModelEndpoint, ModelState, ModelStatus } from './model-catalog';
 
 export interface LoadedDetector extends ServedDetector {

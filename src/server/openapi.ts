@@ -4,7 +4,7 @@
  */
 import type { ServerConfig } from './config';
 import { ERRORS } from './errors';
-import type { ServedModel } from './model';
+import type { ServedModel } from './served-model';
 
 type Json = Record<string, unknown>;
 

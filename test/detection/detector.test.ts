@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { Detector } from '../../src/detection/detector';
 import { DetectError } from '../../src/detection/errors';
 import type { DetectionResult } from '../../src/detection/types';
-import { fixtureModel } from './fixture-models';
+import { fixtureModel } from '../helpers/fixture-models';
 import { badInputs, readImage } from './images';
 
 const IMAGES = ['portrait.jpg', 'landscape.jpg', 'tiny.png', 'grayscale.png', 'alpha.png', 'exif-rotated.jpg', 'rocket.webp', 'hubble.gif'];

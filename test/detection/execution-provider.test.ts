@@ -12,7 +12,7 @@ import { loadConfig, ConfigError } from '../../src/server/config';
 import { Detector } from '../../src/detection/detector';
 import { DetectError } from '../../src/detection/errors';
 import { parseExecutionProvider } from '../../src/detection/execution-provider';
-import { fixtureModel } from './fixture-models';
+import { fixtureModel } from '../helpers/fixture-models';
 import { IMAGES_DIR } from './images';
 
 /** onnxruntime-node's CUDA provider library, present only after `npm ci --onnxruntime-node-install=cuda12`. */

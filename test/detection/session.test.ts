@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { loadModelDirectory } from '../../src/detection/model';
 import { GraphSessions } from '../../src/detection/session';
-import { fixtureModel } from './fixture-models';
+import { fixtureModel } from '../helpers/fixture-models';
 
 describe('GraphSessions (ONNX Runtime in a worker thread), tiny-fpn', () => {
   let sessions: GraphSessions;

@@ -4,8 +4,8 @@
  * rule were implemented the obvious-but-wrong way. Values are compared to 12 digits because
  * pycocotools computes precision as tp / (tp + fp + eps): a perfect ranking scores 0.9999999999999998.
  */
-import type { Box, ResultRecord } from './helpers';
-import { evaluate } from './helpers';
+import type { Box, ResultRecord } from '../helpers/eval';
+import { evaluate } from '../helpers/eval';
 
 const AP = 0;
 const AP50 = 1;

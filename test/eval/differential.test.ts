@@ -20,7 +20,7 @@ import { evaluateFiles, type EvaluationRun } from '../../src/eval/evaluate';
 import { DEFAULT_PARAMS } from '../../src/eval/params';
 import { pythonExecutable } from '../helpers/python';
 import { EvalError } from '../../src/eval/errors';
-import { ROOT, tempDir, writeSyntheticCase, writeTemp } from './helpers';
+import { ROOT, tempDir, writeSyntheticCase, writeTemp } from '../helpers/eval';
 import type { SyntheticCounts, SyntheticOptions } from './synthetic-coco';
 
 const LIBRARIES = ['pycocotools', 'faster-coco-eval'] as const;

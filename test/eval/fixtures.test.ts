@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateFiles, type EvaluationRun } from '../../src/eval/evaluate';
 import { DEFAULT_PARAMS } from '../../src/eval/params';
-import { SHARED_FIXTURES, SHARED_FIXTURES_PRESENT } from './helpers';
+import { SHARED_FIXTURES, SHARED_FIXTURES_PRESENT } from '../helpers/eval';
 
 interface Expected {
   stats: number[];

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { EvalError } from '../../src/eval/errors';
 import { evaluateFiles } from '../../src/eval/evaluate';
 import { readResultsFile, type ResultsFormat } from '../../src/eval/results-reader';
-import { tempDir, writeSyntheticCase, writeTemp } from './helpers';
+import { tempDir, writeSyntheticCase, writeTemp } from '../helpers/eval';
 
 function readAll(file: string, chunkBytes?: number): { records: unknown[]; lines: number[]; format: ResultsFormat } {
   const records: unknown[] = [];

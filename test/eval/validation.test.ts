@@ -1,7 +1,7 @@
 import { EvalError, type EvalErrorCode } from '../../src/eval/errors';
 import { loadDetectionsFile } from '../../src/eval/detections';
 import { loadGroundTruthFile } from '../../src/eval/ground-truth';
-import { cocoDataset, tempDir, writeTemp } from './helpers';
+import { cocoDataset, tempDir, writeTemp } from '../helpers/eval';
 
 const dir = tempDir();
 const gtFile = writeTemp(

@@ -12,7 +12,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
 import { ERRORS } from '../../src/server/errors';
-import { IMAGES, loadFixtureDetector, multipart, startTestServer, type TestServer } from '../server/helpers';
+import { IMAGES, loadFixtureDetector, multipart, startTestServer, type TestServer } from '../helpers/server';
 
 const SEED = 0x5eed_1;
 /** Cases per body kind (raw image, multipart to /v1/detect, multipart to /v1/vision/detection). */

@@ -14,9 +14,9 @@ import { DEFAULT_MODEL_DIR } from '../../src/detection/model';
 import { createLogger } from '../../src/server/logging';
 import { ModelRepository } from '../../src/server/model-repository';
 import { startServer, type RunningServer } from '../../src/server/server';
-import { fixtureModel } from '../detection/fixture-models';
+import { fixtureModel } from '../helpers/fixture-models';
 import { runPython } from '../helpers/python';
-import { loadFixtureDetector, startTestServer, testConfig } from '../server/helpers';
+import { loadFixtureDetector, startTestServer, testConfig } from '../helpers/server';
 
 const EXCLUDED_CHECKS = [
   'positive_data_acceptance',

@@ -17,7 +17,7 @@ import {
   startTestServer,
   type ErrorBody,
   type TestServer,
-} from './helpers';
+} from '../helpers/server';
 
 interface DetectBody {
   model: string;

@@ -16,7 +16,7 @@ import {
   waitFor,
   type ErrorBody,
   type TestServer,
-} from './helpers';
+} from '../helpers/server';
 
 const key = 'camera-key-0001';
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
 import { ApiKeys, bearerToken } from '../../src/server/auth';
-import { IMAGES, loadFixtureDetector, multipart, startTestServer, type ErrorBody, type TestServer } from './helpers';
+import { IMAGES, loadFixtureDetector, multipart, startTestServer, type ErrorBody, type TestServer } from '../helpers/server';
 
 describe('API keys', () => {
   it('accepts exactly the configured keys', () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
-import { IMAGES, loadFixtureDetector, metricValue, multipart, startTestServer, type ErrorBody, type TestServer } from './helpers';
+import { IMAGES, loadFixtureDetector, metricValue, multipart, startTestServer, type ErrorBody, type TestServer } from '../helpers/server';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 const alphaPng = readFileSync(path.join(IMAGES, 'alpha.png'));

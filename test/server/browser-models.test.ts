@@ -11,8 +11,8 @@ import { Detector } from '../../src/detection/detector';
 import { createLogger } from '../../src/server/logging';
 import { ModelRepository } from '../../src/server/model-repository';
 import { startServer, type RunningServer } from '../../src/server/server';
-import { fixtureModel } from '../detection/fixture-models';
-import { IMAGES, testConfig } from './helpers';
+import { fixtureModel } from '../helpers/fixture-models';
+import { IMAGES, testConfig } from '../helpers/server';
 
 const CHROMIUM = '/usr/bin/chromium';
 const imagePath = path.join(IMAGES, 'landscape.jpg');

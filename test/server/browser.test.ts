@@ -10,7 +10,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
-import { IMAGES, loadFixtureDetector, startTestServer, type TestServer } from './helpers';
+import { IMAGES, loadFixtureDetector, startTestServer, type TestServer } from '../helpers/server';
 
 const CHROMIUM = '/usr/bin/chromium';
 

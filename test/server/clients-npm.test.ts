@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
 import { NodeRedRuntime, type RuntimeNode } from './clients/node-red-runtime';
-import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, startTestServer, type TestServer } from './helpers';
+import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, startTestServer, type TestServer } from '../helpers/server';
 
 // the node package's modules, as Node-RED loads them (CommonJS, `module.exports = function (RED)`)
 /* eslint-disable @typescript-eslint/no-require-imports */

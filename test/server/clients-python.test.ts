@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
 import { failed, runPythonClients, succeeded } from './clients/python-clients';
-import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, startTestServer, type TestServer } from './helpers';
+import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, startTestServer, type TestServer } from '../helpers/server';
 
 const MODEL = path.basename(FIXTURE_MODEL);
 const LANDSCAPE = path.join(IMAGES, 'landscape.jpg');

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
-import { IMAGES, loadFixtureDetector, startTestServer, waitFor, type TestServer } from './helpers';
+import { IMAGES, loadFixtureDetector, startTestServer, waitFor, type TestServer } from '../helpers/server';
 
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
 let detector: Detector;

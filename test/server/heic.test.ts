@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
-import { loadFixtureDetector, startTestServer, type ErrorBody, type TestServer } from './helpers';
+import { loadFixtureDetector, startTestServer, type ErrorBody, type TestServer } from '../helpers/server';
 
 interface Box {
   at: number;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
-import type { ServedDetector } from '../../src/server/model';
+import type { ServedDetector } from '../../src/server/served-model';
 import {
   IMAGES,
   loadFixtureDetector,
@@ -17,7 +17,7 @@ import {
   waitFor,
   type ErrorBody,
   type TestServer,
-} from './helpers';
+} from '../helpers/server';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 let detector: Detector;

@@ -5,7 +5,16 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Detector } from '../../src/detection/detector';
-import { IMAGES, loadFixtureDetector, multipart, rawRequest, startTestServer, waitFor, type ErrorBody, type TestServer } from './helpers';
+import {
+  IMAGES,
+  loadFixtureDetector,
+  multipart,
+  rawRequest,
+  startTestServer,
+  waitFor,
+  type ErrorBody,
+  type TestServer,
+} from '../helpers/server';
 
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
 let detector: Detector;

@@ -3,7 +3,7 @@
  * RFC 2046 but the closing one, wherever the chunks of the stream split it.
  */
 import { MultipartPartCounter, multipartBoundary } from '../../src/server/multipart-parts';
-import { multipart } from './helpers';
+import { multipart } from '../helpers/server';
 
 function countInChunks(body: Buffer, boundary: string, chunkSize: number): number {
   const counter = new MultipartPartCounter(boundary);

@@ -9,7 +9,7 @@ import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
 import { SERVER_VERSION, versionParts } from '../../src/server/version';
 import { decodeBytesTensor, encodeBytesTensor, parseInferRequest } from '../../src/server/routes/kserve-tensors';
-import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, multipart, startTestServer, type TestServer } from './helpers';
+import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, multipart, startTestServer, type TestServer } from '../helpers/server';
 
 const MODEL = path.basename(FIXTURE_MODEL);
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));

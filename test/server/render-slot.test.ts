@@ -7,9 +7,9 @@ import path from 'node:path';
 import pino from 'pino';
 import type { Detector } from '../../src/detection/detector';
 import type { RenderImage } from '../../src/server/app';
-import { createRenderer } from '../../src/server/render';
+import { createRenderer } from '../../src/server/renderer';
 import { startServer, type RunningServer } from '../../src/server/server';
-import { IMAGES, loadFixtureDetector, testConfig } from './helpers';
+import { IMAGES, loadFixtureDetector, testConfig } from '../helpers/server';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 let detector: Detector;

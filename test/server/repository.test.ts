@@ -17,8 +17,8 @@ import { createLogger } from '../../src/server/logging';
 import type { ModelStatus } from '../../src/server/model-catalog';
 import { ModelRepository } from '../../src/server/model-repository';
 import { startServer, type RunningServer } from '../../src/server/server';
-import { fixtureModel } from '../detection/fixture-models';
-import { IMAGES, metricValue, multipart, testConfig, waitFor, type ErrorBody } from './helpers';
+import { fixtureModel } from '../helpers/fixture-models';
+import { IMAGES, metricValue, multipart, testConfig, waitFor, type ErrorBody } from '../helpers/server';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 const SHAPES = 'shapes-cpwc-r50-fpn';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { FIXTURE_MODEL, IMAGES, REPO_ROOT, metricValue, rawRequest } from './helpers';
+import { FIXTURE_MODEL, IMAGES, REPO_ROOT, metricValue, rawRequest } from '../helpers/server';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'cli', 'index.js');
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
 import { MAX_TIFF_PAGES } from '../../src/detection/tiff';
-import { IMAGES, loadFixtureDetector, startTestServer, type ErrorBody, type TestServer } from './helpers';
+import { IMAGES, loadFixtureDetector, startTestServer, type ErrorBody, type TestServer } from '../helpers/server';
 
 let detector: Detector;
 let server: TestServer;

@@ -10,7 +10,7 @@ import { bearerToken } from '../auth';
 import { readImageUpload, type ImageUpload } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
-import { paramSource, parseUnitInterval, type ParamSource } from '../params';
+import { paramSource, parseUnitInterval, type ParamSource } from '../request-params';
 import { SERVER_VERSION, versionParts } from '../version';
 import type { RouteContext, RouteSpec } from './context';
 

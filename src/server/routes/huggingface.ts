@@ -10,7 +10,7 @@ import type { Detection } from '../../detection/types';
 import { readRawBody } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
-import { parseUnitInterval } from '../params';
+import { parseUnitInterval } from '../request-params';
 import type { RouteContext, RouteSpec } from './context';
 
 export const HUGGINGFACE_ROUTES: readonly RouteSpec[] = [{ path: '/models/:model', methods: ['POST'], errorStyle: 'message' }];

@@ -14,7 +14,7 @@ import { readRawBody } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
 import type { ModelEndpoint } from '../model-catalog';
-import { parsePositiveInteger, parseUnitInterval } from '../params';
+import { parsePositiveInteger, parseUnitInterval } from '../request-params';
 import type { RouteContext, RouteSpec } from './context';
 import { encodeInferResponse, parseInferRequest, type Datatype, type InferRequest, type OutputTensor } from './kserve-tensors';
 

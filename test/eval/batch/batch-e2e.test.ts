@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { Detector } from '../../../src/detection/detector';
 import { evaluateFiles } from '../../../src/eval/evaluate';
-import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
+import { ensureDistBuilt, ROOT, tempDir } from '../../helpers/eval';
 import { imagesWithHeldFile, until } from './batch-helpers';
 
 const CLI = join(ROOT, 'dist/cli/index.js');

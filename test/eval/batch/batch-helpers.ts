@@ -2,7 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, tempDir } from '../helpers';
+import { ROOT, tempDir } from '../../helpers/eval';
 
 export const CLI = join(ROOT, 'dist/cli/index.js');
 export const ANNOTATIONS = join(ROOT, 'test/eval/fixtures/batch-dataset/annotations.json');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EVAL_OPTIONS } from '../../../src/cli/eval';
 import { parseShard } from '../../../src/eval/batch/shard';
-import { ROOT } from '../helpers';
+import { ROOT } from '../../helpers/eval';
 
 /** The fields of the parsed manifests this test reads. */
 interface EnvVar {

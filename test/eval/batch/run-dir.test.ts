@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 
 import { join } from 'node:path';
 import { readRecordedImages, RUN_FORMAT, RunDirectory, type RunManifest } from '../../../src/eval/batch/run-dir';
 import { EvalError } from '../../../src/eval/errors';
-import { tempDir } from '../helpers';
+import { tempDir } from '../../helpers/eval';
 
 const manifest: RunManifest = {
   format: RUN_FORMAT,

@@ -9,8 +9,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Detector } from '../../../src/detection/detector';
 import { Detector as DetectorClass } from '../../../src/detection/detector';
-import { startTestServer, type TestServer } from '../../server/helpers';
-import { ensureDistBuilt, ROOT, tempDir } from '../helpers';
+import { startTestServer, type TestServer } from '../../helpers/server';
+import { ensureDistBuilt, ROOT, tempDir } from '../../helpers/eval';
 import {
   CLI,
   MODEL,

@@ -6,7 +6,7 @@
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDistBuilt, tempDir } from '../helpers';
+import { ensureDistBuilt, tempDir } from '../../helpers/eval';
 import {
   MODEL,
   TOTAL_IMAGES,

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { evaluateFiles, type EvaluationRun } from '../../src/eval/evaluate';
 import { categoryTableText, metric } from '../../src/eval/format';
-import { ensureDistBuilt, ROOT, tempDir, writeSyntheticCase, writeTemp } from './helpers';
-import type { SyntheticCase } from './synthetic-coco';
+import { ensureDistBuilt, ROOT, tempDir, writeSyntheticCase, writeTemp } from '../helpers/eval';
+import type { SyntheticCase } from '../eval/synthetic-coco';
 
 const CLI = join(ROOT, 'dist/cli/index.js');
 

@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import { DetectionTable, type Detections } from '../../src/eval/detections';
 import { evaluateLoaded, type EvaluationRun } from '../../src/eval/evaluate';
 import { parseGroundTruth, type GroundTruth } from '../../src/eval/ground-truth';
-import { syntheticCoco, type SyntheticCase, type SyntheticOptions } from './synthetic-coco';
+import { syntheticCoco, type SyntheticCase, type SyntheticOptions } from '../eval/synthetic-coco';
 
 export type Box = [number, number, number, number];
 

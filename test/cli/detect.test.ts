@@ -4,8 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { run } from '../../src/cli/detect';
-import { fixtureModel } from './fixture-models';
-import { IMAGES_DIR } from './images';
+import { fixtureModel } from '../helpers/fixture-models';
+import { IMAGES_DIR } from '../detection/images';
 
 interface Captured {
   code: number;

@@ -8,8 +8,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/server/config';
-import { fixtureModel } from '../detection/fixture-models';
-import { IMAGES, REPO_ROOT } from './helpers';
+import { fixtureModel } from '../helpers/fixture-models';
+import { IMAGES, REPO_ROOT } from '../helpers/server';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'cli', 'index.js');
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));

@@ -1,4 +1,4 @@
-import { parseClasses, parseNativeParams, paramSource } from '../../src/server/params';
+import { parseClasses, parseNativeParams, paramSource } from '../../src/server/request-params';
 
 const CLASSES = ['__background__', 'circle', 'N/A', 'square', 'triangle'];
 const from = (values: Record<string, string>) => (name: string) => values[name];

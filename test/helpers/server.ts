@@ -5,9 +5,9 @@ import type { DestinationStream } from 'pino';
 import { Detector } from '../../src/detection/detector';
 import { defaultConfig, type ServerConfig } from '../../src/server/config';
 import { createLogger } from '../../src/server/logging';
-import { createRenderer } from '../../src/server/render';
+import { createRenderer } from '../../src/server/renderer';
 import { startServer, type RunningServer } from '../../src/server/server';
-import type { ServedDetector } from '../../src/server/model';
+import type { ServedDetector } from '../../src/server/served-model';
 
 /** The tiny fixture model; CPWC_TEST_MODEL_DIR runs the server tests against another model directory. */
 export const FIXTURE_MODEL = process.env.CPWC_TEST_MODEL_DIR ?? path.join(__dirname, '..', 'fixtures', 'models', 'tiny-fpn');
