@@ -6,17 +6,30 @@
  * The worker owns both sessions, created once; graph A's feature maps stay in the worker until the
  * same request's graph B consumes them, so only the small RPN outputs and RoIs cross threads.
  * Calls are served one at a time in arrival order (ORT already uses every core for one graph).
+ * The worker's program is src/detection/session-worker.ts; the messages are typed in session-messages.ts.
  */
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
 import { DetectError } from './errors';
+import type {
+  GraphSignature,
+  TensorData,
+  WorkerCall,
+  WorkerReply,
+  WorkerRequest,
+  WorkerSuccess,
+  SessionWorkerData,
+} from './session-messages';
+import { sessionWorkerPath } from './session-worker-path';
 import {
   DEFAULT_EXECUTION_PROVIDER,
   executionProviderUnavailable,
   parseExecutionProvider,
   type ExecutionProvider,
 } from './execution-provider';
+
+export type { GraphSignature, TensorData } from './session-messages';
 
 /**
  * ONNX Runtime session options used for both graphs. The defaults were chosen by measurement
@@ -57,17 +70,6 @@ export const DEFAULT_SESSION_OPTIONS: Required<Omit<SessionOptions, 'intraOpThre
   arenaShrinkage: false,
 };
 
-/** A float32 tensor crossing the thread boundary. */
-export interface TensorData {
-  data: Float32Array;
-  dims: readonly number[];
-}
-
-export interface GraphSignature {
-  inputNames: string[];
-  outputNames: string[];
-}
-
 /** One graph run's outputs and how long the worker spent computing them. */
 export interface GraphRun {
   outputs: Record<string, TensorData>;
@@ -77,167 +79,13 @@ export interface GraphRun {
   queuedMs: number;
 }
 
-interface LoadMessage {
-  type: 'load';
-  backboneRpnPath: string;
-  boxHeadPath: string;
-  options: InferenceSession.SessionOptions;
-  runOptions: InferenceSession.RunOptions;
-}
-interface RunBackboneMessage {
-  type: 'backbone';
-  request: number;
-  image: TensorData;
-  /** Outputs to send back; the rest (feature maps) stay in the worker for `boxHead`. */
-  fetch: string[];
-}
-interface RunBoxHeadMessage {
-  type: 'boxHead';
-  request: number;
-  rois: Record<string, TensorData>;
-}
-interface ReleaseMessage {
-  type: 'release';
-  request: number;
-}
-interface CloseMessage {
-  type: 'close';
-}
-type WorkerCall = LoadMessage | RunBackboneMessage | RunBoxHeadMessage | ReleaseMessage | CloseMessage;
-type WorkerRequest = WorkerCall & { call: number; sentAt: number };
-
-type WorkerReply =
-  | {
-      call: number;
-      ok: true;
-      graphs?: Record<string, GraphSignature>;
-      outputs?: Record<string, TensorData>;
-      runMs?: number;
-      queuedMs?: number;
-    }
-  | { call: number; ok: false; message: string; providerFailed?: boolean };
-
-/**
- * The worker's program. It is sent as source text (`Function.prototype.toString`), so it must be
- * self-contained: everything it needs comes from `require` and `workerData`. (Coverage tools must not
- * instrument it: their counters live outside it.)
- */
-/* istanbul ignore next */
-function sessionWorkerMain(): void {
-  /* eslint-disable @typescript-eslint/no-var-requires */
-  const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
-  const ort = require((workerData as { ortPath: string }).ortPath) as typeof import('onnxruntime-node');
-  type Session = import('onnxruntime-node').InferenceSession;
-  type OrtTensor = import('onnxruntime-node').Tensor;
-  const sessions: { backbone?: Session; boxHead?: Session } = {};
-  let runOptions: import('onnxruntime-node').InferenceSession.RunOptions = {};
-  const features = new Map<number, Record<string, OrtTensor>>();
-  const port = parentPort as import('node:worker_threads').MessagePort;
-  const toData = (tensor: OrtTensor): TensorData => ({ data: tensor.data as Float32Array, dims: tensor.dims });
-
-  /** A session; when it fails on a provider other than the CPU, the error says whether the CPU takes the same graph (providerFailed). */
-  async function createSession(path: string, options: import('onnxruntime-node').InferenceSession.SessionOptions): Promise<Session> {
-    try {
-      return await ort.InferenceSession.create(path, options);
-    } catch (error) {
-      const providers = options.executionProviders ?? [];
-      if (providers.length === 0 || providers.every((p) => p === 'cpu')) throw error;
-      const cpu = await ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] }).catch(() => undefined);
-      if (cpu === undefined) throw error;
-      await cpu.release();
-      throw Object.assign(error instanceof Error ? error : new Error(String(error)), { providerFailed: true });
-    }
-  }
-
-  async function handle(message: WorkerRequest): Promise<Omit<Extract<WorkerReply, { ok: true }>, 'call' | 'ok'>> {
-    switch (message.type) {
-      case 'load': {
-        runOptions = message.runOptions;
-        sessions.backbone = await createSession(message.backboneRpnPath, message.options);
-        sessions.boxHead = await createSession(message.boxHeadPath, message.options);
-        const signature = (s: Session): GraphSignature => ({ inputNames: [...s.inputNames], outputNames: [...s.outputNames] });
-        return { graphs: { backbone_rpn: signature(sessions.backbone), box_head: signature(sessions.boxHead) } };
-      }
-      case 'backbone': {
-        const session = sessions.backbone as Session;
-        const image = new ort.Tensor('float32', message.image.data, message.image.dims);
-        const started = performance.now();
-        const results = await session.run({ [session.inputNames[0]]: image }, runOptions);
-        const runMs = performance.now() - started;
-        const outputs: Record<string, TensorData> = {};
-        const kept: Record<string, OrtTensor> = {};
-        for (const name of session.outputNames) {
-          if (message.fetch.includes(name)) outputs[name] = toData(results[name]);
-          else kept[name] = results[name];
-        }
-        features.set(message.request, kept);
-        return { outputs, runMs };
-      }
-      case 'boxHead': {
-        const session = sessions.boxHead as Session;
-        const kept = features.get(message.request);
-        if (kept === undefined) throw new Error(`no feature maps for request ${message.request}`);
-        features.delete(message.request);
-        const feeds: Record<string, OrtTensor> = {};
-        for (const name of session.inputNames) {
-          const roi = message.rois[name];
-          if (roi !== undefined) feeds[name] = new ort.Tensor('float32', roi.data, roi.dims);
-          else if (kept[name] !== undefined) feeds[name] = kept[name];
-          else throw new Error(`box head input ${name} is neither a RoI input nor a graph A output`);
-        }
-        const started = performance.now();
-        const results = await session.run(feeds, runOptions);
-        const runMs = performance.now() - started;
-        const outputs: Record<string, TensorData> = {};
-        for (const name of session.outputNames) outputs[name] = toData(results[name]);
-        return { outputs, runMs };
-      }
-      case 'release':
-        features.delete(message.request);
-        return {};
-      case 'close':
-        features.clear();
-        await sessions.backbone?.release();
-        await sessions.boxHead?.release();
-        sessions.backbone = undefined;
-        sessions.boxHead = undefined;
-        return {};
-    }
-  }
-
-  // One call at a time, in arrival order: the chain is the queue.
-  let chain: Promise<void> = Promise.resolve();
-  port.on('message', (message: WorkerRequest) => {
-    const receivedAt = Date.now();
-    chain = chain.then(async () => {
-      const queuedMs = Date.now() - receivedAt;
-      try {
-        const reply = await handle(message);
-        port.postMessage({ call: message.call, ok: true, queuedMs, ...reply });
-      } catch (error) {
-        const providerFailed =
-          typeof error === 'object' && error !== null && (error as { providerFailed?: unknown }).providerFailed === true;
-        port.postMessage({
-          call: message.call,
-          ok: false,
-          message: error instanceof Error ? error.message : String(error),
-          providerFailed,
-        });
-      }
-    });
-  });
-}
-
 /** A worker failure that the execution provider caused (the same graph loads on the CPU). */
 class ProviderError extends Error {}
 
 /** Owns the worker; every method resolves when the worker has answered. */
 export class GraphSessions {
   private nextCall = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (reply: Extract<WorkerReply, { ok: true }>) => void; reject: (error: Error) => void }
-  >();
+  private readonly pending = new Map<number, { resolve: (reply: WorkerSuccess) => void; reject: (error: Error) => void }>();
   private failure: Error | null = null;
 
   private constructor(
@@ -253,10 +101,8 @@ export class GraphSessions {
    */
   static async create(backboneRpnPath: string, boxHeadPath: string, options: SessionOptions = {}): Promise<GraphSessions> {
     const provider = parseExecutionProvider(options.executionProvider ?? DEFAULT_EXECUTION_PROVIDER);
-    const worker = new Worker(`(${sessionWorkerMain.toString()})()`, {
-      eval: true,
-      workerData: { ortPath: require.resolve('onnxruntime-node') },
-    });
+    const workerData: SessionWorkerData = { ortPath: require.resolve('onnxruntime-node') };
+    const worker = new Worker(sessionWorkerPath(), { workerData });
     const host = new GraphSessions(worker, {
       backbone_rpn: { inputNames: [], outputNames: [] },
       box_head: { inputNames: [], outputNames: [] },
@@ -310,7 +156,7 @@ export class GraphSessions {
     }
   }
 
-  private call(message: WorkerCall, transfer: ArrayBuffer[] = []): Promise<Extract<WorkerReply, { ok: true }>> {
+  private call(message: WorkerCall, transfer: ArrayBuffer[] = []): Promise<WorkerSuccess> {
     if (this.failure !== null) return Promise.reject(this.failure);
     const call = this.nextCall++;
     return new Promise((resolve, reject) => {

@@ -70,3 +70,21 @@ describe('GraphSessions (ONNX Runtime in a worker thread), tiny-fpn', () => {
     await expect(other.release(1)).rejects.toThrow(/closed/);
   });
 });
+
+describe('the session worker module', () => {
+  it('runs from the compiled library (dist/), where it sits next to session.js', async () => {
+    const compiled = path.resolve(__dirname, '../../dist/detection/session.js');
+    const { GraphSessions: Compiled } = require(compiled) as { GraphSessions: typeof GraphSessions };
+    const { sessionWorkerPath } = require(path.resolve(__dirname, '../../dist/detection/session-worker-path.js')) as {
+      sessionWorkerPath: () => string;
+    };
+    expect(sessionWorkerPath()).toBe(path.resolve(__dirname, '../../dist/detection/session-worker.js'));
+    const model = await loadModelDirectory(fixtureModel('tiny-fpn'));
+    const sessions = await Compiled.create(model.backboneRpnPath, model.boxHeadPath, { intraOpThreads: 1 });
+    try {
+      expect(sessions.graphs.backbone_rpn.inputNames).toEqual(['image']);
+    } finally {
+      await sessions.close();
+    }
+  });
+});
