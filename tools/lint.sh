@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# `npm run lint`: every linter of the project, each on its whole tree. Python: ruff check and ruff format
-# --check (config in scripts/pyproject.toml), from the project venv. Add a TypeScript linter as another line.
+# `npm run lint`: every linter of the project, each on its whole tree. TypeScript/JavaScript: biome check
+# (formatter + linter, config biome.json; fix with `npx biome check --write <files>`). Python: ruff check and
+# ruff format --check (config in scripts/pyproject.toml), from the project venv. biome.json: recommended, plus
+# import/const/template style rules; noNonNullAssertion off (with noUncheckedIndexedAccess a `!` is the
+# in-bounds assertion); noRedundantUseStrict off for .js (biome reads .js as ESM, ours are CommonJS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+npx --no-install biome check --error-on-warnings
 [ -n "${CPWC_PYTHON:-}" ] || bash tools/setup-venv.sh
 bash tools/py.sh -m ruff check --config scripts/pyproject.toml scripts test/python tools
 bash tools/py.sh -m ruff format --check --config scripts/pyproject.toml scripts test/python tools

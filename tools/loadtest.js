@@ -100,8 +100,7 @@ function startServer(model, env) {
     let config;
     child.stdout.on('data', (chunk) => {
       buffered += chunk.toString();
-      let newline;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
         let entry;
@@ -245,7 +244,7 @@ async function main() {
     const rssBefore = await metric(url, 'cpwc_process_resident_memory_bytes');
     const samples = [];
     const quarter = Math.ceil(options.soakRequests / 4);
-    let soakStatuses = {};
+    const soakStatuses = {};
     for (let i = 0; i < 4; i++) {
       const { statuses } = await load(url, image, Math.min(4, quarter), { amount: quarter });
       for (const [s, n] of Object.entries(statuses)) soakStatuses[s] = (soakStatuses[s] ?? 0) + n;

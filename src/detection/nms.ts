@@ -90,9 +90,11 @@ function sortedBoxes(boxes: Float32Array, scores: Float32Array, candidates: Int3
  */
 function suppresses(b: SortedBoxes, i: number, j: number, iouThreshold: number, skipDisjoint: boolean): boolean {
   const dw = fround(min(b.x2[i], b.x2[j]) - max(b.x1[i], b.x1[j]));
+  // biome-ignore lint/complexity/useMathMinMax: Math.max(dw, 0) is NaN for a NaN difference; std::max(0, d) and this give 0
   const w = dw > 0 ? dw : 0;
   if (w === 0 && skipDisjoint) return false;
   const dh = fround(min(b.y2[i], b.y2[j]) - max(b.y1[i], b.y1[j]));
+  // biome-ignore lint/complexity/useMathMinMax: as for w
   const h = dh > 0 ? dh : 0;
   if (h === 0 && skipDisjoint) return false;
   const inter = fround(w * h);

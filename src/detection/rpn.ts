@@ -4,7 +4,7 @@
  * per-level top-k on logits, decode against anchors, sigmoid, clip, remove small, score threshold,
  * NMS per level, keep the best `post_nms_top_n` (`filter_proposals`).
  */
-import { AnchorGenerator, levelStride } from './anchors';
+import { type AnchorGenerator, levelStride } from './anchors';
 import { BoxCoder, type BoxCoderWeights } from './box-coder';
 import { clipBoxesToImage, removeSmallBoxes } from './boxes';
 import { expf, expfNearest } from './float32';

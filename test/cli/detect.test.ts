@@ -97,7 +97,7 @@ describe('cpwc-detect detect', () => {
     expect(result.stdout).toMatch(/label +score +xmin +ymin +xmax +ymax/);
     const rows = result.stdout.split('\n').filter((line) => /^ {2}\S+ +\d\.\d{3}/.test(line));
     expect(rows.length).toBeLessThanOrEqual(4);
-    rows.forEach((row) => expect(Number(row.trim().split(/ +/)[1])).toBeGreaterThanOrEqual(0.1));
+    for (const row of rows) expect(Number(row.trim().split(/ +/)[1])).toBeGreaterThanOrEqual(0.1);
     expect(await sharp(path.join(renderDir, 'landscape.png')).metadata()).toMatchObject({ width: 600, height: 400, format: 'png' });
     expect(await sharp(path.join(renderDir, 'hubble.png')).metadata()).toMatchObject({ width: 320, height: 279 });
   });

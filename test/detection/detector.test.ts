@@ -56,7 +56,7 @@ describe('Detector (tiny-fpn fixture model)', () => {
     });
     const t = result.timings_ms;
     const stages = [t.decode, t.transform, t.backbone_rpn, t.rpn_postprocess, t.box_head, t.postprocess];
-    stages.forEach((ms) => expect(ms).toBeGreaterThanOrEqual(0));
+    for (const ms of stages) expect(ms).toBeGreaterThanOrEqual(0);
     expect(t.total).toBeGreaterThanOrEqual(Math.max(...stages));
   });
 
@@ -121,7 +121,9 @@ describe('Detector (tiny-fpn fixture model)', () => {
   it('gives every concurrent caller its own, correct result', async () => {
     const names = ['portrait.jpg', 'tiny.png', 'landscape.jpg', 'hubble.gif', 'portrait.jpg'];
     const results = await Promise.all(names.map((name) => detector.detect(readImage(name))));
-    results.forEach((result, i) => expect(result.detections).toEqual(baseline.get(names[i])?.detections));
+    results.forEach((result, i) => {
+      expect(result.detections).toEqual(baseline.get(names[i] ?? '')?.detections);
+    });
   });
 
   it('stops with ABORTED when the signal is aborted, before or during the request, and keeps working', async () => {

@@ -54,7 +54,9 @@ function manifest(graphA: Buffer, graphB: Buffer): Record<string, unknown> {
 }
 
 const created: string[] = [];
-afterAll(() => created.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+afterAll(() => {
+  for (const dir of created) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function modelDir(
   edit: (m: Record<string, unknown>) => void = () => undefined,
@@ -110,41 +112,79 @@ describe('loadModelDirectory', () => {
   it.each([
     [
       'format',
-      (m: Json) => void (m.format = 'onnx' as unknown as Record<string, unknown>),
+      (m: Json) => {
+        m.format = 'onnx' as unknown as Record<string, unknown>;
+      },
       /format must be "cpwc-detect-model", got "onnx"/,
     ],
-    ['format_version', (m: Json) => void (m.format_version = 2 as unknown as Record<string, unknown>), /format_version must be 1, got 2/],
-    ['transform.min_size', (m: Json) => void (m.transform.min_size = '800'), /transform\.min_size must be an integer > 0, got "800"/],
-    ['transform.image_std', (m: Json) => void (m.transform.image_std = [0.2, 0.2]), /transform\.image_std must be an array of 3 numbers/],
-    ['transform.resize', (m: Json) => void (m.transform.resize = 'nearest'), /transform\.resize must be bilinear/],
+    [
+      'format_version',
+      (m: Json) => {
+        m.format_version = 2 as unknown as Record<string, unknown>;
+      },
+      /format_version must be 1, got 2/,
+    ],
+    [
+      'transform.min_size',
+      (m: Json) => {
+        m.transform.min_size = '800';
+      },
+      /transform\.min_size must be an integer > 0, got "800"/,
+    ],
+    [
+      'transform.image_std',
+      (m: Json) => {
+        m.transform.image_std = [0.2, 0.2];
+      },
+      /transform\.image_std must be an array of 3 numbers/,
+    ],
+    [
+      'transform.resize',
+      (m: Json) => {
+        m.transform.resize = 'nearest';
+      },
+      /transform\.resize must be bilinear/,
+    ],
     [
       'rpn.levels anchors',
-      (m: Json) => void (m.rpn.num_anchors_per_location = 4),
+      (m: Json) => {
+        m.rpn.num_anchors_per_location = 4;
+      },
       /rpn\.levels\[0\] must be anchor_sizes x aspect_ratios = num_anchors_per_location \(4\)/,
     ],
     [
       'roi_heads.nms_thresh',
-      (m: Json) => void (m.roi_heads.nms_thresh = 1.5),
+      (m: Json) => {
+        m.roi_heads.nms_thresh = 1.5;
+      },
       /roi_heads\.nms_thresh must be a number in \[0, 1\], got 1\.5/,
     ],
     [
       'roi_heads.level_mapper',
-      (m: Json) => void (m.roi_heads.level_mapper = { k_min: 2, k_max: 4, canonical_scale: 224, canonical_level: 4, eps: 1e-6 }),
+      (m: Json) => {
+        m.roi_heads.level_mapper = { k_min: 2, k_max: 4, canonical_scale: 224, canonical_level: 4, eps: 1e-6 };
+      },
       /k_max - k_min \+ 1 = 4/,
     ],
     [
       'graphs.box_head.sha256',
-      (m: Json) => void ((m.graphs.box_head as Record<string, unknown>).sha256 = 'abc'),
+      (m: Json) => {
+        (m.graphs.box_head as Record<string, unknown>).sha256 = 'abc';
+      },
       /graphs\.box_head\.sha256 must be 64 hexadecimal digits/,
     ],
     [
       'a graph outside the directory',
-      (m: Json) => void ((m.graphs.box_head as Record<string, unknown>).file = '../box_head.onnx'),
+      (m: Json) => {
+        (m.graphs.box_head as Record<string, unknown>).file = '../box_head.onnx';
+      },
       /graphs\.box_head\.file must be a file inside the model directory/,
     ],
     [
       'classes',
-      (m: Json) => void (m.classes = ['__background__'] as unknown as Record<string, unknown>),
+      (m: Json) => {
+        m.classes = ['__background__'] as unknown as Record<string, unknown>;
+      },
       /classes must be background plus at least one class/,
     ],
   ])('names the bad field: %s', async (_, edit, message) => {

@@ -165,7 +165,7 @@ export function compareDetections(expected: ReferenceDetection[], produced: Dete
       problems.push(
         `torchvision ${ref.label} ${ref.score.toFixed(4)} at [${corners(ref)
           .map((v) => v.toFixed(2))
-          .join(', ')}] has no twin` + (twin ? ` (closest: ${twin.label} ${twin.score.toFixed(4)} IoU ${bestIou.toFixed(4)})` : ''),
+          .join(', ')}] has no twin${twin ? ` (closest: ${twin.label} ${twin.score.toFixed(4)} IoU ${bestIou.toFixed(4)})` : ''}`,
       );
     }
   }

@@ -47,8 +47,8 @@ interface ReferenceReport {
   results: ReferenceResult[];
 }
 
-const SHIFT = Number(process.env['CPWC_EVAL_DIFF_SEED'] ?? '0');
-if (!Number.isInteger(SHIFT)) throw new Error(`CPWC_EVAL_DIFF_SEED must be an integer, got ${process.env['CPWC_EVAL_DIFF_SEED']}`);
+const SHIFT = Number(process.env.CPWC_EVAL_DIFF_SEED ?? '0');
+if (!Number.isInteger(SHIFT)) throw new Error(`CPWC_EVAL_DIFF_SEED must be an integer, got ${process.env.CPWC_EVAL_DIFF_SEED}`);
 
 /** 36 small cases of varied shape, and 4 larger ones whose stats average more than 8192 values. */
 const CASES: SyntheticOptions[] = [

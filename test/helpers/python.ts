@@ -10,7 +10,7 @@ import path from 'node:path';
 const REPO_ROOT = path.join(__dirname, '..', '..');
 
 export function pythonExecutable(): string {
-  const configured = process.env['CPWC_PYTHON'];
+  const configured = process.env.CPWC_PYTHON;
   const python = configured !== undefined && configured !== '' ? configured : path.join(REPO_ROOT, '.venv', 'bin', 'python');
   if (!existsSync(python)) {
     throw new Error(`no Python at ${python}: run tools/setup-venv.sh (npm test does) or set CPWC_PYTHON`);

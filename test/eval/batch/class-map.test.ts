@@ -1,5 +1,5 @@
 import { mapClassesToCategories } from '../../../src/eval/batch/class-map';
-import { EvalError } from '../../../src/eval/errors';
+import type { EvalError } from '../../../src/eval/errors';
 import { parseGroundTruth } from '../../../src/eval/ground-truth';
 
 function gtWith(categories: { id: number; name: string }[]) {

@@ -65,7 +65,9 @@ describe('three shards in parallel on one OUT, then the merge', () => {
       ['1-of-3', 4, 4, 0],
       ['2-of-3', 4, 3, 1],
     ]);
-    PARTS.forEach((ids, k) => expect(recordedIds(join(out, 'shards', `${k}-of-3`))).toEqual(ids));
+    PARTS.forEach((ids, k) => {
+      expect(recordedIds(join(out, 'shards', `${k}-of-3`))).toEqual(ids);
+    });
   });
 
   it('merges to the stats, per-category AP and detections of a single-process run', () => {

@@ -49,10 +49,10 @@ export class NodeRedRuntime {
         node.credentials = this.credentials.get(node.id) ?? {};
       },
       getNode: (id: string): RuntimeNode | undefined => this.instances.get(id),
-      registerType: (type: string, constructor: NodeConstructor): void => {
+      registerType: (type: string, nodeType: NodeConstructor): void => {
         // Node-RED makes every node type inherit from its Node class (util.inherits)
-        Object.setPrototypeOf(constructor.prototype, RuntimeNode.prototype);
-        this.types.set(type, constructor);
+        Object.setPrototypeOf(nodeType.prototype, RuntimeNode.prototype);
+        this.types.set(type, nodeType);
       },
     },
   };
@@ -64,10 +64,10 @@ export class NodeRedRuntime {
 
   /** Deploys one node of a registered type, as a flow would. */
   deploy(config: Record<string, unknown> & { id: string; type: string }, credentials: Record<string, string> = {}): RuntimeNode {
-    const constructor = this.types.get(config.type);
-    if (constructor === undefined) throw new Error(`node type '${config.type}' is not registered; load its module first`);
+    const NodeType = this.types.get(config.type);
+    if (NodeType === undefined) throw new Error(`node type '${config.type}' is not registered; load its module first`);
     this.credentials.set(config.id, credentials);
-    const node = new constructor(config) as RuntimeNode;
+    const node = new NodeType(config) as RuntimeNode;
     this.instances.set(config.id, node);
     return node;
   }
