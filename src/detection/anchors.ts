@@ -4,6 +4,7 @@
  * `A = aspectRatios.length * sizes.length` ordered ratio-major (torchvision's order).
  */
 
+import { DetectError } from './errors';
 import { roundHalfToEven } from './float32';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
@@ -62,7 +63,16 @@ export class AnchorGenerator {
 
   /** Anchors per location on `level`. */
   anchorsPerLocation(level: number): number {
-    return this.cellAnchors[level].length / 4;
+    return this.levelAnchors(level).length / 4;
+  }
+
+  /** The base anchors of `level`; a level the generator was not configured with is a model error. */
+  private levelAnchors(level: number): Float32Array {
+    const base = this.cellAnchors[level];
+    if (base === undefined) {
+      throw new DetectError('MODEL_INVALID', `RPN level ${level} has no anchors: the model configures ${this.cellAnchors.length} levels`);
+    }
+    return base;
   }
 
   /**
@@ -70,18 +80,19 @@ export class AnchorGenerator {
    * without materializing the level's grid: the RPN only needs its top-scoring anchors.
    */
   writeAnchor(level: number, index: number, gridWidth: number, stride: LevelStride, out: Float32Array, offset: number): void {
-    const base = this.cellAnchors[level];
+    const base = this.levelAnchors(level);
     const perLocation = base.length / 4;
+    // a in [0, perLocation): base holds 4 values per anchor, so a * 4 + 3 < base.length.
     const a = index % perLocation;
     const location = (index - a) / perLocation;
     const x = location % gridWidth;
     const y = (location - x) / gridWidth;
     const shiftX = x * stride.strideWidth;
     const shiftY = y * stride.strideHeight;
-    out[offset] = shiftX + base[a * 4];
-    out[offset + 1] = shiftY + base[a * 4 + 1];
-    out[offset + 2] = shiftX + base[a * 4 + 2];
-    out[offset + 3] = shiftY + base[a * 4 + 3];
+    out[offset] = shiftX + base[a * 4]!;
+    out[offset + 1] = shiftY + base[a * 4 + 1]!;
+    out[offset + 2] = shiftX + base[a * 4 + 2]!;
+    out[offset + 3] = shiftY + base[a * 4 + 3]!;
   }
 
   /**

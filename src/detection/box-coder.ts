@@ -1,6 +1,7 @@
 /**
  * torchvision `BoxCoder.decode_single` (models/detection/_utils.py), float32 step by step.
  */
+import { DetectError } from './errors';
 import { expfNearest } from './float32';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
@@ -20,7 +21,11 @@ export class BoxCoder {
   private readonly clip: number;
 
   constructor(weights: BoxCoderWeights, bboxXformClip: number = DEFAULT_BBOX_XFORM_CLIP) {
-    [this.wx, this.wy, this.ww, this.wh] = weights.map((w) => fround(w));
+    const [wx, wy, ww, wh] = weights;
+    this.wx = fround(wx);
+    this.wy = fround(wy);
+    this.ww = fround(ww);
+    this.wh = fround(wh);
     this.clip = fround(bboxXformClip);
   }
 
@@ -32,7 +37,8 @@ export class BoxCoder {
   decode(relCodes: Float32Array, boxes: Float32Array): Float32Array {
     const count = boxes.length / 4;
     const perBox = count === 0 ? 0 : relCodes.length / boxes.length;
-    if (!Number.isInteger(perBox)) throw new RangeError(`relCodes length ${relCodes.length} is not a multiple of 4 * ${count} boxes`);
+    if (!Number.isInteger(perBox))
+      throw new DetectError('MODEL_INVALID', `relCodes length ${relCodes.length} is not a multiple of 4 * ${count} boxes`);
     const out = new Float32Array(relCodes.length);
     for (let i = 0; i < count; i++) {
       for (let k = 0; k < perBox; k++) this.decodeOne(relCodes, (i * perBox + k) * 4, boxes, i, out, (i * perBox + k) * 4);
@@ -46,16 +52,16 @@ export class BoxCoder {
    */
   decodeOne(relCodes: Float32Array, codeOffset: number, boxes: Float32Array, boxIndex: number, out: Float32Array, outOffset: number): void {
     const { wx, wy, ww, wh, clip } = this;
-    const bx1 = boxes[boxIndex * 4];
-    const by1 = boxes[boxIndex * 4 + 1];
-    const width = fround(boxes[boxIndex * 4 + 2] - bx1);
-    const height = fround(boxes[boxIndex * 4 + 3] - by1);
+    const bx1 = boxes[boxIndex * 4]!;
+    const by1 = boxes[boxIndex * 4 + 1]!;
+    const width = fround(boxes[boxIndex * 4 + 2]! - bx1);
+    const height = fround(boxes[boxIndex * 4 + 3]! - by1);
     const ctrX = fround(bx1 + fround(0.5 * width));
     const ctrY = fround(by1 + fround(0.5 * height));
-    const dx = fround(relCodes[codeOffset] / wx);
-    const dy = fround(relCodes[codeOffset + 1] / wy);
-    const dw = min(fround(relCodes[codeOffset + 2] / ww), clip);
-    const dh = min(fround(relCodes[codeOffset + 3] / wh), clip);
+    const dx = fround(relCodes[codeOffset]! / wx);
+    const dy = fround(relCodes[codeOffset + 1]! / wy);
+    const dw = min(fround(relCodes[codeOffset + 2]! / ww), clip);
+    const dh = min(fround(relCodes[codeOffset + 3]! / wh), clip);
     const predCtrX = fround(fround(dx * width) + ctrX);
     const predCtrY = fround(fround(dy * height) + ctrY);
     const halfW = fround(0.5 * fround(expfNearest(dw) * width));

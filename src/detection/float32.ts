@@ -55,7 +55,7 @@ export function expf(value: number): number {
   u = fround(1 + fround(fround(s * s) * u + s));
   // SLEEF's ldexp2: two power-of-two steps, so huge/tiny q scale without overflowing the exponent.
   const half = q >> 1;
-  return fround(fround(u * POW2[half + 80]) * POW2[q - half + 80]);
+  return fround(fround(u * POW2[half + 80]!) * POW2[q - half + 80]!);
 }
 
 /**

@@ -5,13 +5,15 @@
  * IoU 0/0 = NaN, which suppresses nothing.
  */
 
+import { checkPacked } from './packed';
+
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
 const { floor, fround, max, min, sqrt } = Math;
 
 /** Indices of boxes sorted by descending score; equal scores keep input order. */
 export function argsortDescending(scores: Float32Array, indices?: Int32Array): Int32Array {
   const order = indices ? Int32Array.from(indices) : Int32Array.from({ length: scores.length }, (_, i) => i);
-  order.sort((a, b) => scores[b] - scores[a] || a - b);
+  order.sort((a, b) => scores[b]! - scores[a]! || a - b);
   return order;
 }
 
@@ -61,7 +63,9 @@ interface SortedBoxes {
   area: Float32Array;
 }
 
+/** `boxes` is `[N, 4]` packed for N = scores.length; `candidates` (default all) are indices into scores. */
 function sortedBoxes(boxes: Float32Array, scores: Float32Array, candidates: Int32Array | undefined): SortedBoxes {
+  checkPacked('boxes', boxes, scores.length, 4);
   const order = argsortDescending(scores, candidates);
   const n = order.length;
   const sorted: SortedBoxes = {
@@ -74,12 +78,12 @@ function sortedBoxes(boxes: Float32Array, scores: Float32Array, candidates: Int3
   };
   const { x1, y1, x2, y2, area } = sorted;
   for (let k = 0; k < n; k++) {
-    const o = order[k] * 4;
-    x1[k] = boxes[o];
-    y1[k] = boxes[o + 1];
-    x2[k] = boxes[o + 2];
-    y2[k] = boxes[o + 3];
-    area[k] = fround(x2[k] - x1[k]) * fround(y2[k] - y1[k]);
+    const o = order[k]! * 4;
+    x1[k] = boxes[o]!;
+    y1[k] = boxes[o + 1]!;
+    x2[k] = boxes[o + 2]!;
+    y2[k] = boxes[o + 3]!;
+    area[k] = fround(x2[k]! - x1[k]!) * fround(y2[k]! - y1[k]!);
   }
   return sorted;
 }
@@ -89,16 +93,16 @@ function sortedBoxes(boxes: Float32Array, scores: Float32Array, candidates: Int3
  * of torchvision's kernel: std::max(0, d) (a NaN difference counts as 0), inter / (area_i + area_j - inter).
  */
 function suppresses(b: SortedBoxes, i: number, j: number, iouThreshold: number, skipDisjoint: boolean): boolean {
-  const dw = fround(min(b.x2[i], b.x2[j]) - max(b.x1[i], b.x1[j]));
+  const dw = fround(min(b.x2[i]!, b.x2[j]!) - max(b.x1[i]!, b.x1[j]!));
   // biome-ignore lint/complexity/useMathMinMax: Math.max(dw, 0) is NaN for a NaN difference; std::max(0, d) and this give 0
   const w = dw > 0 ? dw : 0;
   if (w === 0 && skipDisjoint) return false;
-  const dh = fround(min(b.y2[i], b.y2[j]) - max(b.y1[i], b.y1[j]));
+  const dh = fround(min(b.y2[i]!, b.y2[j]!) - max(b.y1[i]!, b.y1[j]!));
   // biome-ignore lint/complexity/useMathMinMax: as for w
   const h = dh > 0 ? dh : 0;
   if (h === 0 && skipDisjoint) return false;
   const inter = fround(w * h);
-  const iou = fround(inter / fround(fround(b.area[i] + b.area[j]) - inter));
+  const iou = fround(inter / fround(fround(b.area[i]! + b.area[j]!) - inter));
   return iou > iouThreshold;
 }
 
@@ -111,7 +115,7 @@ function greedyAllPairs(b: SortedBoxes, iouThreshold: number, maxKeep: number): 
   let kept = 0;
   for (let i = 0; i < n && kept < maxKeep; i++) {
     if (suppressed[i] === 1) continue;
-    keep[kept++] = b.order[i];
+    keep[kept++] = b.order[i]!;
     for (let j = i + 1; j < n; j++) {
       if (suppressed[j] === 0 && suppresses(b, i, j, iouThreshold, skipDisjoint)) suppressed[j] = 1;
     }
@@ -158,14 +162,14 @@ function greedySwept(b: SortedBoxes, iouThreshold: number, maxKeep: number): Int
   const keep = new Int32Array(n);
   let kept = 0;
   for (let i = 0; i < n && kept < maxKeep; i++) {
-    const p = position[i];
+    const p = position[i]!;
     if (suppressed[p] === 1) continue;
-    keep[kept++] = b.order[i];
-    const ix1 = x1[p];
-    const iy1 = y1[p];
-    const ix2 = x2[p];
-    const iy2 = y2[p];
-    const iarea = area[p];
+    keep[kept++] = b.order[i]!;
+    const ix1 = x1[p]!;
+    const iy1 = y1[p]!;
+    const ix2 = x2[p]!;
+    const iy2 = y2[p]!;
+    const iarea = area[p]!;
     const spanX = reach * (ix2 - ix1);
     const spanY = reach * (iy2 - iy1);
     if (!(spanX > 0 && spanY > 0)) continue; // a box of no width or height overlaps nothing
@@ -174,19 +178,19 @@ function greedySwept(b: SortedBoxes, iouThreshold: number, maxKeep: number): Int
     const r0 = max(0, floor((iy1 - spanY - originY) / cellSize));
     const r1 = min(rows - 1, floor((iy1 + spanY - originY) / cellSize));
     for (let r = r0; r <= r1; r++) {
-      const end = cellStart[r * columns + c1 + 1];
-      for (let q = cellStart[r * columns + c0]; q < end; q++) {
-        if (suppressed[q] === 1 || rank[q] <= i) continue;
-        const dx = x1[q] - ix1;
-        const dy = y1[q] - iy1;
+      const end = cellStart[r * columns + c1 + 1]!;
+      for (let q = cellStart[r * columns + c0]!; q < end; q++) {
+        if (suppressed[q] === 1 || rank[q]! <= i) continue;
+        const dx = x1[q]! - ix1;
+        const dy = y1[q]! - iy1;
         if (dx >= spanX || -dx >= spanX || dy >= spanY || -dy >= spanY) continue;
         // torchvision's float32 test, as in greedyAllPairs (no NaN here: sweepApplies checked).
-        const dw = fround(min(ix2, x2[q]) - max(ix1, x1[q]));
+        const dw = fround(min(ix2, x2[q]!) - max(ix1, x1[q]!));
         if (!(dw > 0)) continue;
-        const dh = fround(min(iy2, y2[q]) - max(iy1, y1[q]));
+        const dh = fround(min(iy2, y2[q]!) - max(iy1, y1[q]!));
         if (!(dh > 0)) continue;
         const inter = fround(dw * dh);
-        if (fround(inter / fround(fround(iarea + area[q]) - inter)) > iouThreshold) suppressed[q] = 1;
+        if (fround(inter / fround(fround(iarea + area[q]!) - inter)) > iouThreshold) suppressed[q] = 1;
       }
     }
   }
@@ -221,26 +225,26 @@ function boxGrid(b: SortedBoxes, reach: number): BoxGrid {
   let maxY = -Infinity;
   const spans = new Float64Array(n);
   for (let k = 0; k < n; k++) {
-    minX = min(minX, b.x1[k]);
-    maxX = max(maxX, b.x1[k]);
-    minY = min(minY, b.y1[k]);
-    maxY = max(maxY, b.y1[k]);
-    spans[k] = reach * max(b.x2[k] - b.x1[k], b.y2[k] - b.y1[k], 0);
+    minX = min(minX, b.x1[k]!);
+    maxX = max(maxX, b.x1[k]!);
+    minY = min(minY, b.y1[k]!);
+    maxY = max(maxY, b.y1[k]!);
+    spans[k] = reach * max(b.x2[k]! - b.x1[k]!, b.y2[k]! - b.y1[k]!, 0);
   }
   spans.sort();
   const extent = max(maxX - minX, maxY - minY, 1e-6);
-  const cellSize = max(spans[n >> 1] / 3, extent / (2 * sqrt(n)), 1e-6);
+  const cellSize = max(spans[n >> 1]! / 3, extent / (2 * sqrt(n)), 1e-6);
   const columns = min(floor((maxX - minX) / cellSize) + 1, 4 * n);
   const rows = min(floor((maxY - minY) / cellSize) + 1, 4 * n);
   const cellOf = new Int32Array(n);
   const cellStart = new Int32Array(columns * rows + 1);
   for (let k = 0; k < n; k++) {
-    const c = min(columns - 1, floor((b.x1[k] - minX) / cellSize));
-    const r = min(rows - 1, floor((b.y1[k] - minY) / cellSize));
+    const c = min(columns - 1, floor((b.x1[k]! - minX) / cellSize));
+    const r = min(rows - 1, floor((b.y1[k]! - minY) / cellSize));
     cellOf[k] = r * columns + c;
-    cellStart[cellOf[k] + 1]++;
+    cellStart[cellOf[k]! + 1]!++;
   }
-  for (let c = 0; c < columns * rows; c++) cellStart[c + 1] += cellStart[c];
+  for (let c = 0; c < columns * rows; c++) cellStart[c + 1]! += cellStart[c]!;
   const fill = cellStart.slice(0, columns * rows);
   const grid: BoxGrid = {
     x1: new Float32Array(n),
@@ -258,14 +262,14 @@ function boxGrid(b: SortedBoxes, reach: number): BoxGrid {
     originY: minY,
   };
   for (let k = 0; k < n; k++) {
-    const q = fill[cellOf[k]]++;
+    const q = fill[cellOf[k]!]!++;
     grid.rank[q] = k;
     grid.position[k] = q;
-    grid.x1[q] = b.x1[k];
-    grid.y1[q] = b.y1[k];
-    grid.x2[q] = b.x2[k];
-    grid.y2[q] = b.y2[k];
-    grid.area[q] = b.area[k];
+    grid.x1[q] = b.x1[k]!;
+    grid.y1[q] = b.y1[k]!;
+    grid.x2[q] = b.x2[k]!;
+    grid.y2[q] = b.y2[k]!;
+    grid.area[q] = b.area[k]!;
   }
   return grid;
 }
@@ -285,15 +289,17 @@ export function batchedNms(
   maxKeep = Infinity,
 ): Int32Array {
   const count = scores.length;
+  checkPacked('boxes', boxes, count, 4);
+  checkPacked('groups', groups, count, 1);
   if (count === 0) return new Int32Array(0);
   if (count * 4 > 4000) return batchedNmsPerGroup(boxes, scores, groups, iouThreshold, maxKeep);
   let maxCoordinate = -Infinity;
-  for (let i = 0; i < boxes.length; i++) if (boxes[i] > maxCoordinate) maxCoordinate = boxes[i];
+  for (let i = 0; i < boxes.length; i++) if (boxes[i]! > maxCoordinate) maxCoordinate = boxes[i]!;
   const groupSpan = fround(maxCoordinate + 1);
   const shifted = new Float32Array(boxes.length);
   for (let i = 0; i < count; i++) {
-    const offset = fround(groups[i] * groupSpan);
-    for (let k = 0; k < 4; k++) shifted[i * 4 + k] = boxes[i * 4 + k] + offset;
+    const offset = fround(groups[i]! * groupSpan);
+    for (let k = 0; k < 4; k++) shifted[i * 4 + k] = boxes[i * 4 + k]! + offset;
   }
   return nms(shifted, scores, iouThreshold, undefined, maxKeep);
 }
@@ -307,9 +313,9 @@ function batchedNmsPerGroup(
 ): Int32Array {
   const members = new Map<number, number[]>();
   for (let i = 0; i < groups.length; i++) {
-    const list = members.get(groups[i]);
+    const list = members.get(groups[i]!);
     if (list) list.push(i);
-    else members.set(groups[i], [i]);
+    else members.set(groups[i]!, [i]);
   }
   const keepMask = new Uint8Array(scores.length);
   for (const indices of members.values()) {

@@ -5,6 +5,7 @@
  */
 import { BoxCoder, type BoxCoderWeights } from './box-coder';
 import { boxCount, clipBoxToImage } from './boxes';
+import { DetectError } from './errors';
 import { expf } from './float32';
 import { batchedNms } from './nms';
 import type { Size } from './transform';
@@ -32,7 +33,7 @@ export function mapLevels(boxes: Float32Array, mapper: LevelMapperConfig): Int32
   const eps = fround(mapper.eps);
   for (let i = 0; i < count; i++) {
     const o = i * 4;
-    const area = fround(fround(boxes[o + 2] - boxes[o]) * fround(boxes[o + 3] - boxes[o + 1]));
+    const area = fround(fround(boxes[o + 2]! - boxes[o]!) * fround(boxes[o + 3]! - boxes[o + 1]!));
     const side = fround(sqrt(area));
     const level = floor(fround(fround(lvl0 + fround(log2(fround(side / s0)))) + eps));
     levels[i] = min(max(level, mapper.kMin), mapper.kMax) - mapper.kMin;
@@ -51,19 +52,27 @@ export interface LevelAssignment {
 /** Splits proposals by level (one level when `mapper` is null: a single-feature-map head such as C4). */
 export function assignLevels(proposals: Float32Array, levelCount: number, mapper: LevelMapperConfig | null): LevelAssignment {
   const count = boxCount(proposals);
-  const levels = mapper === null || levelCount === 1 ? new Int32Array(count) : mapLevels(proposals, mapper);
+  const mapped = mapper !== null && levelCount !== 1;
+  if (mapped && mapper.kMax - mapper.kMin + 1 !== levelCount) {
+    throw new DetectError(
+      'MODEL_INVALID',
+      `the level mapper covers ${mapper.kMax - mapper.kMin + 1} levels, the box head has ${levelCount}`,
+    );
+  }
+  // Every levels[i] is in [0, levelCount) (mapLevels clamps to [0, k_max - k_min]), so each per-level index below is in range.
+  const levels = mapped ? mapLevels(proposals, mapper) : new Int32Array(count);
   const sizes = new Int32Array(levelCount);
-  for (const level of levels) sizes[level]++;
+  for (const level of levels) sizes[level]!++;
   const rois = Array.from(sizes, (size) => new Float32Array(size * 4));
   const starts = new Int32Array(levelCount);
-  for (let l = 1; l < levelCount; l++) starts[l] = starts[l - 1] + sizes[l - 1];
+  for (let l = 1; l < levelCount; l++) starts[l] = starts[l - 1]! + sizes[l - 1]!;
   const filled = new Int32Array(levelCount);
   const proposalOfRow = new Int32Array(count);
   for (let i = 0; i < count; i++) {
-    const level = levels[i];
-    const k = filled[level]++;
-    rois[level].set(proposals.subarray(i * 4, i * 4 + 4), k * 4);
-    proposalOfRow[starts[level] + k] = i;
+    const level = levels[i]!;
+    const k = filled[level]!++;
+    rois[level]!.set(proposals.subarray(i * 4, i * 4 + 4), k * 4);
+    proposalOfRow[starts[level]! + k] = i;
   }
   return { rois, proposalOfRow };
 }
@@ -100,15 +109,15 @@ export function softmaxRows(logits: Float32Array, columns: number): Float32Array
   const out = new Float32Array(logits.length);
   for (let o = 0; o < logits.length; o += columns) {
     let rowMax = -Infinity;
-    for (let c = 0; c < columns; c++) if (logits[o + c] > rowMax) rowMax = logits[o + c];
+    for (let c = 0; c < columns; c++) if (logits[o + c]! > rowMax) rowMax = logits[o + c]!;
     let sum = 0;
     for (let c = 0; c < columns; c++) {
-      const e = expf(logits[o + c] - rowMax);
+      const e = expf(logits[o + c]! - rowMax);
       out[o + c] = e;
       sum = fround(sum + e);
     }
     const inverse = fround(1 / sum);
-    for (let c = 0; c < columns; c++) out[o + c] = fround(out[o + c] * inverse);
+    for (let c = 0; c < columns; c++) out[o + c] = fround(out[o + c]! * inverse);
   }
   return out;
 }
@@ -135,7 +144,8 @@ export class RoiHeadsPostprocessor {
     const { numClasses } = this.config;
     const count = boxCount(proposals);
     if (classLogits.length !== count * numClasses || boxRegression.length !== count * numClasses * 4) {
-      throw new RangeError(
+      throw new DetectError(
+        'MODEL_INVALID',
         `box head: expected ${count}x${numClasses} class logits and ${count}x${numClasses * 4} box regression values, got ${classLogits.length} and ${boxRegression.length}`,
       );
     }
@@ -149,7 +159,7 @@ export class RoiHeadsPostprocessor {
     const modelThreshold = fround(this.config.scoreThresh);
     const admitsBelowModel = userThreshold !== undefined && userThreshold < modelThreshold;
     const passes = (flat: number): boolean => {
-      const s = scores[flat];
+      const s = scores[flat]!;
       return (
         (admitsBelowModel ? s >= (userThreshold as number) : s > modelThreshold) &&
         (options.classIds === undefined || options.classIds.has(flat % numClasses))
@@ -172,10 +182,10 @@ export class RoiHeadsPostprocessor {
         this.boxCoder.decodeOne(boxRegression, flat * 4, proposals, i, candidateBoxes, o);
         clipBoxToImage(candidateBoxes, n, resized.height, resized.width);
         if (
-          fround(candidateBoxes[o + 2] - candidateBoxes[o]) >= minSize &&
-          fround(candidateBoxes[o + 3] - candidateBoxes[o + 1]) >= minSize
+          fround(candidateBoxes[o + 2]! - candidateBoxes[o]!) >= minSize &&
+          fround(candidateBoxes[o + 3]! - candidateBoxes[o + 1]!) >= minSize
         ) {
-          candidateScores[n] = scores[flat];
+          candidateScores[n] = scores[flat]!;
           candidateLabels[n] = c;
           n++;
         }
@@ -193,7 +203,7 @@ export class RoiHeadsPostprocessor {
     const selected: number[] = [];
     for (const k of keep) {
       if (selected.length >= limit) break;
-      if (userThreshold !== undefined && !(kept.scores[k] >= userThreshold)) continue;
+      if (userThreshold !== undefined && !(kept.scores[k]! >= userThreshold)) continue;
       selected.push(k);
     }
     const result: PackedDetections = {
@@ -203,8 +213,8 @@ export class RoiHeadsPostprocessor {
     };
     selected.forEach((k, i) => {
       result.boxes.set(kept.boxes.subarray(k * 4, k * 4 + 4), i * 4);
-      result.scores[i] = kept.scores[k];
-      result.labels[i] = kept.labels[k];
+      result.scores[i] = kept.scores[k]!;
+      result.labels[i] = kept.labels[k]!;
     });
     return result;
   }

@@ -7,6 +7,7 @@
 import { type AnchorGenerator, levelStride } from './anchors';
 import { BoxCoder, type BoxCoderWeights } from './box-coder';
 import { clipBoxesToImage, removeSmallBoxes } from './boxes';
+import { DetectError } from './errors';
 import { expf, expfNearest } from './float32';
 import { batchedNms } from './nms';
 import type { Size } from './transform';
@@ -77,34 +78,37 @@ export function topKIndices(values: Float32Array, k: number): Int32Array {
   const selected = new Int32Array(count);
   let filled = 0;
   let equalAllowed = count;
-  for (let i = 0; i < n; i++) if (values[i] > kth) equalAllowed--;
+  for (let i = 0; i < n; i++) if (values[i]! > kth) equalAllowed--;
   for (let i = 0; i < n && filled < count; i++) {
-    const v = values[i];
+    const v = values[i]!;
     if (v > kth) selected[filled++] = i;
     else if (v === kth && equalAllowed > 0) {
       selected[filled++] = i;
       equalAllowed--;
     }
   }
-  selected.sort((a, b) => values[b] - values[a] || a - b);
+  selected.sort((a, b) => values[b]! - values[a]! || a - b);
   return selected;
 }
 
-/** The value that would be at position `k - 1` if `values` were sorted descending; reorders `values`. */
+/**
+ * The value that would be at position `k - 1` if `values` were sorted descending; reorders `values`.
+ * The caller (topKIndices) passes 1 <= k <= values.length, so every index below stays in [0, length).
+ */
 function selectKthLargest(values: Float32Array, k: number): number {
   let lo = 0;
   let hi = values.length - 1;
   const target = k - 1;
   while (lo < hi) {
-    const pivot = values[(lo + hi) >>> 1];
+    const pivot = values[(lo + hi) >>> 1]!;
     let i = lo;
     let j = hi;
     while (i <= j) {
-      while (values[i] > pivot) i++;
-      while (values[j] < pivot) j--;
+      while (values[i]! > pivot) i++;
+      while (values[j]! < pivot) j--;
       if (i <= j) {
-        const t = values[i];
-        values[i] = values[j];
+        const t = values[i]!;
+        values[i] = values[j]!;
         values[j] = t;
         i++;
         j--;
@@ -112,9 +116,9 @@ function selectKthLargest(values: Float32Array, k: number): number {
     }
     if (target <= j) hi = j;
     else if (target >= i) lo = i;
-    else return values[target];
+    else return values[target]!;
   }
-  return values[target];
+  return values[target]!;
 }
 
 export class RegionProposalFilter {
@@ -140,7 +144,7 @@ export class RegionProposalFilter {
     let offset = 0;
     perLevel.forEach((level, index) => {
       boxes.set(level.boxes, offset * 4);
-      for (let i = 0; i < level.logits.length; i++) scores[offset + i] = sigmoidAt(level.logits[i], offset + i, total);
+      for (let i = 0; i < level.logits.length; i++) scores[offset + i] = sigmoidAt(level.logits[i]!, offset + i, total);
       levelIds.fill(index, offset, offset + level.logits.length);
       offset += level.logits.length;
     });
@@ -149,23 +153,23 @@ export class RegionProposalFilter {
     const large = removeSmallBoxes(boxes, this.config.minSize);
     const candidates: number[] = [];
     const scoreThresh = fround(this.config.scoreThresh); // torch compares float32 scores with a float32-cast threshold
-    for (const i of large) if (scores[i] >= scoreThresh) candidates.push(i);
+    for (const i of large) if (scores[i]! >= scoreThresh) candidates.push(i);
     const candidateBoxes = new Float32Array(candidates.length * 4);
     const candidateScores = new Float32Array(candidates.length);
     const candidateLevels = new Int32Array(candidates.length);
     candidates.forEach((i, k) => {
       candidateBoxes.set(boxes.subarray(i * 4, i * 4 + 4), k * 4);
-      candidateScores[k] = scores[i];
-      candidateLevels[k] = levelIds[i];
+      candidateScores[k] = scores[i]!;
+      candidateLevels[k] = levelIds[i]!;
     });
 
     const keep = batchedNms(candidateBoxes, candidateScores, candidateLevels, this.config.nmsThresh, this.config.postNmsTopN);
     const kept = min(keep.length, this.config.postNmsTopN);
     const result: Proposals = { boxes: new Float32Array(kept * 4), scores: new Float32Array(kept) };
     for (let k = 0; k < kept; k++) {
-      const i = keep[k];
+      const i = keep[k]!;
       result.boxes.set(candidateBoxes.subarray(i * 4, i * 4 + 4), k * 4);
-      result.scores[k] = candidateScores[i];
+      result.scores[k] = candidateScores[i]!;
     }
     return result;
   }
@@ -177,7 +181,8 @@ export class RegionProposalFilter {
     const plane = height * width;
     const anchorCount = plane * perLocation;
     if (objectness.length !== anchorCount || bboxDeltas.length !== anchorCount * 4) {
-      throw new RangeError(
+      throw new DetectError(
+        'MODEL_INVALID',
         `RPN level ${levelIndex}: expected ${anchorCount} logits and ${anchorCount * 4} deltas for a ${height}x${width} grid with ${perLocation} anchors, got ${objectness.length} and ${bboxDeltas.length}`,
       );
     }
@@ -185,7 +190,7 @@ export class RegionProposalFilter {
     const flatLogits = new Float32Array(anchorCount);
     for (let a = 0; a < perLocation; a++) {
       const channel = a * plane;
-      for (let p = 0; p < plane; p++) flatLogits[p * perLocation + a] = objectness[channel + p];
+      for (let p = 0; p < plane; p++) flatLogits[p * perLocation + a] = objectness[channel + p]!;
     }
     const top = topKIndices(flatLogits, this.config.preNmsTopN);
     const stride = levelStride(padded.height, padded.width, height, width);
@@ -193,12 +198,12 @@ export class RegionProposalFilter {
     const deltas = new Float32Array(top.length * 4);
     const logits = new Float32Array(top.length);
     for (let k = 0; k < top.length; k++) {
-      const index = top[k];
+      const index = top[k]!;
       const a = index % perLocation;
       const p = (index - a) / perLocation;
-      logits[k] = flatLogits[index];
+      logits[k] = flatLogits[index]!;
       this.anchorGenerator.writeAnchor(levelIndex, index, width, stride, anchors, k * 4);
-      for (let d = 0; d < 4; d++) deltas[k * 4 + d] = bboxDeltas[(a * 4 + d) * plane + p];
+      for (let d = 0; d < 4; d++) deltas[k * 4 + d] = bboxDeltas[(a * 4 + d) * plane + p]!;
     }
     return { boxes: this.boxCoder.decode(deltas, anchors), logits };
   }

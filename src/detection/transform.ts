@@ -7,6 +7,7 @@
  * tensor, bit for bit (test/detection/transform.test.ts; docs/cpwc.md "torch 2.15 and the unit fixtures").
  */
 import type { RgbImage } from './image';
+import { checkPacked } from './packed';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
 const { ceil, fround, max, min, trunc } = Math;
@@ -125,15 +126,22 @@ export function axisSampling(inputSize: number, outputSize: number, fused = fals
  */
 export const CHANNELS_LAST_MAX_OUTPUT_SIDES = 128;
 
-/** `(pixel / 255 - mean) / std` for every byte value, per channel (float32 as torch computes it). */
-function normalizationTables(config: TransformConfig): Float32Array[] {
-  return [0, 1, 2].map((c) => {
-    const mean = fround(config.imageMean[c]);
-    const std = fround(config.imageStd[c]);
-    const table = new Float32Array(256);
-    for (let v = 0; v < 256; v++) table[v] = fround(fround(fround(v / 255) - mean) / std);
-    return table;
-  });
+/** Per channel (R, G, B), a 256-entry table indexed by byte value: a table lookup of a byte is always in range. */
+type NormalizationTables = readonly [Float32Array, Float32Array, Float32Array];
+
+/** `(pixel / 255 - mean) / std` for one channel and every byte value (float32 as torch computes it). */
+function normalizationTable(mean: number, std: number): Float32Array {
+  const table = new Float32Array(256);
+  const m = fround(mean);
+  const s = fround(std);
+  for (let v = 0; v < 256; v++) table[v] = fround(fround(fround(v / 255) - m) / s);
+  return table;
+}
+
+function normalizationTables(config: TransformConfig): NormalizationTables {
+  const [meanR, meanG, meanB] = config.imageMean;
+  const [stdR, stdG, stdB] = config.imageStd;
+  return [normalizationTable(meanR, stdR), normalizationTable(meanG, stdG), normalizationTable(meanB, stdB)];
 }
 
 /**
@@ -147,6 +155,8 @@ function normalizationTables(config: TransformConfig): Float32Array[] {
 export function transformImage(image: RgbImage, config: TransformConfig, original?: Size): TransformedImage {
   // `original`: the size the image had before an approximate resize on decode (decodeImageResized);
   // the geometry is the original's, and the image is resampled from its own size to `resized`.
+  // Packed RGB rows: every pixel index the resamplers compute (axisSampling keeps them below width and height) is in range.
+  checkPacked('image.data', image.data, image.width * image.height, 3);
   const geometry = imageGeometry(original ?? { width: image.width, height: image.height }, config);
   const { resized, padded } = geometry;
   const tables = normalizationTables(config);
@@ -176,36 +186,36 @@ export function transformImage(image: RgbImage, config: TransformConfig, origina
   const offset0 = new Int32Array(width);
   const offset1 = new Int32Array(width);
   for (let x = 0; x < width; x++) {
-    offset0[x] = cols.index0[x] * 3;
-    offset1[x] = cols.index1[x] * 3;
+    offset0[x] = cols.index0[x]! * 3;
+    offset1[x] = cols.index1[x]! * 3;
   }
   const { lambda0, lambda1 } = cols;
   for (let y = 0; y < resized.height; y++) {
-    const top = rows.index0[y] * stride;
-    const bottom = rows.index1[y] * stride;
-    const wy0 = rows.lambda0[y];
-    const wy1 = rows.lambda1[y];
+    const top = rows.index0[y]! * stride;
+    const bottom = rows.index1[y]! * stride;
+    const wy0 = rows.lambda0[y]!;
+    const wy1 = rows.lambda1[y]!;
     const outR = y * padded.width;
     const outG = outR + planeSize;
     const outB = outG + planeSize;
     for (let x = 0; x < width; x++) {
-      const t0 = top + offset0[x];
-      const t1 = top + offset1[x];
-      const b0 = bottom + offset0[x];
-      const b1 = bottom + offset1[x];
-      const w0 = lambda0[x];
-      const w1 = lambda1[x];
+      const t0 = top + offset0[x]!;
+      const t1 = top + offset1[x]!;
+      const b0 = bottom + offset0[x]!;
+      const b1 = bottom + offset1[x]!;
+      const w0 = lambda0[x]!;
+      const w1 = lambda1[x]!;
       // ATen's separable kernel (measured against torch 1.13 AVX2 and torch 2.15 AVX-512 builds on NCHW float
       // input): x is interpolated first, then y, each as fma(first, w0, round(second * w1)); a double
       // evaluates the fused step exactly.
-      let t = fround(tr[pixels[t0]] * w0 + fround(tr[pixels[t1]] * w1));
-      let b = fround(tr[pixels[b0]] * w0 + fround(tr[pixels[b1]] * w1));
+      let t = fround(tr[pixels[t0]!]! * w0 + fround(tr[pixels[t1]!]! * w1));
+      let b = fround(tr[pixels[b0]!]! * w0 + fround(tr[pixels[b1]!]! * w1));
       tensor[outR + x] = t * wy0 + fround(b * wy1);
-      t = fround(tg[pixels[t0 + 1]] * w0 + fround(tg[pixels[t1 + 1]] * w1));
-      b = fround(tg[pixels[b0 + 1]] * w0 + fround(tg[pixels[b1 + 1]] * w1));
+      t = fround(tg[pixels[t0 + 1]!]! * w0 + fround(tg[pixels[t1 + 1]!]! * w1));
+      b = fround(tg[pixels[b0 + 1]!]! * w0 + fround(tg[pixels[b1 + 1]!]! * w1));
       tensor[outG + x] = t * wy0 + fround(b * wy1);
-      t = fround(tb[pixels[t0 + 2]] * w0 + fround(tb[pixels[t1 + 2]] * w1));
-      b = fround(tb[pixels[b0 + 2]] * w0 + fround(tb[pixels[b1 + 2]] * w1));
+      t = fround(tb[pixels[t0 + 2]!]! * w0 + fround(tb[pixels[t1 + 2]!]! * w1));
+      b = fround(tb[pixels[b0 + 2]!]! * w0 + fround(tb[pixels[b1 + 2]!]! * w1));
       tensor[outB + x] = t * wy0 + fround(b * wy1);
     }
   }
@@ -219,7 +229,7 @@ export function transformImage(image: RgbImage, config: TransformConfig, origina
  */
 function resizeChannelsLast(
   image: RgbImage,
-  tables: Float32Array[],
+  tables: NormalizationTables,
   rows: AxisSampling,
   cols: AxisSampling,
   tensor: Float32Array,
@@ -231,21 +241,21 @@ function resizeChannelsLast(
   const height = rows.index0.length;
   const width = cols.index0.length;
   for (let y = 0; y < height; y++) {
-    const top = rows.index0[y] * stride;
-    const bottom = rows.index1[y] * stride;
+    const top = rows.index0[y]! * stride;
+    const bottom = rows.index1[y]! * stride;
     for (let x = 0; x < width; x++) {
-      const w00 = fround(rows.lambda0[y] * cols.lambda0[x]);
-      const w01 = fround(rows.lambda0[y] * cols.lambda1[x]);
-      const w10 = fround(rows.lambda1[y] * cols.lambda0[x]);
-      const w11 = fround(rows.lambda1[y] * cols.lambda1[x]);
-      const left = cols.index0[x] * 3;
-      const right = cols.index1[x] * 3;
+      const w00 = fround(rows.lambda0[y]! * cols.lambda0[x]!);
+      const w01 = fround(rows.lambda0[y]! * cols.lambda1[x]!);
+      const w10 = fround(rows.lambda1[y]! * cols.lambda0[x]!);
+      const w11 = fround(rows.lambda1[y]! * cols.lambda1[x]!);
+      const left = cols.index0[x]! * 3;
+      const right = cols.index1[x]! * 3;
       for (let c = 0; c < 3; c++) {
-        const table = tables[c];
-        const t00 = table[pixels[top + left + c]];
-        const t01 = table[pixels[top + right + c]];
-        const t10 = table[pixels[bottom + left + c]];
-        const t11 = table[pixels[bottom + right + c]];
+        const table = tables[c]!;
+        const t00 = table[pixels[top + left + c]!]!;
+        const t01 = table[pixels[top + right + c]!]!;
+        const t10 = table[pixels[bottom + left + c]!]!;
+        const t11 = table[pixels[bottom + right + c]!]!;
         const sum = fround(t10 * w10 + fround(t00 * w00 + fround(t01 * w01)));
         tensor[c * planeSize + y * rowStride + x] = t11 * w11 + sum;
       }
@@ -254,7 +264,7 @@ function resizeChannelsLast(
 }
 
 /** Normalizes every pixel into the (larger, zero-padded) NCHW tensor, no resampling. */
-function copyNormalized(image: RgbImage, tables: Float32Array[], tensor: Float32Array, rowStride: number, planeSize: number): void {
+function copyNormalized(image: RgbImage, tables: NormalizationTables, tensor: Float32Array, rowStride: number, planeSize: number): void {
   const [tr, tg, tb] = tables;
   const pixels = image.data;
   for (let y = 0; y < image.height; y++) {
@@ -263,9 +273,9 @@ function copyNormalized(image: RgbImage, tables: Float32Array[], tensor: Float32
     const g = r + planeSize;
     const b = g + planeSize;
     for (let x = 0; x < image.width; x++, p += 3) {
-      tensor[r + x] = tr[pixels[p]];
-      tensor[g + x] = tg[pixels[p + 1]];
-      tensor[b + x] = tb[pixels[p + 2]];
+      tensor[r + x] = tr[pixels[p]!]!;
+      tensor[g + x] = tg[pixels[p + 1]!]!;
+      tensor[b + x] = tb[pixels[p + 2]!]!;
     }
   }
 }
@@ -278,10 +288,10 @@ export function resizeBoxes(boxes: Float32Array, from: Size, to: Size): Float32A
   const ratioWidth = fround(to.width / from.width);
   const ratioHeight = fround(to.height / from.height);
   for (let i = 0; i < boxes.length; i += 4) {
-    boxes[i] *= ratioWidth;
-    boxes[i + 1] *= ratioHeight;
-    boxes[i + 2] *= ratioWidth;
-    boxes[i + 3] *= ratioHeight;
+    boxes[i]! *= ratioWidth;
+    boxes[i + 1]! *= ratioHeight;
+    boxes[i + 2]! *= ratioWidth;
+    boxes[i + 3]! *= ratioHeight;
   }
   return boxes;
 }
