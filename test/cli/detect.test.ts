@@ -64,14 +64,14 @@ describe('cpwc-detect detect', () => {
     const parsed = JSON.parse(result.stdout) as JsonOutcome[];
     expect(parsed.map((o) => o.file)).toEqual([image('portrait.jpg'), notImage, path.join(outDir, 'missing.jpg'), image('tiny.png')]);
     expect(parsed[0]).toMatchObject({ width: 384, height: 512 });
-    expect(parsed[0].detections?.[0]).toEqual({
+    expect(parsed[0]!.detections?.[0]).toEqual({
       label: expect.any(String),
       class_id: expect.any(Number),
       score: expect.any(Number),
       box: { xmin: expect.any(Number), ymin: expect.any(Number), xmax: expect.any(Number), ymax: expect.any(Number) },
     });
-    expect(parsed[1].error?.code).toBe('IMAGE_UNSUPPORTED_FORMAT');
-    expect(parsed[2].error?.code).toBe('FILE_UNREADABLE');
+    expect(parsed[1]!.error?.code).toBe('IMAGE_UNSUPPORTED_FORMAT');
+    expect(parsed[2]!.error?.code).toBe('FILE_UNREADABLE');
     expect(parsed[3]).toMatchObject({ width: 40, height: 30 });
     expect(result.stderr).toMatch(/notes\.txt: IMAGE_UNSUPPORTED_FORMAT/);
   });

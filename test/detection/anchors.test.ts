@@ -16,15 +16,15 @@ const fixture = readTorchvisionFixture<AnchorsFixture>('anchors.json');
 describe('AnchorGenerator', () => {
   it.each(fixture.cases.map((c, i) => [i, c] as const))('case %i: cell anchors equal torchvision generate_anchors', (_, c) => {
     c.levels.forEach((level, l) => {
-      expect(Array.from(cellAnchors({ sizes: c.sizes[l], aspectRatios: c.aspect_ratios[l] }))).toEqual(level.cell_anchors);
+      expect(Array.from(cellAnchors({ sizes: c.sizes[l]!, aspectRatios: c.aspect_ratios[l]! }))).toEqual(level.cell_anchors);
     });
   });
 
   it.each(fixture.cases.map((c, i) => [i, c] as const))('case %i: every grid anchor equals torchvision grid_anchors', (_, c) => {
-    const generator = new AnchorGenerator(c.sizes.map((sizes, l) => ({ sizes, aspectRatios: c.aspect_ratios[l] })));
+    const generator = new AnchorGenerator(c.sizes.map((sizes, l) => ({ sizes, aspectRatios: c.aspect_ratios[l]! })));
     const [paddedHeight, paddedWidth] = c.padded;
     c.levels.forEach((level, l) => {
-      const [gridHeight, gridWidth] = c.grids[l];
+      const [gridHeight, gridWidth] = c.grids[l]!;
       const anchors = generator.gridAnchors(l, gridHeight, gridWidth, levelStride(paddedHeight, paddedWidth, gridHeight, gridWidth));
       expect(Array.from(anchors)).toEqual(Array.from(float32FromBase64(level.anchors)));
     });

@@ -47,7 +47,7 @@ describe('Detector (tiny-fpn fixture model)', () => {
     expect(result.detections.length).toBeGreaterThan(0);
     expect(result.detections.length).toBeLessThanOrEqual(detector.model.roi_heads.detections_per_img);
     result.detections.forEach((d, i) => {
-      if (i > 0) expect(d.score).toBeLessThanOrEqual(result.detections[i - 1].score);
+      if (i > 0) expect(d.score).toBeLessThanOrEqual(result.detections[i - 1]!.score);
       expect(d.score).toBeGreaterThan(detector.model.roi_heads.score_thresh);
       expect(d.label).toBe(detector.model.classes[d.class_id]);
       expect(d.class_id).toBeGreaterThan(0);
@@ -81,15 +81,15 @@ describe('Detector (tiny-fpn fixture model)', () => {
 
   it('scoreThreshold, maxDetections and classes select from the default result', async () => {
     const all = (baseline.get('landscape.jpg') as DetectionResult).detections;
-    const threshold = all[Math.floor(all.length / 2)].score;
+    const threshold = all[Math.floor(all.length / 2)]!.score;
     const high = await detector.detect(readImage('landscape.jpg'), { scoreThreshold: threshold });
     expect(high.detections).toEqual(all.filter((d) => d.score >= Math.fround(threshold)));
     const top2 = await detector.detect(readImage('landscape.jpg'), { maxDetections: 2 });
     expect(top2.detections).toEqual(all.slice(0, 2));
-    const label = all[0].label;
+    const label = all[0]!.label;
     const byLabel = await detector.detect(readImage('landscape.jpg'), { classes: [label] });
     expect(byLabel.detections).toEqual(all.filter((d) => d.label === label));
-    const byId = await detector.detect(readImage('landscape.jpg'), { classes: [all[0].class_id] });
+    const byId = await detector.detect(readImage('landscape.jpg'), { classes: [all[0]!.class_id] });
     expect(byId.detections).toEqual(byLabel.detections);
   });
 
@@ -151,8 +151,8 @@ describe('Detector session options', () => {
         const b = await tuned.detect(readImage(name));
         expect(b.detections.map((d) => d.label)).toEqual(a.detections.map((d) => d.label));
         b.detections.forEach((d, i) => {
-          expect(Math.abs(d.score - a.detections[i].score)).toBeLessThan(1e-4);
-          expect(Math.abs(d.box.xmin - a.detections[i].box.xmin)).toBeLessThan(1e-2);
+          expect(Math.abs(d.score - a.detections[i]!.score)).toBeLessThan(1e-4);
+          expect(Math.abs(d.box.xmin - a.detections[i]!.box.xmin)).toBeLessThan(1e-2);
         });
       }
     } finally {

@@ -11,7 +11,7 @@ const bits = new Int32Array(scratch.buffer);
 /** The spacing of float32 values at `value` (the ulp). */
 export function ulp32(value: number): number {
   scratch[0] = Math.abs(value);
-  const next = bits[0] + 1;
+  const next = bits[0]! + 1;
   const here = scratch[0];
   bits[0] = next;
   return scratch[0] - here;
@@ -25,13 +25,17 @@ export function compareDecodedBoxes(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
 ): { beyond: number[]; withinExpRounding: number } {
+  if (actual.length !== expected.length || expected.length % 4 !== 0) {
+    throw new Error(`expected two [N, 4] arrays of one length, got ${actual.length} and ${expected.length} values`);
+  }
   const beyond: number[] = [];
   let withinExpRounding = 0;
   for (let i = 0; i < expected.length; i++) {
     if (Object.is(actual[i], expected[i])) continue;
     const box = i - (i % 4);
-    const side = Math.max(expected[box + 2] - expected[box], expected[box + 3] - expected[box + 1]);
-    if (Math.abs(actual[i] - expected[i]) <= 2 * ulp32(Math.max(Math.abs(expected[i]), side))) withinExpRounding++;
+    // In range: both arrays hold whole boxes of 4 (checked above), and box + 3 < length.
+    const side = Math.max(expected[box + 2]! - expected[box]!, expected[box + 3]! - expected[box + 1]!);
+    if (Math.abs(actual[i]! - expected[i]!) <= 2 * ulp32(Math.max(Math.abs(expected[i]!), side))) withinExpRounding++;
     else beyond.push(i);
   }
   return { beyond, withinExpRounding };

@@ -41,7 +41,7 @@ describe('decodeImageResized', () => {
         .raw()
         .toBuffer();
       let sum = 0;
-      for (let i = 0; i < reference.length; i++) sum += Math.abs(reference[i] - image.data[i]);
+      for (let i = 0; i < reference.length; i++) sum += Math.abs(reference[i]! - image.data[i]!);
       expect(sum / reference.length).toBeLessThan(6);
     }
   });

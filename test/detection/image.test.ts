@@ -31,7 +31,7 @@ describe('decodeImage on real photographs', () => {
       [359, 0],
       [100, 200],
       [359, 239],
-    ]) {
+    ] as const) {
       const storedIndex = ((stored.info.height - 1 - x) * stored.info.width + y) * stride;
       expect(Array.from(image.data.subarray((y * 360 + x) * 3, (y * 360 + x) * 3 + 3))).toEqual(
         Array.from(stored.data.subarray(storedIndex, storedIndex + 3)),

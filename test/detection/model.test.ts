@@ -83,7 +83,14 @@ async function modelError(dir: string): Promise<DetectError> {
   return error as DetectError;
 }
 
-type Json = Record<string, Record<string, unknown>>;
+/** model.json as the tests edit it: the sections they reach into, and any other field. */
+interface Json {
+  transform: Record<string, unknown>;
+  rpn: Record<string, unknown>;
+  roi_heads: Record<string, unknown>;
+  graphs: Record<string, unknown>;
+  [field: string]: unknown;
+}
 
 describe('loadModelDirectory', () => {
   it('accepts a valid directory and resolves the graph paths inside it', async () => {

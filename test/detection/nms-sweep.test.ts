@@ -63,7 +63,7 @@ describe('nms: the x1 window keeps exactly the every-pair result', () => {
       const boxes = hashBoxes(count, salt, 500 + salt * 20, 10 + salt * 15);
       let scores = hashArray(count, salt + 1000, 0, 1);
       if (salt % 3 === 0) scores = scores.map((s) => Math.floor(s * 8) / 8);
-      const t = [0.05, 0.5, 0.7, 0.3][salt % 4];
+      const t = [0.05, 0.5, 0.7, 0.3][salt % 4]!;
       expectSame(boxes, scores, t, salt % 5 === 0 ? 50 : undefined);
     }
   });
@@ -71,8 +71,8 @@ describe('nms: the x1 window keeps exactly the every-pair result', () => {
   it('degenerate boxes (zero and negative widths and heights, identical boxes) and non-finite ones', () => {
     const count = 300;
     const boxes = hashBoxes(count, 77, 300, 80);
-    for (let i = 0; i < count; i += 7) boxes[i * 4 + 2] = boxes[i * 4]; // zero width
-    for (let i = 3; i < count; i += 11) boxes[i * 4 + 3] = boxes[i * 4 + 1] - 5; // negative height
+    for (let i = 0; i < count; i += 7) boxes[i * 4 + 2] = boxes[i * 4]!; // zero width
+    for (let i = 3; i < count; i += 11) boxes[i * 4 + 3] = boxes[i * 4 + 1]! - 5; // negative height
     for (let i = 5; i < count; i += 13) boxes.copyWithin(i * 4, (i - 1) * 4, i * 4); // a twin of the previous box
     const scores = hashArray(count, 78, 0, 1);
     expectSame(boxes, scores, 0.5);

@@ -64,13 +64,13 @@ describe('nms', () => {
     const scores = hashArray(10000, 907, 0, 1);
     const keep = nms(boxes, scores, 0.5);
     const kept = new Set(keep);
-    for (let k = 1; k < keep.length; k++) expect(scores[keep[k - 1]]).toBeGreaterThanOrEqual(scores[keep[k]]);
+    for (let k = 1; k < keep.length; k++) expect(scores[keep[k - 1]!]).toBeGreaterThanOrEqual(scores[keep[k]!]!);
     let violations = 0;
     for (let a = 0; a < keep.length; a++)
-      for (let b = a + 1; b < keep.length; b++) if (boxIou(boxes, keep[a], boxes, keep[b]) > 0.5) violations++;
+      for (let b = a + 1; b < keep.length; b++) if (boxIou(boxes, keep[a]!, boxes, keep[b]!) > 0.5) violations++;
     for (let i = 0; i < scores.length; i++) {
       if (kept.has(i)) continue;
-      if (!keep.some((k) => scores[k] >= scores[i] && boxIou(boxes, k, boxes, i) > 0.5)) violations++;
+      if (!keep.some((k) => scores[k]! >= scores[i]! && boxIou(boxes, k, boxes, i) > 0.5)) violations++;
     }
     expect(violations).toBe(0);
   });

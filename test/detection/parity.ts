@@ -15,7 +15,7 @@ export const MAX_CORNER_DIFF = 0.01;
 
 /** The similarity used for matching: IoU, or 1 when every corner agrees within MAX_CORNER_DIFF. */
 export function twinScore(a: readonly number[], b: readonly number[]): number {
-  return a.every((v, i) => Math.abs(v - b[i]) <= MAX_CORNER_DIFF) ? Math.max(iou(a, b), 1 - 1e-12) : iou(a, b);
+  return a.every((v, i) => Math.abs(v - b[i]!) <= MAX_CORNER_DIFF) ? Math.max(iou(a, b), 1 - 1e-12) : iou(a, b);
 }
 
 export interface ReferenceDetection {
@@ -44,10 +44,10 @@ export function readReference(modelDir: string): Reference {
 }
 
 export function iou(a: readonly number[], b: readonly number[]): number {
-  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const w = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
+  const h = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
   const inter = w * h;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  const union = (a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter;
   if (union <= 0) return a.every((v, i) => v === b[i]) ? 1 : 0;
   return inter / union;
 }
@@ -94,7 +94,7 @@ export function compareProposals(expected: number[][], produced: Float32Array, a
     let bestIou = -1;
     for (let j = 0; j < count; j++) {
       if (taken[j]) continue;
-      const v = twinScore(box, boxes[j]);
+      const v = twinScore(box, boxes[j]!);
       if (v > bestIou) {
         bestIou = v;
         best = j;
@@ -103,7 +103,7 @@ export function compareProposals(expected: number[][], produced: Float32Array, a
     if (best >= 0 && bestIou >= MIN_IOU) {
       taken[best] = 1;
       matched++;
-      if (bestIou < 1 - 1e-9 || iou(box, boxes[best]) >= MIN_IOU) minIou = Math.min(minIou, iou(box, boxes[best]));
+      if (bestIou < 1 - 1e-9 || iou(box, boxes[best]!) >= MIN_IOU) minIou = Math.min(minIou, iou(box, boxes[best]!));
       else slivers++;
     } else {
       unmatched.push(`[${box.map((v) => v.toFixed(2)).join(', ')}] (best IoU ${bestIou.toFixed(4)})`);
@@ -148,7 +148,7 @@ export function compareDetections(expected: ReferenceDetection[], produced: Dete
     produced.forEach((d, j) => {
       if (taken[j] || d.class_id !== ref.class_id) return;
       const v = twinScore(corners(ref), corners(d));
-      if (v > bestIou || (v === bestIou && best >= 0 && Math.abs(d.score - ref.score) < Math.abs(produced[best].score - ref.score))) {
+      if (v > bestIou || (v === bestIou && best >= 0 && Math.abs(d.score - ref.score) < Math.abs(produced[best]!.score - ref.score))) {
         bestIou = v;
         best = j;
       }

@@ -32,7 +32,7 @@ describe('renderDetections', () => {
       [261, 150],
       [180, 140],
       [10, 10],
-    ]) {
+    ] as const) {
       expect(pixel(data, 600, x, y)).toEqual(pixel(original.data, 600, x, y));
     }
   });

@@ -100,7 +100,7 @@ describe('RoiHeadsPostprocessor.postprocess (postprocess_detections) and resizeB
     });
     const expected: number[] = [];
     for (let i = 0; i < all.scores.length && expected.length < 5; i++) {
-      if (all.scores[i] >= Math.fround(0.3) && (all.labels[i] === 2 || all.labels[i] === 3)) expected.push(i);
+      if (all.scores[i]! >= Math.fround(0.3) && (all.labels[i] === 2 || all.labels[i] === 3)) expected.push(i);
     }
     expect(expected.length).toBe(5);
     expect(Array.from(some.scores)).toEqual(expected.map((i) => all.scores[i]));
@@ -130,6 +130,6 @@ describe('softmaxRows', () => {
   it('normalizes each row, numerically stable for large logits', () => {
     const p = softmaxRows(new Float32Array([0, 0, 1000, 1000, 1, 2, 3, 4]), 4);
     expect(Array.from(p.subarray(0, 4))).toEqual([0, 0, 0.5, 0.5]);
-    expect(p[7]).toBeGreaterThan(p[6]);
+    expect(p[7]).toBeGreaterThan(p[6]!);
   });
 });

@@ -28,7 +28,7 @@ const fixture = readTorchvisionFixture<RpnFixture>('rpn.json');
 
 describe('RegionProposalFilter.filterProposals', () => {
   it('equals torchvision RegionProposalNetwork.filter_proposals on a 5-level FPN head output', () => {
-    const anchors = new AnchorGenerator(fixture.sizes.map((sizes, l) => ({ sizes, aspectRatios: fixture.aspect_ratios[l] })));
+    const anchors = new AnchorGenerator(fixture.sizes.map((sizes, l) => ({ sizes, aspectRatios: fixture.aspect_ratios[l]! })));
     const filter = new RegionProposalFilter(anchors, {
       preNmsTopN: fixture.pre_nms_top_n,
       postNmsTopN: fixture.post_nms_top_n,
@@ -70,7 +70,7 @@ describe('topKIndices', () => {
   it('agrees with a full sort on 200000 values', () => {
     const values = hashArray(200000, 42, -8, 8);
     const expected = Array.from(values.keys())
-      .sort((a, b) => values[b] - values[a] || a - b)
+      .sort((a, b) => values[b]! - values[a]! || a - b)
       .slice(0, 1000);
     expect(Array.from(topKIndices(values, 1000))).toEqual(expected);
   });

@@ -134,13 +134,13 @@ describe('POST /v1/detect', () => {
   it('applies score_threshold, max_detections and classes from the query', async () => {
     const all = await detector.detect(landscape, { scoreThreshold: 0 });
     expect(all.detections.length).toBeGreaterThan(1);
-    const threshold = all.detections[Math.floor(all.detections.length / 2)].score;
+    const threshold = all.detections[Math.floor(all.detections.length / 2)]!.score;
     const response = await post(`/v1/detect?score_threshold=${threshold}&max_detections=3`, landscape);
     const body = (await response.json()) as DetectBody;
     expect(body.detections).toEqual((await detector.detect(landscape, { scoreThreshold: threshold, maxDetections: 3 })).detections);
     expect(body.detections.length).toBeLessThanOrEqual(3);
 
-    const label = all.detections[0].label;
+    const label = all.detections[0]!.label;
     const byClass = (await (
       await post(`/v1/detect?score_threshold=0&classes=${encodeURIComponent(label)}`, landscape)
     ).json()) as DetectBody;
@@ -409,7 +409,7 @@ describe('request ids, logs and metrics', () => {
     expect(metricValue(text, 'cpwc_process_resident_memory_bytes')).toBeGreaterThan(0);
     const direct = await detector.detect(landscape);
     if (direct.detections.length > 0) {
-      expect(metricValue(text, `cpwc_detections_total{label="${direct.detections[0].label}",model="${modelJson.name}"}`)).toBeGreaterThan(
+      expect(metricValue(text, `cpwc_detections_total{label="${direct.detections[0]!.label}",model="${modelJson.name}"}`)).toBeGreaterThan(
         0,
       );
     }

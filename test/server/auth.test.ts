@@ -32,7 +32,7 @@ describe('API keys', () => {
 });
 
 describe('API keys on a running server', () => {
-  const keys = ['camera-key-0001', 'grafana-key-0002'];
+  const keys: [string, string] = ['camera-key-0001', 'grafana-key-0002'];
   const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
   let detector: Detector;
   let locked: TestServer;

@@ -109,7 +109,7 @@ describe('demo page in chromium', () => {
     expect(await page.locator('#canvas').getAttribute('data-boxes')).toBe(String(all.length));
 
     // the canvas really has the boxes: far more pixels of the best box's class colour than the photo has
-    const hue = (all[0].class_id * 137.508) % 360;
+    const hue = (all[0]!.class_id * 137.508) % 360;
     const colourCount = (plainImage?: string): Promise<number> =>
       page.locator('#canvas').evaluate(
         async (shown: HTMLCanvasElement, args: { h: number; plainImage?: string }) => {

@@ -228,7 +228,7 @@ describe('real Python clients against a listening server', () => {
     expect(unsupported.code).toBe('IMAGE_UNSUPPORTED_FORMAT');
     const [hfOk, hfBad, hfUnknown, hfMissing, hfWrong, hfLarge] = outcomes.slice(0, 6);
     expect(Array.isArray(succeeded(hfOk))).toBe(true);
-    const hfError = (outcome: (typeof outcomes)[number], status: number, message: string) => {
+    const hfError = (outcome: (typeof outcomes)[number] | undefined, status: number, message: string) => {
       const error = failed(outcome);
       expect(error.type).toBe('HfHubHTTPError');
       expect(error.status).toBe(status);
@@ -243,7 +243,7 @@ describe('real Python clients against a listening server', () => {
 
     const [trOk, trBad, trUnknown, trMissing, trWrong, trLarge, trBatch, trVersion] = outcomes.slice(6, 14);
     expect(succeeded<TritonAnswer>(trOk).SCORES.dtype).toBe('float32');
-    const tritonError = (outcome: (typeof outcomes)[number], status: number, message: string) => {
+    const tritonError = (outcome: (typeof outcomes)[number] | undefined, status: number, message: string) => {
       expect(failed(outcome)).toEqual({ type: 'InferenceServerException', status, message });
     };
     tritonError(trBad, 415, unsupported.message);
@@ -256,7 +256,7 @@ describe('real Python clients against a listening server', () => {
 
     const [dsOk, dsBad, dsMissing, dsWrong, dsLarge] = outcomes.slice(14);
     expect(Array.isArray(succeeded(dsOk))).toBe(true);
-    const dsError = (outcome: (typeof outcomes)[number], status: number) => {
+    const dsError = (outcome: (typeof outcomes)[number] | undefined, status: number) => {
       expect(failed(outcome)).toEqual({
         type: 'DeepstackException',
         status: null,

@@ -242,7 +242,7 @@ describe('a server over a repository of three models', () => {
       expect(answer.labels.length).toBeGreaterThan(0);
       expect(answer.labels.every((l) => l.startsWith('v2:'))).toBe(true);
     }
-    expect(before[0].labels.some((l) => l.startsWith('v2:'))).toBe(false);
+    expect(before[0]!.labels.some((l) => l.startsWith('v2:'))).toBe(false);
     expect(server.logs.some((l) => l.msg === 'model reloaded' && l.model === 'tiny-fpn')).toBe(true);
     // the old version is closed once its last request is done
     await waitFor(
@@ -316,8 +316,8 @@ describe('a server over a repository of three models', () => {
       ['tiny-c4', 'READY'],
       ['tiny-fpn', 'READY'],
     ]);
-    expect(index[0].reason).toMatch(/box_head\.onnx has sha256 [0-9a-f]{64}, model\.json says 0{64}/);
-    expect(index[1].reason).toMatch(/model\.json/);
+    expect(index[0]!.reason).toMatch(/box_head\.onnx has sha256 [0-9a-f]{64}, model\.json says 0{64}/);
+    expect(index[1]!.reason).toMatch(/model\.json/);
     const listed = await models(server);
     expect(listed.repository.find((m) => m.name === 'bad-checksum')).toMatchObject({ state: 'failed', metadata: null });
     expect(listed.models.map((m) => m.name)).toEqual([SHAPES, 'tiny-c4', 'tiny-fpn']);
