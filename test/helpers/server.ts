@@ -54,6 +54,75 @@ export async function startTestServer(detector: ServedDetector, overrides: Parti
   return Object.assign(running, { logs, rawLogs });
 }
 
+/** What `useFixtureServer` started; reading a field before its beforeAll has run fails with a clear message. */
+export interface FixtureServer {
+  readonly detector: Detector;
+  readonly server: TestServer;
+}
+
+/** What `useFixtureDetector` loaded. */
+export interface FixtureDetector {
+  readonly detector: Detector;
+}
+
+/** Set in beforeAll, read in the tests: a clear failure instead of `undefined` when read too early. */
+function started<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`${what} is not started yet: read it inside a test or hook, after useFixture*'s beforeAll`);
+  return value;
+}
+
+/**
+ * Registers a beforeAll that loads the fixture detector and an afterAll that closes it, in the calling
+ * file or describe block.
+ *
+ * @example
+ * const fixture = useFixtureDetector();
+ * it('…', async () => { await startTestServer(fixture.detector, { concurrency: 1 }); });
+ */
+export function useFixtureDetector(): FixtureDetector {
+  let detector: Detector | undefined;
+  beforeAll(async () => {
+    detector = await loadFixtureDetector();
+  });
+  afterAll(async () => {
+    await detector?.close();
+  });
+  return {
+    get detector() {
+      return started(detector, 'the fixture detector');
+    },
+  };
+}
+
+/**
+ * Registers a beforeAll that loads the fixture detector and starts a warmed-up test server on it (with
+ * `overrides`), and an afterAll that shuts both down, in the calling file or describe block.
+ *
+ * @example
+ * const fixture = useFixtureServer({ concurrency: 1 });
+ * it('…', async () => { await fetch(`${fixture.server.url}/health`); });
+ */
+export function useFixtureServer(overrides: Partial<ServerConfig> = {}): FixtureServer {
+  let detector: Detector | undefined;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    detector = await loadFixtureDetector();
+    server = await startTestServer(detector, overrides);
+  });
+  afterAll(async () => {
+    await server?.shutdown();
+    await detector?.close();
+  });
+  return {
+    get detector() {
+      return started(detector, 'the fixture detector');
+    },
+    get server() {
+      return started(server, 'the fixture server');
+    },
+  };
+}
+
 export interface ErrorBody {
   error: { code: string; message: string };
 }

@@ -5,19 +5,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { Detector } from '../../src/detection/detector';
 import type { DetectionResult } from '../../src/detection/types';
 import { ROUTES } from '../../src/server/app';
-import {
-  FIXTURE_MODEL,
-  IMAGES,
-  loadFixtureDetector,
-  metricValue,
-  multipart,
-  startTestServer,
-  type ErrorBody,
-  type TestServer,
-} from '../helpers/server';
+import { FIXTURE_MODEL, IMAGES, metricValue, multipart, startTestServer, type ErrorBody, useFixtureServer } from '../helpers/server';
 
 interface DetectBody {
   model: string;
@@ -48,21 +38,10 @@ const modelJson = JSON.parse(readFileSync(path.join(FIXTURE_MODEL, 'model.json')
 };
 const labels = modelJson.classes.filter((label, id) => id > 0 && label !== 'N/A');
 
-let detector: Detector;
-let server: TestServer;
-
-beforeAll(async () => {
-  detector = await loadFixtureDetector();
-  server = await startTestServer(detector);
-});
-
-afterAll(async () => {
-  await server?.shutdown();
-  await detector?.close();
-});
+const fixture = useFixtureServer();
 
 function post(pathname: string, body: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${server.url}${pathname}`, { method: 'POST', body, headers });
+  return fetch(`${fixture.server.url}${pathname}`, { method: 'POST', body, headers });
 }
 
 async function postMultipart(pathname: string, parts: Parameters<typeof multipart>[0]): Promise<Response> {
@@ -76,7 +55,7 @@ describe('POST /v1/detect', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     const body = (await response.json()) as DetectBody;
-    const direct = await detector.detect(landscape);
+    const direct = await fixture.detector.detect(landscape);
     expect(body.model).toBe(modelJson.name);
     expect(body.width).toBe(600);
     expect(body.height).toBe(400);
@@ -107,10 +86,10 @@ describe('POST /v1/detect', () => {
     ['a JPEG with no content type', portrait, undefined],
   ])('detects the format from the bytes: %s', async (_name, bytes, contentType) => {
     const headers: Record<string, string> = contentType === undefined ? {} : { 'Content-Type': contentType };
-    const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: new Blob([bytes]), headers });
+    const response = await fetch(`${fixture.server.url}/v1/detect`, { method: 'POST', body: new Blob([bytes]), headers });
     expect(response.status).toBe(200);
     const body = (await response.json()) as DetectBody;
-    expect(body.detections).toEqual((await detector.detect(bytes)).detections);
+    expect(body.detections).toEqual((await fixture.detector.detect(bytes)).detections);
   });
 
   it.each([
@@ -128,16 +107,16 @@ describe('POST /v1/detect', () => {
     const body = (await response.json()) as DetectBody;
     expect(body.width).toBe(384);
     expect(body.height).toBe(512);
-    expect(body.detections).toEqual((await detector.detect(portrait)).detections);
+    expect(body.detections).toEqual((await fixture.detector.detect(portrait)).detections);
   });
 
   it('applies score_threshold, max_detections and classes from the query', async () => {
-    const all = await detector.detect(landscape, { scoreThreshold: 0 });
+    const all = await fixture.detector.detect(landscape, { scoreThreshold: 0 });
     expect(all.detections.length).toBeGreaterThan(1);
     const threshold = all.detections[Math.floor(all.detections.length / 2)]!.score;
     const response = await post(`/v1/detect?score_threshold=${threshold}&max_detections=3`, landscape);
     const body = (await response.json()) as DetectBody;
-    expect(body.detections).toEqual((await detector.detect(landscape, { scoreThreshold: threshold, maxDetections: 3 })).detections);
+    expect(body.detections).toEqual((await fixture.detector.detect(landscape, { scoreThreshold: threshold, maxDetections: 3 })).detections);
     expect(body.detections.length).toBeLessThanOrEqual(3);
 
     const label = all.detections[0]!.label;
@@ -146,7 +125,7 @@ describe('POST /v1/detect', () => {
     ).json()) as DetectBody;
     expect(byClass.detections.length).toBeGreaterThan(0);
     expect(byClass.detections.every((d) => d.label === label)).toBe(true);
-    expect(byClass.detections).toEqual((await detector.detect(landscape, { scoreThreshold: 0, classes: [label] })).detections);
+    expect(byClass.detections).toEqual((await fixture.detector.detect(landscape, { scoreThreshold: 0, classes: [label] })).detections);
   });
 
   it('takes the same parameters as multipart fields', async () => {
@@ -156,7 +135,7 @@ describe('POST /v1/detect', () => {
       { name: 'image', value: landscape, filename: 'x.jpg' },
     ]);
     const body = (await response.json()) as DetectBody;
-    expect(body.detections).toEqual((await detector.detect(landscape, { scoreThreshold: 0, maxDetections: 2 })).detections);
+    expect(body.detections).toEqual((await fixture.detector.detect(landscape, { scoreThreshold: 0, maxDetections: 2 })).detections);
   });
 
   it.each([
@@ -179,7 +158,7 @@ describe('POST /v1/detect', () => {
     expect(png.headers.get('content-type')).toBe('image/png');
     const pngBytes = Buffer.from(await png.arrayBuffer());
     expect(await sharp(pngBytes).metadata()).toMatchObject({ format: 'png', width: 600, height: 400 });
-    const all = await detector.detect(landscape, { scoreThreshold: 0 });
+    const all = await fixture.detector.detect(landscape, { scoreThreshold: 0 });
     expect(png.headers.get('x-detections')).toBe(String(all.detections.length));
     // the drawn image differs from the plain decode exactly where boxes are
     const plain = await sharp(landscape).removeAlpha().raw().toBuffer();
@@ -208,7 +187,7 @@ describe('DeepStack / CodeProject.AI compatible routes', () => {
     const response = await postMultipart('/v1/vision/detection', deepstackParts(landscape));
     expect(response.status).toBe(200);
     const body = (await response.json()) as DeepStackBody;
-    const direct = await detector.detect(landscape, { scoreThreshold: 0.45 });
+    const direct = await fixture.detector.detect(landscape, { scoreThreshold: 0.45 });
     expect(body.success).toBe(true);
     expect(body.count).toBe(direct.detections.length);
     expect(body.predictions).toEqual(
@@ -233,7 +212,7 @@ describe('DeepStack / CodeProject.AI compatible routes', () => {
       );
       expect(response.status).toBe(200);
       const body = (await response.json()) as DeepStackBody;
-      expect(body.count).toBe((await detector.detect(landscape, { scoreThreshold: 0.05 })).detections.length);
+      expect(body.count).toBe((await fixture.detector.detect(landscape, { scoreThreshold: 0.05 })).detections.length);
     }
   });
 
@@ -263,7 +242,7 @@ describe('DeepStack / CodeProject.AI compatible routes', () => {
   });
 
   it('answers the ping', async () => {
-    const response = await fetch(`${server.url}/v1/status/ping`);
+    const response = await fetch(`${fixture.server.url}/v1/status/ping`);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ success: true });
   });
@@ -271,7 +250,7 @@ describe('DeepStack / CodeProject.AI compatible routes', () => {
 
 describe('information and operations routes', () => {
   it('describes the model from model.json at /v1/models', async () => {
-    const response = await fetch(`${server.url}/v1/models`);
+    const response = await fetch(`${fixture.server.url}/v1/models`);
     expect(response.status).toBe(200);
     const body = (await response.json()) as { models: Array<Record<string, unknown>> };
     expect(body.models).toHaveLength(1);
@@ -291,14 +270,14 @@ describe('information and operations routes', () => {
   });
 
   it('is alive and ready once warmed up', async () => {
-    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'alive' });
-    const ready = await fetch(`${server.url}/readyz`);
+    expect(await (await fetch(`${fixture.server.url}/healthz`)).json()).toEqual({ status: 'alive' });
+    const ready = await fetch(`${fixture.server.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', model: modelJson.name });
   });
 
   it('reports not ready before the warm-up inference and while draining', async () => {
-    const cold = await startTestServer(detector, {}, false);
+    const cold = await startTestServer(fixture.detector, {}, false);
     try {
       const starting = await fetch(`${cold.url}/readyz`);
       expect(starting.status).toBe(503);
@@ -320,7 +299,7 @@ describe('information and operations routes', () => {
   });
 
   it('serves the demo page with no external assets', async () => {
-    const response = await fetch(`${server.url}/`);
+    const response = await fetch(`${fixture.server.url}/`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/html/);
     expect(response.headers.get('content-security-policy')).toContain("default-src 'none'");
@@ -330,7 +309,7 @@ describe('information and operations routes', () => {
   });
 
   it('publishes an OpenAPI document listing exactly the served routes and methods', async () => {
-    const response = await fetch(`${server.url}/openapi.json`);
+    const response = await fetch(`${fixture.server.url}/openapi.json`);
     const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toBe('3.1.0');
     const documented = Object.entries(doc.paths)
@@ -343,7 +322,7 @@ describe('information and operations routes', () => {
   it('serves every method each route lists (a listed method is never answered 405)', async () => {
     const answers = [];
     for (const route of ROUTES) {
-      const url = `${server.url}${route.path.replace(':model', modelJson.name).replace(':version', '1')}`;
+      const url = `${fixture.server.url}${route.path.replace(':model', modelJson.name).replace(':version', '1')}`;
       for (const method of route.methods)
         answers.push([method, route.path, (await fetch(url, { method, body: method === 'POST' ? landscape : undefined })).status]);
     }
@@ -352,14 +331,14 @@ describe('information and operations routes', () => {
   });
 
   it('answers unknown routes with 404 and wrong methods with 405 + Allow, as JSON errors', async () => {
-    const missing = await fetch(`${server.url}/v2/detect`);
+    const missing = await fetch(`${fixture.server.url}/v2/detect`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no route GET /v2/detect; see GET /openapi.json' } });
-    const wrongMethod = await fetch(`${server.url}/v1/detect`);
+    const wrongMethod = await fetch(`${fixture.server.url}/v1/detect`);
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get('allow')).toBe('POST');
     expect(((await wrongMethod.json()) as ErrorBody).error.code).toBe('METHOD_NOT_ALLOWED');
-    const deleteHealth = await fetch(`${server.url}/healthz`, { method: 'DELETE' });
+    const deleteHealth = await fetch(`${fixture.server.url}/healthz`, { method: 'DELETE' });
     expect(deleteHealth.status).toBe(405);
     expect(deleteHealth.headers.get('allow')).toBe('GET, HEAD');
   });
@@ -371,7 +350,7 @@ describe('request ids, logs and metrics', () => {
     expect(given.headers.get('x-request-id')).toBe('frigate-cam1.42');
     const replaced = await post('/v1/detect', landscape, { 'X-Request-Id': 'bad id with spaces' });
     expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    const line = server.logs.find((l) => (l.req as { id?: string } | undefined)?.id === 'frigate-cam1.42' && 'responseTime' in l);
+    const line = fixture.server.logs.find((l) => (l.req as { id?: string } | undefined)?.id === 'frigate-cam1.42' && 'responseTime' in l);
     expect(line).toMatchObject({ res: { statusCode: 200 }, req: { method: 'POST', url: '/v1/detect' } });
     expect(typeof line?.responseTime).toBe('number');
   });
@@ -382,7 +361,7 @@ describe('request ids, logs and metrics', () => {
       { name: 'image', value: landscape, filename: 'image' },
       { name: 'api_key', value: 'form-secret-123' },
     ]);
-    const all = server.rawLogs.join('');
+    const all = fixture.server.rawLogs.join('');
     expect(all).not.toContain('secret-123');
     expect(all).not.toContain(landscape.subarray(0, 64).toString('latin1'));
     expect(all).toContain('api_key=[redacted]');
@@ -391,7 +370,7 @@ describe('request ids, logs and metrics', () => {
   it('exports request, inference, queue and detection metrics', async () => {
     await post('/v1/detect', landscape);
     await post('/v1/detect', Buffer.from('garbage'));
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const text = await (await fetch(`${fixture.server.url}/metrics`)).text();
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="200"}')).toBeGreaterThan(0);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="415"}')).toBeGreaterThan(0);
     for (const stage of ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total']) {
@@ -407,7 +386,7 @@ describe('request ids, logs and metrics', () => {
     expect(text).toContain('# TYPE cpwc_detections_total counter');
     expect(text).toContain('# TYPE cpwc_queue_wait_seconds histogram');
     expect(metricValue(text, 'cpwc_process_resident_memory_bytes')).toBeGreaterThan(0);
-    const direct = await detector.detect(landscape);
+    const direct = await fixture.detector.detect(landscape);
     if (direct.detections.length > 0) {
       expect(metricValue(text, `cpwc_detections_total{label="${direct.detections[0]!.label}",model="${modelJson.name}"}`)).toBeGreaterThan(
         0,

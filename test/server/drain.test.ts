@@ -5,18 +5,10 @@
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Detector } from '../../src/detection/detector';
-import { IMAGES, loadFixtureDetector, startTestServer, waitFor, type TestServer } from '../helpers/server';
+import { IMAGES, startTestServer, waitFor, type TestServer, useFixtureDetector } from '../helpers/server';
 
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
-let detector: Detector;
-
-beforeAll(async () => {
-  detector = await loadFixtureDetector();
-});
-afterAll(async () => {
-  await detector?.close();
-});
+const fixture = useFixtureDetector();
 
 /** A TCP connection to the server, connected, with every byte it receives collected. */
 async function connect(server: TestServer): Promise<{ socket: net.Socket; received: () => string; closed: Promise<void> }> {
@@ -35,7 +27,7 @@ async function connect(server: TestServer): Promise<{ socket: net.Socket; receiv
 
 describe('shutdown with connections that never sent a request', () => {
   it('closes them and reports a clean drain instead of waiting out the grace period', async () => {
-    const server = await startTestServer(detector, { shutdownGraceMs: 60_000 });
+    const server = await startTestServer(fixture.detector, { shutdownGraceMs: 60_000 });
     const preconnects = await Promise.all([connect(server), connect(server)]);
     // a kept-alive connection that already got its answer is closed too
     const served = await fetch(`${server.url}/healthz`);
@@ -49,7 +41,7 @@ describe('shutdown with connections that never sent a request', () => {
 
 describe('drain delay', () => {
   it('after shutdown starts: not ready, still serves new connections; then stops accepting and finishes in-flight work', async () => {
-    const server = await startTestServer(detector, { drainDelayMs: 4_000 });
+    const server = await startTestServer(fixture.detector, { drainDelayMs: 4_000 });
     const shutdown = server.shutdown();
     expect(server.detection.lifecycle.servingWhileDraining).toBe(true);
     const ready = await fetch(`${server.url}/readyz`);
@@ -74,7 +66,7 @@ describe('drain delay', () => {
 describe('Expect: 100-continue', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer(detector, { maxBodyBytes: 100_000 });
+    server = await startTestServer(fixture.detector, { maxBodyBytes: 100_000 });
   });
   afterAll(async () => {
     await server.shutdown();

@@ -5,8 +5,7 @@
  * av1C, brand heic, box sizes and item offsets adjusted; libheif reads its header as HEVC.
  */
 import sharp from 'sharp';
-import type { Detector } from '../../src/detection/detector';
-import { loadFixtureDetector, startTestServer, type ErrorBody, type TestServer } from '../helpers/server';
+import { type ErrorBody, useFixtureServer } from '../helpers/server';
 
 interface Box {
   at: number;
@@ -91,23 +90,17 @@ async function hevcHeic(): Promise<Buffer> {
   return heic;
 }
 
-let detector: Detector;
-let server: TestServer;
-
-beforeAll(async () => {
-  detector = await loadFixtureDetector();
-  server = await startTestServer(detector);
-});
-afterAll(async () => {
-  await server?.shutdown();
-  await detector?.close();
-});
+const fixture = useFixtureServer();
 
 it('refuses an HEVC-coded HEIC with 415 IMAGE_UNSUPPORTED_FORMAT naming the coding', async () => {
   const heic = await hevcHeic();
   // the precondition of the case: its header reads as HEVC
   expect(await sharp(heic).metadata()).toMatchObject({ format: 'heif', compression: 'hevc', width: 64, height: 48 });
-  const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: heic, headers: { 'Content-Type': 'image/heic' } });
+  const response = await fetch(`${fixture.server.url}/v1/detect`, {
+    method: 'POST',
+    body: heic,
+    headers: { 'Content-Type': 'image/heic' },
+  });
   expect(response.status).toBe(415);
   const body = (await response.json()) as ErrorBody;
   expect(body.error.code).toBe('IMAGE_UNSUPPORTED_FORMAT');
@@ -118,7 +111,7 @@ it('still decodes the AVIF-coded original', async () => {
   const avif = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
     .avif()
     .toBuffer();
-  const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: avif });
+  const response = await fetch(`${fixture.server.url}/v1/detect`, { method: 'POST', body: avif });
   expect(response.status).toBe(200);
   expect(await response.json()).toMatchObject({ width: 64, height: 48 });
 });

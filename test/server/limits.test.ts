@@ -9,7 +9,6 @@ import type { Detector } from '../../src/detection/detector';
 import type { ServedDetector } from '../../src/server/served-model';
 import {
   IMAGES,
-  loadFixtureDetector,
   metricValue,
   multipart,
   rawRequest,
@@ -17,17 +16,11 @@ import {
   waitFor,
   type ErrorBody,
   type TestServer,
+  useFixtureDetector,
 } from '../helpers/server';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
-let detector: Detector;
-
-beforeAll(async () => {
-  detector = await loadFixtureDetector();
-});
-afterAll(async () => {
-  await detector?.close();
-});
+const fixture = useFixtureDetector();
 
 /** Occupies the server's only inference slot until `release()`. */
 function holdSlot(server: TestServer): { release: () => void; done: Promise<void> } {
@@ -46,7 +39,7 @@ async function metrics(server: TestServer): Promise<string> {
 describe('bounded queue', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer(detector, { concurrency: 1, queueSize: 1 });
+    server = await startTestServer(fixture.detector, { concurrency: 1, queueSize: 1 });
   });
   afterAll(async () => {
     await server.shutdown();
@@ -98,7 +91,10 @@ describe('bounded queue', () => {
 
   it('drops a queued request whose client disconnected, without running the model for it', async () => {
     const before =
-      metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
+      metricValue(
+        await metrics(server),
+        `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`,
+      ) ?? 0;
     const slot = holdSlot(server);
     const client = new AbortController();
     const abandoned = fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape, signal: client.signal });
@@ -109,9 +105,9 @@ describe('bounded queue', () => {
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(
-      before,
-    );
+    expect(
+      metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`) ?? 0,
+    ).toBe(before);
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="CLIENT_CLOSED"}')).toBe(3);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="499"}')).toBe(3);
     // and the server is fine afterwards
@@ -122,7 +118,7 @@ describe('bounded queue', () => {
 describe('deadlines', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer(detector, { concurrency: 1, queueSize: 4, requestTimeoutMs: 1_500 });
+    server = await startTestServer(fixture.detector, { concurrency: 1, queueSize: 4, requestTimeoutMs: 1_500 });
   });
   afterAll(async () => {
     await server.shutdown();
@@ -130,7 +126,10 @@ describe('deadlines', () => {
 
   it('answers 504 DEADLINE_EXCEEDED when the deadline passes in the queue, and never runs it', async () => {
     const before =
-      metricValue(await metrics(server), `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0;
+      metricValue(
+        await metrics(server),
+        `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`,
+      ) ?? 0;
     const slot = holdSlot(server);
     const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape });
     // answered while the slot is still held: the request never left the queue
@@ -143,9 +142,9 @@ describe('deadlines', () => {
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${detector.model.name}"}`) ?? 0).toBe(
-      before,
-    );
+    expect(
+      metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`) ?? 0,
+    ).toBe(before);
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="DEADLINE_EXCEEDED"}')).toBe(1);
   });
 
@@ -208,7 +207,7 @@ describe('a deadline that passes while the inference runs', () => {
   let server: TestServer;
   let gated: ReturnType<typeof gatedDetector>;
   beforeAll(async () => {
-    gated = gatedDetector(detector);
+    gated = gatedDetector(fixture.detector);
     server = await startTestServer(gated.served, { concurrency: 1, queueSize: 1, requestTimeoutMs: 1_500 });
     gated.arm();
   });
@@ -249,7 +248,7 @@ describe('body limits', () => {
   const limit = 64 * 1024;
   const big = Buffer.alloc(200 * 1024, 7);
   beforeAll(async () => {
-    server = await startTestServer(detector, { maxBodyBytes: limit });
+    server = await startTestServer(fixture.detector, { maxBodyBytes: limit });
   });
   afterAll(async () => {
     await server.shutdown();

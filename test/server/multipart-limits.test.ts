@@ -4,31 +4,20 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Detector } from '../../src/detection/detector';
 import {
   IMAGES,
-  loadFixtureDetector,
   multipart,
   rawRequest,
   startTestServer,
   waitFor,
   type ErrorBody,
   type TestServer,
+  useFixtureServer,
 } from '../helpers/server';
 
 const tiny = readFileSync(path.join(IMAGES, 'tiny.png'));
-let detector: Detector;
-let server: TestServer;
-
-beforeAll(async () => {
-  detector = await loadFixtureDetector();
-  // a long deadline: an answer must come from the limit, not from the 504
-  server = await startTestServer(detector, { concurrency: 1, queueSize: 1, requestTimeoutMs: 60_000 });
-});
-afterAll(async () => {
-  await server?.shutdown();
-  await detector?.close();
-});
+// a long deadline: an answer must come from the limit, not from the 504
+const fixture = useFixtureServer({ concurrency: 1, queueSize: 1, requestTimeoutMs: 60_000 });
 
 type Part = Parameters<typeof multipart>[0][number];
 
@@ -38,7 +27,7 @@ function textFields(count: number): Part[] {
 
 async function post(route: string, parts: Part[]): Promise<{ status: number; body: ErrorBody }> {
   const { body, contentType } = multipart(parts);
-  const response = await fetch(`${server.url}${route}`, { method: 'POST', body, headers: { 'Content-Type': contentType } });
+  const response = await fetch(`${fixture.server.url}${route}`, { method: 'POST', body, headers: { 'Content-Type': contentType } });
   return { status: response.status, body: (await response.json()) as ErrorBody };
 }
 
@@ -67,14 +56,14 @@ describe('multipart limits', () => {
     expect(status).toBe(413);
     expect(body.error.code).toBe('MULTIPART_TOO_MANY_PARTS');
     expect(body.error.message).toMatch(message);
-    await waitFor(() => server.detection.inference.admitted === 0, 5_000, 'the admission place to be given back');
+    await waitFor(() => fixture.server.detection.inference.admitted === 0, 5_000, 'the admission place to be given back');
   });
 
   it('still serves detections after more over-limit requests than there are admission places', async () => {
     const over = [image, ...textFields(40)];
     const answers = await Promise.all(Array.from({ length: 9 }, () => post('/v1/detect', over)));
     expect(answers.map((a) => a.status)).toEqual(Array(9).fill(413));
-    await waitFor(() => server.detection.inference.admitted === 0, 5_000, 'every admission place to be given back');
+    await waitFor(() => fixture.server.detection.inference.admitted === 0, 5_000, 'every admission place to be given back');
     expect((await post('/v1/detect', [image])).status).toBe(200);
   });
 });
@@ -101,7 +90,7 @@ describe('repeated multipart fields', () => {
   });
 
   it('refuses a repeated query parameter with the same code', async () => {
-    const response = await fetch(`${server.url}/v1/detect?score_threshold=0.5&score_threshold=0.9`, { method: 'POST', body: tiny });
+    const response = await fetch(`${fixture.server.url}/v1/detect?score_threshold=0.5&score_threshold=0.9`, { method: 'POST', body: tiny });
     expect(response.status).toBe(400);
     expect(((await response.json()) as ErrorBody).error.code).toBe('INVALID_PARAMETER');
   });
@@ -110,7 +99,7 @@ describe('repeated multipart fields', () => {
 describe('multipart uploads and the deadline', () => {
   let short: TestServer;
   beforeAll(async () => {
-    short = await startTestServer(detector, { requestTimeoutMs: 1_000 });
+    short = await startTestServer(fixture.detector, { requestTimeoutMs: 1_000 });
   });
   afterAll(async () => {
     await short?.shutdown();

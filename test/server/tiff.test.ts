@@ -5,21 +5,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { Detector } from '../../src/detection/detector';
 import { MAX_TIFF_PAGES } from '../../src/detection/tiff';
-import { IMAGES, loadFixtureDetector, startTestServer, type ErrorBody, type TestServer } from '../helpers/server';
+import { IMAGES, type ErrorBody, useFixtureServer } from '../helpers/server';
 
-let detector: Detector;
-let server: TestServer;
-
-beforeAll(async () => {
-  detector = await loadFixtureDetector();
-  server = await startTestServer(detector);
-});
-afterAll(async () => {
-  await server?.shutdown();
-  await detector?.close();
-});
+const fixture = useFixtureServer();
 
 type Entry = [tag: number, type: 3 | 4, value: number];
 
@@ -68,7 +57,7 @@ function grayPage(width: number, height: number, stripByteCount: number): (strip
 }
 
 async function detect(body: Buffer): Promise<{ status: number; body: ErrorBody & { width?: number; height?: number } }> {
-  const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body, headers: { 'Content-Type': 'image/tiff' } });
+  const response = await fetch(`${fixture.server.url}/v1/detect`, { method: 'POST', body, headers: { 'Content-Type': 'image/tiff' } });
   return { status: response.status, body: (await response.json()) as ErrorBody & { width?: number; height?: number } };
 }
 
