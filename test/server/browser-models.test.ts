@@ -6,15 +6,15 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { Detector } from '../../src/detection/detector';
 import { createLogger } from '../../src/server/logging';
 import { ModelRepository } from '../../src/server/model-repository';
 import { startServer, type RunningServer } from '../../src/server/server';
+import { launchChromium } from '../helpers/browser';
 import { fixtureModel } from '../helpers/fixture-models';
 import { IMAGES, testConfig } from '../helpers/server';
 
-const CHROMIUM = '/usr/bin/chromium';
 const imagePath = path.join(IMAGES, 'landscape.jpg');
 
 let scratch: string;
@@ -44,20 +44,7 @@ beforeAll(async () => {
   });
   await server.detection.warmUp();
   await server.detection.repository?.whenSettled();
-  browser = await chromium.launchPersistentContext(path.join(scratch, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium(path.join(scratch, 'profile'));
   page = browser.pages()[0] ?? (await browser.newPage());
 }, 60_000);
 

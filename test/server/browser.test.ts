@@ -4,15 +4,14 @@
  * the score slider filters them. Leaves a screenshot in $CPWC_SCREENSHOT_DIR (default: the OS
  * temp dir) for a human to look at.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
+import { launchChromium } from '../helpers/browser';
 import { IMAGES, loadFixtureDetector, startTestServer, type TestServer } from '../helpers/server';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 /** The few DOM types the page callbacks use (they run in the browser; this file compiles without lib.dom). */
 interface Context2D {
@@ -37,30 +36,10 @@ let page: Page;
 let profileDir: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: install Debian's chromium with 'apt-get install -y chromium' (the browser test never downloads a browser)`,
-    );
-  }
   detector = await loadFixtureDetector();
   server = await startTestServer(detector);
   profileDir = mkdtempSync(path.join(os.tmpdir(), 'cpwc-chromium-'));
-  // a fresh profile directory per run (playwright passes it as --user-data-dir)
-  browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    viewport: { width: 1280, height: 800 },
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium(profileDir, { width: 1280, height: 800 });
   page = browser.pages()[0] ?? (await browser.newPage());
 }, 60_000);
 
