@@ -205,9 +205,8 @@ async function main() {
   let failed = false;
   try {
     const model = JSON.parse(readFileSync(path.join(options.model, 'model.json'), 'utf8'));
-    process.stderr.write(
-      `server ${url}: model ${model.name}, threads ${config.intraOpThreads}, inference concurrency ${config.concurrency}, queue ${config.queueSize}\n`,
-    );
+    const serving = `threads ${config.intraOpThreads}, inference concurrency ${config.concurrency}, queue ${config.queueSize}`;
+    process.stderr.write(`server ${url}: model ${model.name}, ${serving}\n`);
 
     const paired = await pairedLatency(url, options.model, image, config.intraOpThreads, options.pipelineRuns);
     const direct = paired.direct;
@@ -257,22 +256,41 @@ async function main() {
 
     const lines = [];
     lines.push(
-      `Model \`${model.name}\` (${model.architecture}), image ${path.relative(ROOT, options.image)} (${image.length} bytes), server: ${config.intraOpThreads} intra-op threads, inference concurrency ${config.concurrency}, queue ${config.queueSize}; Node ${process.version}, ${require('node:os').cpus().length} CPUs, loopback.`,
+      [
+        `Model \`${model.name}\` (${model.architecture}), image ${path.relative(ROOT, options.image)} (${image.length} bytes),`,
+        `server: ${config.intraOpThreads} intra-op threads, inference concurrency ${config.concurrency}, queue ${config.queueSize};`,
+        `Node ${process.version}, ${require('node:os').cpus().length} CPUs, loopback.`,
+      ].join(' '),
     );
     lines.push('');
     const pairedOverhead = (percentile(paired.http, 50) / percentile(direct, 50) - 1) * 100;
+    const library = `p50 ${ms(percentile(direct, 50))} ms (p95 ${ms(percentile(direct, 95))})`;
+    const http = `p50 ${ms(percentile(paired.http, 50))} ms (p95 ${ms(percentile(paired.http, 95))})`;
+    const inside = `p50 ${ms(percentile(paired.insideServer, 50))} ms`;
     lines.push(
-      `Pipeline vs server, ${options.pipelineRuns} alternating runs: library alone p50 ${ms(percentile(direct, 50))} ms (p95 ${ms(percentile(direct, 95))}); ` +
-        `HTTP POST /v1/detect p50 ${ms(percentile(paired.http, 50))} ms (p95 ${ms(percentile(paired.http, 95))}), of which pipeline inside the server p50 ${ms(percentile(paired.insideServer, 50))} ms; ` +
+      [
+        `Pipeline vs server, ${options.pipelineRuns} alternating runs: library alone ${library};`,
+        `HTTP POST /v1/detect ${http}, of which pipeline inside the server ${inside};`,
         `HTTP p50 vs library p50: ${pairedOverhead >= 0 ? '+' : ''}${pairedOverhead.toFixed(1)} % (target: within 10 %).`,
+      ].join(' '),
     );
     lines.push('');
     lines.push('| clients | requests | 200 | 503 | other | 200/s | p50 ms | p95 ms | p99 ms | client errors |');
     lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      lines.push(
-        `| ${r.connections} | ${r.total} | ${r.ok} | ${r.rejected503} | ${r.other} | ${r.okPerSecond.toFixed(2)} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${r.errors} |`,
-      );
+      const cells = [
+        r.connections,
+        r.total,
+        r.ok,
+        r.rejected503,
+        r.other,
+        r.okPerSecond.toFixed(2),
+        ms(r.p50),
+        ms(r.p95),
+        ms(r.p99),
+        r.errors,
+      ];
+      lines.push(`| ${cells.join(' | ')} |`);
     }
     lines.push('');
     const one = rows.find((r) => r.connections === 1);
@@ -280,9 +298,9 @@ async function main() {
       const overhead = (one.p50 / percentile(direct, 50) - 1) * 100;
       lines.push(`autocannon p50 at 1 client vs the library alone (separate runs): ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)} %.`);
     }
-    lines.push(
-      `RSS soak (${options.soakRequests} requests, 4 clients): before ${mib(rssBefore)} MiB; after each quarter ${samples.map(mib).join(' → ')} MiB; non-200 responses ${soakNon200}.`,
-    );
+    const quarters = samples.map(mib).join(' → ');
+    const soak = `RSS soak (${options.soakRequests} requests, 4 clients)`;
+    lines.push(`${soak}: before ${mib(rssBefore)} MiB; after each quarter ${quarters} MiB; non-200 responses ${soakNon200}.`);
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     child.kill('SIGTERM');

@@ -67,6 +67,11 @@ function run(dirs, options) {
   return JSON.parse(out);
 }
 
+/** One row of the memory table: RSS before and after loading, and the difference, in MiB. */
+function memoryRow(name, before, after) {
+  return `| ${name} | ${(before / MiB).toFixed(1)} | ${(after / MiB).toFixed(1)} | ${((after - before) / MiB).toFixed(1)} |`;
+}
+
 async function main() {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -96,15 +101,11 @@ async function main() {
   const dirs = positionals.map((d) => path.resolve(d));
   for (const dir of dirs) {
     const { before, after } = run([dir], options);
-    rows.push(
-      `| ${path.basename(dir)} | ${(before / MiB).toFixed(1)} | ${(after / MiB).toFixed(1)} | ${((after - before) / MiB).toFixed(1)} |`,
-    );
+    rows.push(memoryRow(path.basename(dir), before, after));
   }
   if (dirs.length > 1) {
     const { before, after } = run(dirs, options);
-    rows.push(
-      `| all ${dirs.length} in one process | ${(before / MiB).toFixed(1)} | ${(after / MiB).toFixed(1)} | ${((after - before) / MiB).toFixed(1)} |`,
-    );
+    rows.push(memoryRow(`all ${dirs.length} in one process`, before, after));
   }
   process.stdout.write(`${rows.join('\n')}\n`);
   return 0;

@@ -35,7 +35,10 @@ export function parseExecutionProvider(value: unknown, source = 'executionProvid
 export function executionProviderHint(provider: ExecutionProvider): string {
   switch (provider) {
     case 'cuda':
-      return 'install onnxruntime-node with its CUDA 12 binaries (npm ci --onnxruntime-node-install=cuda12, on a machine with internet access) and the CUDA 12 runtime and cuDNN 9 libraries, then check that an NVIDIA GPU is visible (nvidia-smi)';
+      return [
+        'install onnxruntime-node with its CUDA 12 binaries (npm ci --onnxruntime-node-install=cuda12, on a machine with internet access)',
+        'and the CUDA 12 runtime and cuDNN 9 libraries, then check that an NVIDIA GPU is visible (nvidia-smi)',
+      ].join(' ');
     case 'webgpu':
       return 'WebGPU needs a GPU adapter: on Linux a Vulkan driver (libvulkan.so.1) and a GPU it can use';
     case 'cpu':
@@ -46,9 +49,9 @@ export function executionProviderHint(provider: ExecutionProvider): string {
 /** The error for a provider that ONNX Runtime could not start, with ONNX Runtime's own first line. */
 export function executionProviderUnavailable(provider: ExecutionProvider, cause: unknown): DetectError {
   const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-  return new DetectError(
-    'EXECUTION_PROVIDER_UNAVAILABLE',
-    `the ${provider} execution provider is not available (ONNX Runtime: ${detail}); ${executionProviderHint(provider)}; or run on the CPU (--execution-provider cpu)`,
-    { cause },
-  );
+  const hint = executionProviderHint(provider);
+  const unavailable = `the ${provider} execution provider is not available (ONNX Runtime: ${detail})`;
+  return new DetectError('EXECUTION_PROVIDER_UNAVAILABLE', `${unavailable}; ${hint}; or run on the CPU (--execution-provider cpu)`, {
+    cause,
+  });
 }

@@ -18,7 +18,8 @@ export function roundHalfToEven(value: number): number {
   return value < 0 || Object.is(value, -0) ? -rounded : rounded;
 }
 
-// biome-ignore-start lint/correctness/noPrecisionLoss lint/suspicious/noApproximativeNumericConstant: SLEEF's constants as its source writes them; fround keeps their float32
+// SLEEF's constants as its source writes them (more digits than a double holds); fround keeps their float32.
+// biome-ignore-start lint/correctness/noPrecisionLoss lint/suspicious/noApproximativeNumericConstant: SLEEF's constants
 const R_LN2F = fround(1.442695040888963407359924681001892137426645954152985934135449406931);
 const L2UF = fround(0.693145751953125);
 const L2LF = fround(1.428606765330187045e-6);

@@ -144,10 +144,8 @@ export class RoiHeadsPostprocessor {
     const { numClasses } = this.config;
     const count = boxCount(proposals);
     if (classLogits.length !== count * numClasses || boxRegression.length !== count * numClasses * 4) {
-      throw new DetectError(
-        'MODEL_INVALID',
-        `box head: expected ${count}x${numClasses} class logits and ${count}x${numClasses * 4} box regression values, got ${classLogits.length} and ${boxRegression.length}`,
-      );
+      const expected = `${count}x${numClasses} class logits and ${count}x${numClasses * 4} box regression values`;
+      throw new DetectError('MODEL_INVALID', `box head: expected ${expected}, got ${classLogits.length} and ${boxRegression.length}`);
     }
     const scores = softmaxRows(classLogits, numClasses);
 

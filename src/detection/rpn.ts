@@ -181,10 +181,9 @@ export class RegionProposalFilter {
     const plane = height * width;
     const anchorCount = plane * perLocation;
     if (objectness.length !== anchorCount || bboxDeltas.length !== anchorCount * 4) {
-      throw new DetectError(
-        'MODEL_INVALID',
-        `RPN level ${levelIndex}: expected ${anchorCount} logits and ${anchorCount * 4} deltas for a ${height}x${width} grid with ${perLocation} anchors, got ${objectness.length} and ${bboxDeltas.length}`,
-      );
+      const expected = `${anchorCount} logits and ${anchorCount * 4} deltas for a ${height}x${width} grid with ${perLocation} anchors`;
+      const got = `${objectness.length} and ${bboxDeltas.length}`;
+      throw new DetectError('MODEL_INVALID', `RPN level ${levelIndex}: expected ${expected}, got ${got}`);
     }
     // Graph layout [A, h, w] -> torchvision's flattened order ((y * w) + x) * A + a.
     const flatLogits = new Float32Array(anchorCount);

@@ -56,7 +56,10 @@ export interface SessionOptions {
   enableMemPattern?: boolean;
   /** Let idle intra-op threads spin (ORT `session.intra_op.allow_spinning`; default off: spinning burns cores other work could use). */
   intraOpSpinning?: boolean;
-  /** With the arena on: give its unused memory back after every run (ORT run option `memory.enable_memory_arena_shrinkage`; default off). */
+  /**
+   * With the arena on: give its unused memory back after every run (ORT run option
+   * `memory.enable_memory_arena_shrinkage`; default off).
+   */
   arenaShrinkage?: boolean;
 }
 

@@ -26,10 +26,10 @@ export function describeParity(modelDir: string, intraOpThreads = 1): void {
       await detector?.close();
       if (process.env.CPWC_PARITY_VERBOSE) {
         for (const r of reports) {
-          const stages = r.stages.map(
-            (s) =>
-              `${s.stage} ${s.matched}/${s.expected} (ts ${s.produced}) iou-gap ${s.maxIouGap.toExponential(2)} score-diff ${s.maxScoreDiff.toExponential(2)}${s.slivers ? ` slivers ${s.slivers}` : ''}`,
-          );
+          const stages = r.stages.map((s) => {
+            const gaps = `iou-gap ${s.maxIouGap.toExponential(2)} score-diff ${s.maxScoreDiff.toExponential(2)}`;
+            return `${s.stage} ${s.matched}/${s.expected} (ts ${s.produced}) ${gaps}${s.slivers ? ` slivers ${s.slivers}` : ''}`;
+          });
           process.stdout.write(`${path.basename(modelDir)} ${r.file}: ${stages.join(' | ')}\n`);
         }
       }

@@ -73,9 +73,8 @@ describe('execution providers', () => {
   cudaCase('cuda without its binaries fails at load with EXECUTION_PROVIDER_UNAVAILABLE and the install command', async () => {
     const error = await loadError(model, { executionProvider: 'cuda' });
     expect(error.code).toBe('EXECUTION_PROVIDER_UNAVAILABLE');
-    expect(error.message).toMatch(
-      /^the cuda execution provider is not available \(ONNX Runtime: .+\); .*npm ci --onnxruntime-node-install=cuda12.*--execution-provider cpu/,
-    );
+    expect(error.message).toMatch(/^the cuda execution provider is not available \(ONNX Runtime: .+\); /);
+    expect(error.message).toMatch(/npm ci --onnxruntime-node-install=cuda12.*--execution-provider cpu/);
   });
 
   cudaCase('a graph that no provider can load is still MODEL_INVALID, not a provider error', async () => {

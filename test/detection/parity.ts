@@ -111,9 +111,8 @@ export function compareProposals(expected: number[][], produced: Float32Array, a
   }
   const problems: string[] = [];
   if (expected.length - matched > allowedUnmatched) {
-    problems.push(
-      `${expected.length - matched} of ${expected.length} torchvision proposals have no twin with IoU >= ${MIN_IOU} (${allowedUnmatched} tolerated), e.g. ${unmatched.slice(0, 3).join('; ')}`,
-    );
+    const missing = `${expected.length - matched} of ${expected.length} torchvision proposals have no twin with IoU >= ${MIN_IOU}`;
+    problems.push(`${missing} (${allowedUnmatched} tolerated), e.g. ${unmatched.slice(0, 3).join('; ')}`);
   }
   if (Math.abs(count - expected.length) > allowedUnmatched) problems.push(`${count} proposals, torchvision has ${expected.length}`);
   return {
