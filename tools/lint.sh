@@ -6,7 +6,10 @@
 # in-bounds assertion); noRedundantUseStrict off for .js (biome reads .js as ESM, ours are CommonJS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npx --no-install biome check --error-on-warnings
+# Every linter runs, so one pass shows every finding; the status is the first failure's.
+status=0
+npx --no-install biome check --error-on-warnings || status=$?
 [ -n "${CPWC_PYTHON:-}" ] || bash tools/setup-venv.sh
-bash tools/py.sh -m ruff check --config scripts/pyproject.toml scripts test/python tools
-bash tools/py.sh -m ruff format --check --config scripts/pyproject.toml scripts test/python tools
+bash tools/py.sh -m ruff check --config scripts/pyproject.toml scripts test/python tools || { s=$?; [ "$status" -ne 0 ] || status=$s; }
+bash tools/py.sh -m ruff format --check --config scripts/pyproject.toml scripts test/python tools || { s=$?; [ "$status" -ne 0 ] || status=$s; }
+exit "$status"
