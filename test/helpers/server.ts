@@ -94,6 +94,45 @@ export function useFixtureDetector(): FixtureDetector {
   };
 }
 
+/** What `useFixtureServers` started: one detector, and a server per name. */
+export interface FixtureServers<K extends string> {
+  readonly detector: Detector;
+  readonly servers: Readonly<Record<K, TestServer>>;
+}
+
+/**
+ * Registers a beforeAll that loads the fixture detector and starts a warmed-up test server on it for each
+ * entry of `configs` (its overrides), and an afterAll that shuts them all down, in the calling file or
+ * describe block.
+ *
+ * @example
+ * const fixture = useFixtureServers({ open: {}, locked: { apiKeys: ['key-0001'] } });
+ * it('…', async () => { await fetch(`${fixture.servers.locked.url}/v1/models`); });
+ */
+export function useFixtureServers<K extends string>(configs: Record<K, Partial<ServerConfig>>): FixtureServers<K> {
+  const names = Object.keys(configs) as K[];
+  let detector: Detector | undefined;
+  const running = new Map<K, TestServer>();
+  beforeAll(async () => {
+    detector = await loadFixtureDetector();
+    for (const name of names) running.set(name, await startTestServer(detector, configs[name]));
+  });
+  afterAll(async () => {
+    for (const server of running.values()) await server.shutdown();
+    await detector?.close();
+  });
+  const servers = {} as Record<K, TestServer>;
+  for (const name of names) {
+    Object.defineProperty(servers, name, { enumerable: true, get: () => started(running.get(name), `the fixture server '${name}'`) });
+  }
+  return {
+    get detector() {
+      return started(detector, 'the fixture detector');
+    },
+    servers,
+  };
+}
+
 /**
  * Registers a beforeAll that loads the fixture detector and starts a warmed-up test server on it (with
  * `overrides`), and an afterAll that shuts both down, in the calling file or describe block.
@@ -103,22 +142,13 @@ export function useFixtureDetector(): FixtureDetector {
  * it('…', async () => { await fetch(`${fixture.server.url}/health`); });
  */
 export function useFixtureServer(overrides: Partial<ServerConfig> = {}): FixtureServer {
-  let detector: Detector | undefined;
-  let server: TestServer | undefined;
-  beforeAll(async () => {
-    detector = await loadFixtureDetector();
-    server = await startTestServer(detector, overrides);
-  });
-  afterAll(async () => {
-    await server?.shutdown();
-    await detector?.close();
-  });
+  const fixture = useFixtureServers({ server: overrides });
   return {
     get detector() {
-      return started(detector, 'the fixture detector');
+      return fixture.detector;
     },
     get server() {
-      return started(server, 'the fixture server');
+      return fixture.servers.server;
     },
   };
 }

@@ -8,10 +8,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InferenceClient, InferenceClientProviderApiError } from '@huggingface/inference';
 import sharp from 'sharp';
-import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
 import { NodeRedRuntime, type RuntimeNode } from './clients/node-red-runtime';
-import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, startTestServer, type TestServer } from '../helpers/server';
+import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers } from '../helpers/server';
 
 // the node package's modules, as Node-RED loads them (CommonJS, `module.exports = function (RED)`)
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -43,31 +42,18 @@ async function nativeError(server: TestServer, image: Buffer): Promise<string> {
 }
 
 describe('real npm clients against a listening server', () => {
-  let detector: Detector;
-  let open: TestServer;
-  let strict: TestServer;
-
-  beforeAll(async () => {
-    detector = await loadFixtureDetector();
-    open = await startTestServer(detector);
-    strict = await startTestServer(detector, { apiKeys: [KEY], maxBodyBytes: 100_000 });
-  });
-  afterAll(async () => {
-    await open?.shutdown();
-    await strict?.shutdown();
-    await detector?.close();
-  });
+  const fixture = useFixtureServers({ open: {}, strict: { apiKeys: [KEY], maxBodyBytes: 100_000 } });
 
   describe('@huggingface/inference objectDetection', () => {
     const detect = (server: TestServer, model: string, image: Buffer, token: string | undefined) =>
       new InferenceClient(token, { endpointUrl: `${server.url}/models/${model}` }).objectDetection({ inputs: new Blob([image]) });
 
     it("gets /v1/detect's detections for the same image", async () => {
-      const reference = await nativeDetections(open, landscape);
+      const reference = await nativeDetections(fixture.servers.open, landscape);
       expect(reference.length).toBeGreaterThan(0);
-      const found = await detect(open, MODEL, landscape, 'hf_any_token_is_accepted_when_open');
+      const found = await detect(fixture.servers.open, MODEL, landscape, 'hf_any_token_is_accepted_when_open');
       expect(found).toEqual(reference.map((d) => ({ label: d.label, score: d.score, box: d.box })));
-      expect(await detect(strict, MODEL, landscape, KEY)).toEqual(found);
+      expect(await detect(fixture.servers.strict, MODEL, landscape, KEY)).toEqual(found);
     });
 
     it('reports bad image, unknown model, missing or wrong key and an over-limit body with the server\'s {"error"} message', async () => {
@@ -82,14 +68,18 @@ describe('real npm clients against a listening server', () => {
         const apiError = err as InferenceClientProviderApiError;
         return { status: apiError.httpResponse.status, body: apiError.httpResponse.body, message: apiError.message };
       };
-      const unsupported = await nativeError(strict, notAnImage);
+      const unsupported = await nativeError(fixture.servers.strict, notAnImage);
       const keyMessage = 'a valid API key is required (Authorization: Bearer KEY)';
       const cases: Array<[Promise<unknown>, number, string]> = [
-        [detect(strict, MODEL, notAnImage, KEY), 415, unsupported],
-        [detect(strict, 'no-such-model', landscape, KEY), 404, `unknown model 'no-such-model'; this server serves '${MODEL}'`],
-        [detect(strict, MODEL, landscape, undefined), 401, keyMessage],
-        [detect(strict, MODEL, landscape, 'wrong-key-000000'), 401, keyMessage],
-        [detect(strict, MODEL, large, KEY), 413, 'the request body is larger than this server accepts (100000 bytes)'],
+        [detect(fixture.servers.strict, MODEL, notAnImage, KEY), 415, unsupported],
+        [
+          detect(fixture.servers.strict, 'no-such-model', landscape, KEY),
+          404,
+          `unknown model 'no-such-model'; this server serves '${MODEL}'`,
+        ],
+        [detect(fixture.servers.strict, MODEL, landscape, undefined), 401, keyMessage],
+        [detect(fixture.servers.strict, MODEL, landscape, 'wrong-key-000000'), 401, keyMessage],
+        [detect(fixture.servers.strict, MODEL, large, KEY), 413, 'the request body is larger than this server accepts (100000 bytes)'],
       ];
       for (const [promise, status, message] of cases) {
         expect(await failure(promise)).toEqual({ status, body: { error: message }, message: `Failed to perform inference: ${message}` });
@@ -164,11 +154,11 @@ describe('real npm clients against a listening server', () => {
     afterAll(() => Promise.all(runtimes.map((r) => r.idle())));
 
     it("object detection and custom model nodes get /v1/detect's detections at their confidence, filters and drawing work", async () => {
-      const reference = deepstackShape(await nativeDetections(open, landscape, '?score_threshold=0.5'));
+      const reference = deepstackShape(await nativeDetections(fixture.servers.open, landscape, '?score_threshold=0.5'));
       const filtered = reference.filter((p) => p.label === 'class_5');
       expect(filtered.length).toBeGreaterThan(0);
       expect(filtered.length).toBeLessThan(reference.length);
-      const { runtime, detection, custom } = flow(open);
+      const { runtime, detection, custom } = flow(fixture.servers.open);
       const outputs = (await runtime.input(detection, { payload: landscape })) as Array<{
         payload: unknown;
         success: boolean;
@@ -186,7 +176,7 @@ describe('real npm clients against a listening server', () => {
     });
 
     it('reports bad image, unknown model, missing or wrong key and an over-limit body as DeepStack errors', async () => {
-      const unsupported = await nativeError(strict, notAnImage);
+      const unsupported = await nativeError(fixture.servers.strict, notAnImage);
       const failure = async (promise: Promise<unknown>): Promise<{ status: number; body: unknown }> => {
         const err = (await promise.then(
           () => {
@@ -197,9 +187,9 @@ describe('real npm clients against a listening server', () => {
         if (err.response === undefined) throw new Error(`the node failed without an HTTP response: ${String(err)}`);
         return { status: err.response.statusCode, body: JSON.parse(err.response.body) as unknown };
       };
-      const keyed = flow(strict, KEY);
-      const unkeyed = flow(strict);
-      const wrong = flow(strict, 'wrong-key-000000');
+      const keyed = flow(fixture.servers.strict, KEY);
+      const unkeyed = flow(fixture.servers.strict);
+      const wrong = flow(fixture.servers.strict, 'wrong-key-000000');
       expect(await failure(keyed.runtime.input(keyed.detection, { payload: notAnImage }))).toEqual({
         status: 415,
         body: { success: false, error: unsupported, code: 415 },

@@ -7,10 +7,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
 import { failed, runPythonClients, succeeded } from './clients/python-clients';
-import { FIXTURE_MODEL, IMAGES, loadFixtureDetector, startTestServer, type TestServer } from '../helpers/server';
+import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers } from '../helpers/server';
 
 const MODEL = path.basename(FIXTURE_MODEL);
 const LANDSCAPE = path.join(IMAGES, 'landscape.jpg');
@@ -49,36 +48,28 @@ function tritonExpected(detections: readonly Detection[]): Record<string, unknow
 }
 
 describe('real Python clients against a listening server', () => {
-  let detector: Detector;
-  let open: TestServer;
-  let strict: TestServer;
+  const fixture = useFixtureServers({ open: {}, strict: { apiKeys: [KEY], maxBodyBytes: 100_000 } });
   let tmp: string;
   let notAnImage: string;
   const image = readFileSync(LANDSCAPE);
 
-  beforeAll(async () => {
-    detector = await loadFixtureDetector();
-    open = await startTestServer(detector);
-    strict = await startTestServer(detector, { apiKeys: [KEY], maxBodyBytes: 100_000 });
+  beforeAll(() => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'cpwc-clients-'));
     notAnImage = path.join(tmp, 'not-an-image.jpg');
     writeFileSync(notAnImage, 'this is a text file, not a JPEG\n');
   });
-  afterAll(async () => {
-    await open?.shutdown();
-    await strict?.shutdown();
-    await detector?.close();
+  afterAll(() => {
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('huggingface_hub InferenceClient.object_detection: the same detections as /v1/detect, with and without threshold', async () => {
-    const url = `${open.url}/models/${MODEL}`;
+    const url = `${fixture.servers.open.url}/models/${MODEL}`;
     const [plain, thresholded] = await runPythonClients([
       { client: 'huggingface', url, image: LANDSCAPE },
       { client: 'huggingface', url, image: LANDSCAPE, threshold: 0.9 },
     ]);
-    const all = await nativeDetections(open, image);
-    const high = await nativeDetections(open, image, '?score_threshold=0.9');
+    const all = await nativeDetections(fixture.servers.open, image);
+    const high = await nativeDetections(fixture.servers.open, image, '?score_threshold=0.9');
     expect(all.length).toBeGreaterThan(high.length);
     expect(high.length).toBeGreaterThan(0);
     const shape = (ds: Detection[]) => ds.map((d) => ({ label: d.label, score: d.score, box: d.box }));
@@ -87,7 +78,7 @@ describe('real Python clients against a listening server', () => {
   });
 
   it("tritonclient.http: health, metadata, and infer in binary and JSON give /v1/detect's detections", async () => {
-    const host = open.url.replace('http://', '');
+    const host = fixture.servers.open.url.replace('http://', '');
     const [metadata, binary, json, versioned] = await runPythonClients([
       { client: 'triton', action: 'metadata', host, model: MODEL },
       { client: 'triton', host, model: MODEL, image: LANDSCAPE },
@@ -137,7 +128,7 @@ describe('real Python clients against a listening server', () => {
         ],
       },
     });
-    const all = await nativeDetections(open, image);
+    const all = await nativeDetections(fixture.servers.open, image);
     expect(all.length).toBeGreaterThan(3);
     const binaryAnswer = succeeded<TritonAnswer>(binary);
     expect({
@@ -149,7 +140,7 @@ describe('real Python clients against a listening server', () => {
     // no outputs named: tritonclient asks for every output in binary
     expect((binaryAnswer.response.outputs as Array<{ parameters?: unknown }>).every((o) => o.parameters !== undefined)).toBe(true);
 
-    const top = await nativeDetections(open, image, '?score_threshold=0.5&max_detections=3');
+    const top = await nativeDetections(fixture.servers.open, image, '?score_threshold=0.5&max_detections=3');
     const jsonAnswer = succeeded<TritonAnswer>(json);
     const expected = tritonExpected(top);
     expect(jsonAnswer.SCORES).toEqual(expected.SCORES);
@@ -165,13 +156,13 @@ describe('real Python clients against a listening server', () => {
   });
 
   it("deepstack-python DeepstackObject.detect, default and custom model: /v1/detect's detections at min_confidence, DeepStack-rounded", async () => {
-    const port = Number(new URL(open.url).port);
+    const port = Number(new URL(fixture.servers.open.url).port);
     const [detection, custom, unknown] = await runPythonClients([
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, min_confidence: 0.6 },
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, min_confidence: 0.6, custom_model: MODEL },
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, custom_model: 'no-such-model' },
     ]);
-    const reference = (await nativeDetections(open, image, '?score_threshold=0.6')).map((d) => ({
+    const reference = (await nativeDetections(fixture.servers.open, image, '?score_threshold=0.6')).map((d) => ({
       label: d.label.toLowerCase(),
       confidence: d.score,
       x_min: Math.round(d.box.xmin),
@@ -185,14 +176,14 @@ describe('real Python clients against a listening server', () => {
     expect(failed(unknown)).toEqual({
       type: 'DeepstackException',
       status: null,
-      message: `Bad url supplied, url ${open.url}/v1/vision/custom/no-such-model raised error 404`,
+      message: `Bad url supplied, url ${fixture.servers.open.url}/v1/vision/custom/no-such-model raised error 404`,
     });
   });
 
   it("every client reports bad image, unknown model, missing or wrong key and an over-limit body as its protocol's error", async () => {
-    const url = (model: string) => `${strict.url}/models/${model}`;
-    const host = strict.url.replace('http://', '');
-    const port = Number(new URL(strict.url).port);
+    const url = (model: string) => `${fixture.servers.strict.url}/models/${model}`;
+    const host = fixture.servers.strict.url.replace('http://', '');
+    const port = Number(new URL(fixture.servers.strict.url).port);
     const outcomes = await runPythonClients([
       // huggingface_hub
       { client: 'huggingface', url: url(MODEL), image: LANDSCAPE, token: KEY },
@@ -218,7 +209,7 @@ describe('real Python clients against a listening server', () => {
       { client: 'deepstack', ip: '127.0.0.1', port, image: LARGE, api_key: KEY },
     ]);
     // the library's message for these bytes, as /v1/detect reports it
-    const native = await fetch(`${strict.url}/v1/detect`, {
+    const native = await fetch(`${fixture.servers.strict.url}/v1/detect`, {
       method: 'POST',
       body: readFileSync(notAnImage),
       headers: { Authorization: `Bearer ${KEY}` },
