@@ -3,6 +3,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import type { DestinationStream } from 'pino';
 import { Detector } from '../../src/detection/detector';
+import type { Detection } from '../../src/detection/types';
 import { defaultConfig, type ServerConfig } from '../../src/server/config';
 import { createLogger } from '../../src/server/logging';
 import { createRenderer } from '../../src/server/renderer';
@@ -151,6 +152,17 @@ export function useFixtureServer(overrides: Partial<ServerConfig> = {}): Fixture
       return fixture.servers.server;
     },
   };
+}
+
+/** POST /v1/detect of `image` with API key `key` (and `query`); expects 200 and returns the detections. */
+export async function detectOverHttp(server: TestServer, image: Uint8Array, key: string, query = ''): Promise<Detection[]> {
+  const response = await fetch(`${server.url}/v1/detect${query}`, {
+    method: 'POST',
+    body: image,
+    headers: { Authorization: `Bearer ${key}` },
+  });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { detections: Detection[] }).detections;
 }
 
 export interface ErrorBody {

@@ -10,7 +10,7 @@ import { InferenceClient, InferenceClientProviderApiError } from '@huggingface/i
 import sharp from 'sharp';
 import type { Detection } from '../../src/detection/types';
 import { NodeRedRuntime, type RuntimeNode } from './clients/node-red-runtime';
-import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers } from '../helpers/server';
+import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers, detectOverHttp } from '../helpers/server';
 
 // the node package's modules, as Node-RED loads them (CommonJS, `module.exports = function (RED)`)
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -26,15 +26,7 @@ const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 const large = readFileSync(path.join(IMAGES, 'alpha.png'));
 const notAnImage = Buffer.from('this is a text file, not a JPEG\n');
 
-async function nativeDetections(server: TestServer, image: Buffer, query = ''): Promise<Detection[]> {
-  const response = await fetch(`${server.url}/v1/detect${query}`, {
-    method: 'POST',
-    body: image,
-    headers: { Authorization: `Bearer ${KEY}` },
-  });
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { detections: Detection[] }).detections;
-}
+const nativeDetections = (server: TestServer, image: Buffer, query = ''): Promise<Detection[]> => detectOverHttp(server, image, KEY, query);
 
 async function nativeError(server: TestServer, image: Buffer): Promise<string> {
   const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: image, headers: { Authorization: `Bearer ${KEY}` } });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Detection } from '../../src/detection/types';
 import { failed, runPythonClients, succeeded } from './clients/python-clients';
-import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers } from '../helpers/server';
+import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers, detectOverHttp } from '../helpers/server';
 
 const MODEL = path.basename(FIXTURE_MODEL);
 const LANDSCAPE = path.join(IMAGES, 'landscape.jpg');
@@ -24,15 +24,7 @@ interface TritonTensor {
 }
 type TritonAnswer = Record<'BOXES' | 'SCORES' | 'CLASS_IDS' | 'LABELS', TritonTensor> & { response: Record<string, unknown> };
 
-async function nativeDetections(server: TestServer, image: Buffer, query = ''): Promise<Detection[]> {
-  const response = await fetch(`${server.url}/v1/detect${query}`, {
-    method: 'POST',
-    body: image,
-    headers: { Authorization: `Bearer ${KEY}` },
-  });
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { detections: Detection[] }).detections;
-}
+const nativeDetections = (server: TestServer, image: Buffer, query = ''): Promise<Detection[]> => detectOverHttp(server, image, KEY, query);
 
 function tritonExpected(detections: readonly Detection[]): Record<string, unknown> {
   return {
