@@ -45,4 +45,11 @@ describe('AnchorGenerator', () => {
     }
     expect(generator.anchorsPerLocation(0)).toBe(6);
   });
+
+  it('refuses a level it was not configured with (MODEL_INVALID)', () => {
+    const generator = new AnchorGenerator([{ sizes: [32], aspectRatios: [1] }]);
+    expect(() => generator.anchorsPerLocation(1)).toThrow(
+      expect.objectContaining({ code: 'MODEL_INVALID', message: 'RPN level 1 has no anchors: the model configures 1 levels' }),
+    );
+  });
 });

@@ -53,6 +53,16 @@ describe('nms and batchedNms equal torchvision.ops', () => {
 });
 
 describe('nms', () => {
+  it('refuses boxes that are not [N, 4] for N scores, naming the argument (INVALID_OPTION)', () => {
+    const scores = new Float32Array([0.9, 0.8]);
+    expect(() => nms(new Float32Array(6), scores, 0.5)).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: 'boxes must hold 2 x 4 = 8 values, got 6' }),
+    );
+    expect(() => batchedNms(new Float32Array(8), scores, new Int32Array(3), 0.5)).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: 'groups must hold 2 x 1 = 2 values, got 3' }),
+    );
+  });
+
   it('restricts itself to the candidate indices it is given', () => {
     const boxes = new Float32Array([0, 0, 10, 10, 0, 0, 10, 10, 50, 50, 60, 60]);
     const scores = new Float32Array([0.9, 0.8, 0.7]);

@@ -64,6 +64,12 @@ describe('assignLevels', () => {
     expect(rois.map((r) => r.length)).toEqual([8]);
     expect(Array.from(proposalOfRow)).toEqual([0, 1]);
   });
+
+  it('refuses a level mapper that does not cover the box head levels with MODEL_INVALID', () => {
+    expect(() => assignLevels(new Float32Array([0, 0, 10, 10]), 3, mapper)).toThrow(
+      expect.objectContaining({ code: 'MODEL_INVALID', message: 'the level mapper covers 4 levels, the box head has 3' }),
+    );
+  });
 });
 
 describe('RoiHeadsPostprocessor.postprocess (postprocess_detections) and resizeBoxes (transform.postprocess)', () => {
@@ -119,9 +125,9 @@ describe('RoiHeadsPostprocessor.postprocess (postprocess_detections) and resizeB
     expect(none.scores.length).toBe(0);
   });
 
-  it('rejects graph outputs whose size does not match the proposals', () => {
+  it('rejects graph outputs whose size does not match the proposals with MODEL_INVALID', () => {
     expect(() => postprocessor.postprocess(new Float32Array(5), new Float32Array(20), new Float32Array(8), resized)).toThrow(
-      /expected 2x5 class logits/,
+      expect.objectContaining({ code: 'MODEL_INVALID', message: expect.stringMatching(/expected 2x5 class logits/) }),
     );
   });
 });

@@ -74,6 +74,13 @@ describe('transformImage (normalize, bilinear resize, pad) on patches of a real 
     const red = Array.from(tensor.subarray(0, 16)).map((v) => Math.round(v * 255));
     expect(red).toEqual([255, 0, 0, 0, 255, 10, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
+
+  it('refuses pixel data that is not width x height RGB, naming it (INVALID_OPTION)', () => {
+    const config: TransformConfig = { minSize: 2, maxSize: 100, imageMean: [0, 0, 0], imageStd: [1, 1, 1], sizeDivisible: 4 };
+    expect(() => transformImage({ data: new Uint8Array(17), width: 3, height: 2 }, config)).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: 'image.data must hold 6 x 3 = 18 values, got 17' }),
+    );
+  });
 });
 
 describe('axisSampling', () => {
