@@ -88,7 +88,16 @@ describe('Expect: 100-continue', () => {
   it('sends 100 Continue for a body within the limit, then answers it', async () => {
     const { socket, received, closed } = await connect(server);
     socket.write(
-      `POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${tiny.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      [
+        'POST /v1/detect HTTP/1.1',
+        'Host: x',
+        'Content-Type: image/png',
+        `Content-Length: ${tiny.length}`,
+        'Expect: 100-continue',
+        'Connection: close',
+        '',
+        '',
+      ].join('\r\n'),
     );
     await waitFor(() => received().startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 10_000, '100 Continue');
     socket.write(tiny);
