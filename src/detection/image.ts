@@ -91,6 +91,7 @@ export async function decodeImageResized(
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
+    // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return {
       image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height },

@@ -125,6 +125,7 @@ export async function loadModelDirectory(dir: string, options: LoadModelOptions 
     [manifest.graphs.box_head, boxHeadPath],
   ] as const) {
     try {
+      // caught below and reported as MODEL_INVALID
       if (!(await fs.stat(file)).isFile()) throw new Error('not a regular file');
     } catch (cause) {
       throw new DetectError('MODEL_INVALID', `graph ${file} (model.json) is missing or unreadable`, { cause });
