@@ -1,5 +1,7 @@
 import sharp from 'sharp';
+import { decodeBmp } from './bmp';
 import { DetectError } from './errors';
+import { sniffImageFormat, type ImageFormat } from './formats';
 import { checkTiff } from './tiff';
 
 /** An 8-bit RGB image, row-major HWC: pixel (x, y) channel c is at `(y * width + x) * 3 + c`. */
@@ -16,37 +18,16 @@ export interface DecodeOptions {
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
-/** Formats decodeImage accepts, as named in errors. */
-export const SUPPORTED_FORMATS_TEXT = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
-
-export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'heif';
-
-/**
- * The image format from the first bytes (magic numbers), or undefined for anything else.
- * Deciding the format before decoding lets a damaged image of a known format be reported as
- * IMAGE_DECODE_FAILED rather than as an unsupported format.
- */
-export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
-  const ascii = (start: number, text: string): boolean =>
-    bytes.length >= start + text.length && [...text].every((ch, i) => bytes[start + i] === ch.charCodeAt(0));
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (ascii(0, '\x89PNG\r\n\x1a\n')) return 'png';
-  if (ascii(0, 'GIF87a') || ascii(0, 'GIF89a')) return 'gif';
-  if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return 'webp';
-  if (ascii(0, 'II*\x00') || ascii(0, 'MM\x00*')) return 'tiff';
-  if (ascii(4, 'ftyp') && ['avif', 'avis', 'mif1', 'msf1', 'heic', 'heix', 'heim', 'heis', 'hevc', 'hevx'].some((brand) => ascii(8, brand)))
-    return 'heif';
-  return undefined;
-}
-
 /**
  * Decodes an encoded image to 8-bit RGB the way every part of cpwc-detect sees it
- * (the export's reference fixtures decode through this same function):
+ * (the export's reference fixtures decode through this same function), in any format of FORMATS
+ * (src/detection/formats.ts): libvips for most, our own decoder for BMP (src/detection/bmp.ts).
  * EXIF orientation applied; grayscale, CMYK and 16-bit inputs converted to 8-bit sRGB;
  * alpha dropped (not composited), as PIL's `convert("RGB")` does; GIF: first frame.
  * The format is detected from the bytes, never from a file name or content type.
  *
- * Errors (DetectError): IMAGE_EMPTY (0 bytes), IMAGE_UNSUPPORTED_FORMAT (not a format listed above),
+ * Errors (DetectError): IMAGE_EMPTY (0 bytes), IMAGE_UNSUPPORTED_FORMAT (not a format of FORMATS, or
+ * a variant of one that is not decoded: HEVC-coded HEIF, BMP with embedded JPEG...),
  * IMAGE_DECODE_FAILED (a supported format, but corrupt or truncated; a TIFF whose first page's strips
  * or tiles end past the end of the file), IMAGE_TOO_LARGE (over `maxPixels`, checked from the header
  * before any pixel is decoded; a TIFF of more than MAX_TIFF_PAGES pages).
@@ -56,6 +37,7 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (checkFormat(bytes) === 'bmp') return decodeBmp(bytes, maxPixels);
   const { format } = await readHeader(bytes, maxPixels);
   try {
     const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1 })
@@ -64,6 +46,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
+    // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (cause) {
@@ -91,6 +74,7 @@ export async function decodeImageResized(
   options: DecodeOptions = {},
 ): Promise<ResizedDecode> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (checkFormat(bytes) === 'bmp') return resizeDecoded(decodeBmp(bytes, maxPixels), targetSize);
   const { format, width, height, orientation } = await readHeader(bytes, maxPixels);
   const swapped = orientation !== undefined && orientation >= 5;
   const original = swapped ? { width: height, height: width } : { width, height };
@@ -104,6 +88,8 @@ export async function decodeImageResized(
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
+    // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
+    // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return {
       image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height },
@@ -114,16 +100,41 @@ export async function decodeImageResized(
   }
 }
 
+/**
+ * An image our own decoder produced (BMP), resized the way decodeImageResized resizes in libvips
+ * (linear reduce to the target); no EXIF, so the original size is the decoded size.
+ */
+async function resizeDecoded(
+  image: RgbImage,
+  targetSize: (original: { width: number; height: number }) => { width: number; height: number },
+): Promise<ResizedDecode> {
+  const original = { width: image.width, height: image.height };
+  const target = targetSize(original);
+  if (target.width >= original.width || target.height >= original.height) return { image, original };
+  const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(target.width, target.height, { fit: 'fill', kernel: 'linear' })
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  return {
+    image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height },
+    original,
+  };
+}
+
+/** The format of the bytes (FORMATS), or IMAGE_EMPTY / IMAGE_UNSUPPORTED_FORMAT. */
+function checkFormat(bytes: Uint8Array): ImageFormat {
+  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY');
+  const format = sniffImageFormat(bytes);
+  if (format === undefined) throw new DetectError('IMAGE_UNSUPPORTED_FORMAT');
+  return format;
+}
+
 /** The format and header fields of an encoded image, with decodeImage's checks (empty, format, size). */
 async function readHeader(
   bytes: Uint8Array,
   maxPixels: number,
 ): Promise<{ format: ImageFormat; width: number; height: number; orientation: number | undefined }> {
-  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY', 'the image is empty (0 bytes)');
-  const format = sniffImageFormat(bytes);
-  if (format === undefined) {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `the bytes are not an image in a supported format (${SUPPORTED_FORMATS_TEXT})`);
-  }
+  const format = checkFormat(bytes);
   // strips past the end of the file would decode as zeros, and metadata() walks every page
   if (format === 'tiff') checkTiff(bytes);
   let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;

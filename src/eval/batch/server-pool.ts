@@ -9,6 +9,8 @@
  */
 import type { Detection } from '../../detection/types';
 import { EvalError } from '../errors';
+import { checkNumber, type NumberRule } from '../../common/validate';
+import { PLACEHOLDER_CLASS } from '../../detection/classes';
 import type { DetectionSource, SourceResult } from './detection-source';
 import { describeIdentity, identityOfDescription, type ModelIdentity } from './model-identity';
 import type { ProgressStream } from './progress';
@@ -108,10 +110,24 @@ function classList(description: unknown, source: string): string[] {
       });
     }
     const id = entry.class_id as number;
-    while (classes.length <= id) classes.push('N/A');
+    while (classes.length <= id) classes.push(PLACEHOLDER_CLASS);
     classes[id] = entry.label;
   }
   return classes;
+}
+
+/** The numeric options, checked before any server is asked (INVALID_ARGUMENT naming the option). */
+function checkPoolOptions(options: ServerPoolOptions): void {
+  const rules: Array<[keyof ServerPoolOptions, NumberRule]> = [
+    ['concurrencyPerServer', { integer: true, min: 1 }],
+    ['timeoutMs', { greaterThan: 0 }],
+    ['maxAttempts', { integer: true, min: 1 }],
+    ['maxBusyMs', { min: 0 }],
+  ];
+  for (const [name, rule] of rules) {
+    const problem = options[name] === undefined ? undefined : checkNumber(name, options[name], rule);
+    if (problem !== undefined) throw new EvalError('INVALID_ARGUMENT', problem, { field: name });
+  }
 }
 
 export class ServerPool implements DetectionSource {
@@ -158,6 +174,7 @@ export class ServerPool implements DetectionSource {
 
   /** Asks every server which model it serves; refuses servers that disagree. */
   static async connect(options: ServerPoolOptions): Promise<ServerPool> {
+    checkPoolOptions(options);
     const urls = [...new Set(options.urls.map(normalizeServerUrl))];
     if (urls.length === 0) throw new EvalError('INVALID_ARGUMENT', '--server needs at least one URL');
     const key = options.apiKey ?? process.env.CPWC_API_KEY;
