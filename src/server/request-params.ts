@@ -4,6 +4,7 @@
  */
 import type { DetectOptions } from '../detection/types';
 import { HttpError } from './errors';
+import { CLASSES, MAX_DETECTIONS, type NumberParameter, RENDER, type RenderValue, SCORE_THRESHOLD } from './parameters';
 
 /** Reads one parameter; `undefined` when absent. */
 export type ParamSource = (name: string) => string | undefined;
@@ -13,19 +14,18 @@ function invalid(name: string, expected: string, got: string): HttpError {
   return new HttpError('INVALID_PARAMETER', `${name} must be ${expected}, got '${shown}'`);
 }
 
-export function parseUnitInterval(source: ParamSource, name: string): number | undefined {
-  const raw = source(name);
+/**
+ * A number parameter within its declared bounds (parameters.ts); `name` overrides the declared
+ * name in messages when the value comes from elsewhere (a JSON field).
+ */
+export function parseNumber(source: ParamSource, parameter: NumberParameter, name: string = parameter.name): number | undefined {
+  const raw = source(parameter.name);
   if (raw === undefined) return undefined;
+  const { type, minimum, maximum } = parameter.schema;
   const value = Number(raw.trim());
-  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) throw invalid(name, 'a number in [0, 1]', raw);
-  return value;
-}
-
-export function parsePositiveInteger(source: ParamSource, name: string, max: number): number | undefined {
-  const raw = source(name);
-  if (raw === undefined) return undefined;
-  const value = Number(raw.trim());
-  if (raw.trim() === '' || !Number.isInteger(value) || value < 1 || value > max) throw invalid(name, `an integer in [1, ${max}]`, raw);
+  const wellFormed = type === 'integer' ? Number.isInteger(value) : Number.isFinite(value);
+  if (raw.trim() === '' || !wellFormed || value < minimum || value > maximum)
+    throw invalid(name, `${type === 'integer' ? 'an integer' : 'a number'} in [${minimum}, ${maximum}]`, raw);
   return value;
 }
 
@@ -70,7 +70,8 @@ export interface NativeParams {
   render: 'png' | 'jpeg' | undefined;
 }
 
-const RENDER_VALUES: Record<string, 'png' | 'jpeg' | undefined> = {
+/** What each value of `render` (parameters.ts) asks for; `undefined`: JSON. */
+const RENDER_VALUES: Readonly<Record<RenderValue, 'png' | 'jpeg' | undefined>> = {
   '1': 'png',
   true: 'png',
   png: 'png',
@@ -86,15 +87,16 @@ export function parseNativeParams(
   modelClasses: readonly string[],
   defaults: { scoreThreshold: number | undefined; maxDetections: number | undefined },
 ): NativeParams {
-  const scoreThreshold = parseUnitInterval(source, 'score_threshold') ?? defaults.scoreThreshold;
-  const maxDetections = parsePositiveInteger(source, 'max_detections', 10_000) ?? defaults.maxDetections;
-  const classes = parseClasses(source, 'classes', modelClasses);
-  const renderRaw = source('render');
+  const scoreThreshold = parseNumber(source, SCORE_THRESHOLD) ?? defaults.scoreThreshold;
+  const maxDetections = parseNumber(source, MAX_DETECTIONS) ?? defaults.maxDetections;
+  const classes = parseClasses(source, CLASSES.name, modelClasses);
+  const renderRaw = source(RENDER.name);
   let render: 'png' | 'jpeg' | undefined;
   if (renderRaw !== undefined) {
     const key = renderRaw.trim().toLowerCase();
-    if (!Object.prototype.hasOwnProperty.call(RENDER_VALUES, key)) throw invalid('render', 'one of 1, 0, png, jpeg', renderRaw);
-    render = RENDER_VALUES[key];
+    const value = RENDER.schema.enum.find((v) => v === key);
+    if (value === undefined) throw invalid(RENDER.name, 'one of 1, 0, png, jpeg', renderRaw);
+    render = RENDER_VALUES[value];
   }
   const options: Omit<DetectOptions, 'signal'> = {};
   if (scoreThreshold !== undefined) options.scoreThreshold = scoreThreshold;

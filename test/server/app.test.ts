@@ -7,7 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
 import type { DetectionResult } from '../../src/detection/types';
-import { ROUTES } from '../../src/server/app';
+import { ROUTES } from '../../src/server/routes/table';
 import {
   FIXTURE_MODEL,
   IMAGES,
