@@ -3,10 +3,13 @@
  * geometry that maps back) -> graph A -> proposals -> graph B -> detections in original pixels.
  * Each stage is a module of its own; this file only calls them in order and times them.
  */
+import { checkNumber, invalidParameterMessage } from '../common/validate';
 import { AnchorGenerator } from './anchors';
+import { resolveClasses } from './classes';
 import { DetectError } from './errors';
 import { parseExecutionProvider } from './execution-provider';
 import { decodeImage, decodeImageResized, type RgbImage } from './image';
+import { MAX_DETECTIONS_LIMIT } from './limits';
 import { loadModelDirectory, DEFAULT_MODEL_DIR, type ModelManifest } from './model';
 import { assignLevels, RoiHeadsPostprocessor, type LevelMapperConfig, type PostprocessOptions } from './roi-heads';
 import { RegionProposalFilter, type RpnLevelOutput } from './rpn';
@@ -23,9 +26,6 @@ export interface PipelineRun {
   /** Per-stage milliseconds (decode is 0: the image came decoded). */
   timings: StageTimings;
 }
-
-/** Largest maxDetections accepted: more than any model's proposals can yield. */
-const MAX_DETECTIONS_LIMIT = 100_000;
 
 export class Detector {
   private readonly transformConfig: TransformConfig;
@@ -98,11 +98,9 @@ export class Detector {
    * await detector.close();
    */
   static async load(modelDir: string = DEFAULT_MODEL_DIR, options: DetectorOptions = {}): Promise<Detector> {
-    if (options.intraOpThreads !== undefined && !(Number.isInteger(options.intraOpThreads) && options.intraOpThreads >= 1)) {
-      throw new DetectError('INVALID_OPTION', `intraOpThreads must be an integer >= 1, got ${options.intraOpThreads}`);
-    }
-    if (options.maxPixels !== undefined && !(Number.isInteger(options.maxPixels) && options.maxPixels >= 1)) {
-      throw new DetectError('INVALID_OPTION', `maxPixels must be an integer >= 1, got ${options.maxPixels}`);
+    for (const name of ['intraOpThreads', 'maxPixels'] as const) {
+      const problem = options[name] === undefined ? undefined : checkNumber(name, options[name], { integer: true, min: 1 });
+      if (problem !== undefined) throw new DetectError('INVALID_OPTION', problem);
     }
     const executionProvider = options.executionProvider === undefined ? undefined : parseExecutionProvider(options.executionProvider);
     const directory = await loadModelDirectory(modelDir, { verifyChecksums: options.verifyChecksums });
@@ -121,7 +119,8 @@ export class Detector {
   }
 
   /**
-   * Detects objects in an encoded image (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIF, BMP).
+   * Detects objects in an encoded image, in any format of FORMATS (src/detection/formats.ts;
+   * SUPPORTED_FORMATS_TEXT names them), decided from the bytes.
    * Boxes are in the original image's pixels after EXIF orientation. Safe to call concurrently.
    */
   async detect(image: Uint8Array, options: DetectOptions = {}): Promise<DetectionResult> {
@@ -259,33 +258,22 @@ export class Detector {
     const { scoreThreshold, maxDetections, classes } = options;
     const result: PostprocessOptions = {};
     if (scoreThreshold !== undefined) {
-      if (typeof scoreThreshold !== 'number' || !(scoreThreshold >= 0 && scoreThreshold <= 1)) {
-        throw new DetectError('INVALID_OPTION', `scoreThreshold must be a number in [0, 1], got ${String(scoreThreshold)}`);
-      }
+      const problem = checkNumber('scoreThreshold', scoreThreshold, { min: 0, max: 1 });
+      if (problem !== undefined) throw new DetectError('INVALID_OPTION', problem);
       result.scoreThreshold = scoreThreshold;
     }
     if (maxDetections !== undefined) {
-      if (!Number.isInteger(maxDetections) || maxDetections < 1 || maxDetections > MAX_DETECTIONS_LIMIT) {
-        throw new DetectError(
-          'INVALID_OPTION',
-          `maxDetections must be an integer in [1, ${MAX_DETECTIONS_LIMIT}], got ${String(maxDetections)}`,
-        );
-      }
+      const problem = checkNumber('maxDetections', maxDetections, { integer: true, min: 1, max: MAX_DETECTIONS_LIMIT });
+      if (problem !== undefined) throw new DetectError('INVALID_OPTION', problem);
       result.maxDetections = maxDetections;
     }
     if (classes !== undefined) {
-      if (!Array.isArray(classes)) throw new DetectError('INVALID_OPTION', 'classes must be an array of labels or class ids');
-      const known = this.model.classes;
-      const ids = new Set<number>();
-      for (const entry of classes) {
-        const id = typeof entry === 'number' ? entry : known.indexOf(entry);
-        if (!Number.isInteger(id) || id < 1 || id >= known.length || known[id] === 'N/A') {
-          const allowed = known.map((label, i) => `${i}:${label}`).filter((_, i) => i > 0 && known[i] !== 'N/A');
-          throw new DetectError('INVALID_OPTION', `unknown class ${JSON.stringify(entry)}; this model has ${allowed.join(', ')}`);
-        }
-        ids.add(id);
+      if (!Array.isArray(classes)) {
+        throw new DetectError('INVALID_OPTION', invalidParameterMessage('classes', 'an array of labels or class ids', classes));
       }
-      result.classIds = ids;
+      const resolved = resolveClasses(this.model.classes, classes);
+      if (!resolved.ok) throw new DetectError('INVALID_OPTION', `classes: ${resolved.message}`);
+      result.classIds = new Set(resolved.value);
     }
     return result;
   }

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { DetectError } from './errors';
+import { sniffImageFormat, type ImageFormat } from './formats';
 import { checkTiff } from './tiff';
 
 /** An 8-bit RGB image, row-major HWC: pixel (x, y) channel c is at `(y * width + x) * 3 + c`. */
@@ -16,28 +17,7 @@ export interface DecodeOptions {
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
-/** Formats decodeImage accepts, as named in errors. */
-export const SUPPORTED_FORMATS_TEXT = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
-
-export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'heif';
-
-/**
- * The image format from the first bytes (magic numbers), or undefined for anything else.
- * Deciding the format before decoding lets a damaged image of a known format be reported as
- * IMAGE_DECODE_FAILED rather than as an unsupported format.
- */
-export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
-  const ascii = (start: number, text: string): boolean =>
-    bytes.length >= start + text.length && [...text].every((ch, i) => bytes[start + i] === ch.charCodeAt(0));
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (ascii(0, '\x89PNG\r\n\x1a\n')) return 'png';
-  if (ascii(0, 'GIF87a') || ascii(0, 'GIF89a')) return 'gif';
-  if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return 'webp';
-  if (ascii(0, 'II*\x00') || ascii(0, 'MM\x00*')) return 'tiff';
-  if (ascii(4, 'ftyp') && ['avif', 'avis', 'mif1', 'msf1', 'heic', 'heix', 'heim', 'heis', 'hevc', 'hevx'].some((brand) => ascii(8, brand)))
-    return 'heif';
-  return undefined;
-}
+export { SUPPORTED_FORMATS_TEXT, sniffImageFormat, type ImageFormat } from './formats';
 
 /**
  * Decodes an encoded image to 8-bit RGB the way every part of cpwc-detect sees it
@@ -119,10 +99,10 @@ async function readHeader(
   bytes: Uint8Array,
   maxPixels: number,
 ): Promise<{ format: ImageFormat; width: number; height: number; orientation: number | undefined }> {
-  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY', 'the image is empty (0 bytes)');
+  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY');
   const format = sniffImageFormat(bytes);
   if (format === undefined) {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT', `the bytes are not an image in a supported format (${SUPPORTED_FORMATS_TEXT})`);
+    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT');
   }
   // strips past the end of the file would decode as zeros, and metadata() walks every page
   if (format === 'tiff') checkTiff(bytes);

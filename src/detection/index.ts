@@ -10,17 +10,30 @@
  * await detector.close();
  */
 export { Detector, type PipelineRun } from './detector';
-export { DetectError, type DetectErrorCode } from './errors';
+export { DETECT_ERROR_MESSAGES, DetectError, type DetectErrorCode } from './errors';
 export { DEFAULT_EXECUTION_PROVIDER, EXECUTION_PROVIDERS, type ExecutionProvider } from './execution-provider';
+export { decodeImage, DEFAULT_MAX_PIXELS, type DecodeOptions, type RgbImage } from './image';
 export {
-  decodeImage,
-  sniffImageFormat,
-  DEFAULT_MAX_PIXELS,
+  FORMATS,
   SUPPORTED_FORMATS_TEXT,
-  type DecodeOptions,
+  SUPPORTED_MIME_TYPES,
+  formatSpec,
+  sniffImageFormat,
+  type FormatSpec,
   type ImageFormat,
-  type RgbImage,
-} from './image';
+} from './formats';
+export {
+  PLACEHOLDER_CLASS,
+  BACKGROUND_CLASS_ID,
+  isUsableClassId,
+  usableClasses,
+  resolveClass,
+  resolveClasses,
+  describeClasses,
+  unknownClassMessage,
+  type UsableClass,
+} from './classes';
+export { MAX_DETECTIONS_LIMIT } from './limits';
 export { DEFAULT_MODEL_DIR, loadModelDirectory, validateManifest, type ModelDirectory, type ModelManifest } from './model';
 export { renderDetections, drawDetections, type RenderOptions } from './render';
 export { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session';

@@ -3,7 +3,7 @@
  * Handlers throw `HttpError(code)` or let a library `DetectError` through; `toHttpError`
  * maps anything to a response. Nothing else in the server picks status codes.
  */
-import { DetectError, type DetectErrorCode } from '../detection/errors';
+import { DETECT_ERROR_MESSAGES, DetectError, type DetectErrorCode } from '../detection/errors';
 
 export type ServerErrorCode =
   | 'BODY_TOO_LARGE'
@@ -37,14 +37,12 @@ interface ErrorSpec {
 }
 
 export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
-  IMAGE_EMPTY: { status: 400, message: 'the image is empty (0 bytes)' },
-  IMAGE_UNSUPPORTED_FORMAT: {
-    status: 415,
-    message: 'the body is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIF, BMP)',
-  },
-  IMAGE_DECODE_FAILED: { status: 400, message: 'the image is corrupt or truncated' },
-  IMAGE_TOO_LARGE: { status: 413, message: 'the image has more pixels than this server accepts' },
-  INVALID_OPTION: { status: 400, message: 'a detection option is out of range' },
+  // library codes: the library's message (one source), the server adds the status
+  IMAGE_EMPTY: { status: 400, message: DETECT_ERROR_MESSAGES.IMAGE_EMPTY },
+  IMAGE_UNSUPPORTED_FORMAT: { status: 415, message: DETECT_ERROR_MESSAGES.IMAGE_UNSUPPORTED_FORMAT },
+  IMAGE_DECODE_FAILED: { status: 400, message: DETECT_ERROR_MESSAGES.IMAGE_DECODE_FAILED },
+  IMAGE_TOO_LARGE: { status: 413, message: DETECT_ERROR_MESSAGES.IMAGE_TOO_LARGE },
+  INVALID_OPTION: { status: 400, message: DETECT_ERROR_MESSAGES.INVALID_OPTION },
   ABORTED: { status: 499, message: 'the client closed the request' },
   MODEL_INVALID: { status: 500, message: 'the model could not be used' },
   DETECTOR_CLOSED: { status: 503, message: 'the server is shutting down' },
