@@ -4,6 +4,8 @@
  * and method (OPERATIONS, which the compiler checks against the table), and the parameters'
  * bounds and values from parameters.ts, the declarations request-params.ts validates by.
  */
+import { LISTED_CLASSES, usableClasses } from '../detection/classes';
+import { SUPPORTED_FORMATS_TEXT } from '../detection/formats';
 import type { ServerConfig } from './config';
 import type { ErrorStyle } from './error-style';
 import { ERRORS, HttpError } from './errors';
@@ -57,7 +59,7 @@ const modelPathParam = (example?: string): Json => ({
 const imageBody = (multipartFields: Json, required: boolean): Json => ({
   required,
   description:
-    'The image: JPEG, PNG, WebP, GIF (first frame), TIFF, AVIF, HEIF or BMP, detected from the bytes (the content type is not trusted). ' +
+    `The image: ${SUPPORTED_FORMATS_TEXT}, detected from the bytes (the content type is not trusted). ` +
     "Either the raw body with any Content-Type, or multipart/form-data with the file in field 'image'.",
   content: {
     'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
@@ -113,7 +115,7 @@ const listErrors = (doc: DocContext): Json => ({
 /** The query parameters of POST /v1/detect. */
 function detectParams(doc: DocContext): Json[] {
   const { model, config } = doc;
-  const labels = model.classes.filter((label, id) => id > 0 && label !== 'N/A');
+  const labels = usableClasses(model.classes).map((c) => c.label);
   return [
     {
       name: SCORE_THRESHOLD.name,
@@ -131,7 +133,7 @@ function detectParams(doc: DocContext): Json[] {
       name: CLASSES.name,
       in: 'query',
       schema: CLASSES.schema,
-      description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, 20).join(', ')}${labels.length > 20 ? ', …' : ''})`,
+      description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, LISTED_CLASSES).join(', ')}${labels.length > LISTED_CLASSES ? ', …' : ''})`,
     },
     {
       name: MODEL.name,

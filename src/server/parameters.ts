@@ -3,6 +3,7 @@
  * values. request-params.ts validates by these declarations and openapi.ts documents them, so a
  * bound or an allowed value is written in one place.
  */
+import { MAX_DETECTIONS_LIMIT } from '../detection/limits';
 
 /** A number (or integer) in [minimum, maximum]. */
 export interface NumberParameter {
@@ -31,7 +32,7 @@ export const SCORE_THRESHOLD = {
 /** `max_detections`: at most this many detections, best first (native and KServe v2). */
 export const MAX_DETECTIONS = {
   name: 'max_detections',
-  schema: { type: 'integer', minimum: 1, maximum: 10_000 },
+  schema: { type: 'integer', minimum: 1, maximum: MAX_DETECTIONS_LIMIT },
 } as const satisfies NumberParameter;
 
 /** `classes`: comma-separated labels or class ids to keep. */

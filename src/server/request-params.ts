@@ -2,6 +2,8 @@
  * Validation of request parameters (query string or multipart text fields), in one place.
  * Every failure is an INVALID_PARAMETER naming the parameter, what was expected and what came.
  */
+import { invalidParameterMessage, parseNumberText } from '../common/validate';
+import { LISTED_CLASSES, resolveClasses, usableClasses } from '../detection/classes';
 import type { DetectOptions } from '../detection/types';
 import { HttpError } from './errors';
 import { CLASSES, MAX_DETECTIONS, type NumberParameter, RENDER, type RenderValue, SCORE_THRESHOLD } from './parameters';
@@ -10,28 +12,22 @@ import { CLASSES, MAX_DETECTIONS, type NumberParameter, RENDER, type RenderValue
 export type ParamSource = (name: string) => string | undefined;
 
 function invalid(name: string, expected: string, got: string): HttpError {
-  const shown = got.length > 64 ? `${got.slice(0, 64)}…` : got;
-  return new HttpError('INVALID_PARAMETER', `${name} must be ${expected}, got '${shown}'`);
+  return new HttpError('INVALID_PARAMETER', invalidParameterMessage(name, expected, got));
 }
 
-/**
- * A number parameter within its declared bounds (parameters.ts); `name` overrides the declared
- * name in messages when the value comes from elsewhere (a JSON field).
- */
-export function parseNumber(source: ParamSource, parameter: NumberParameter, name: string = parameter.name): number | undefined {
+/** A number parameter within its declared bounds (parameters.ts). */
+export function parseNumber(source: ParamSource, parameter: NumberParameter): number | undefined {
   const raw = source(parameter.name);
   if (raw === undefined) return undefined;
   const { type, minimum, maximum } = parameter.schema;
-  const value = Number(raw.trim());
-  const wellFormed = type === 'integer' ? Number.isInteger(value) : Number.isFinite(value);
-  if (raw.trim() === '' || !wellFormed || value < minimum || value > maximum)
-    throw invalid(name, `${type === 'integer' ? 'an integer' : 'a number'} in [${minimum}, ${maximum}]`, raw);
-  return value;
+  const parsed = parseNumberText(parameter.name, raw, { integer: type === 'integer', min: minimum, max: maximum });
+  if (!parsed.ok) throw new HttpError('INVALID_PARAMETER', parsed.message);
+  return parsed.value;
 }
 
 /**
- * `classes=circle,2`: labels or class ids of the model, background and "N/A" slots excluded.
- * Returns class ids (a label is resolved to its id), duplicates removed, in the given order.
+ * `classes=circle,2`: labels or class ids of the model (resolved by src/detection/classes.ts:
+ * background and "N/A" slots excluded). Returns class ids, duplicates removed, in the given order.
  */
 export function parseClasses(source: ParamSource, name: string, modelClasses: readonly string[]): number[] | undefined {
   const raw = source(name);
@@ -41,27 +37,11 @@ export function parseClasses(source: ParamSource, name: string, modelClasses: re
     .map((e) => e.trim())
     .filter((e) => e !== '');
   if (entries.length === 0) throw invalid(name, 'a comma-separated list of class labels or ids', raw);
-  const usable = (id: number): boolean => id >= 1 && id < modelClasses.length && modelClasses[id] !== 'N/A';
-  const ids: number[] = [];
-  for (const entry of entries) {
-    let id: number;
-    if (/^\d+$/.test(entry)) {
-      id = Number(entry);
-    } else {
-      id = modelClasses.indexOf(entry);
-    }
-    if (!usable(id)) {
-      const known = modelClasses.map((label, i) => ({ label, i })).filter(({ i }) => usable(i));
-      const list = known
-        .slice(0, 20)
-        .map(({ label, i }) => `${label} (${i})`)
-        .join(', ');
-      const more = known.length > 20 ? `, … ${known.length - 20} more (GET /v1/models)` : '';
-      throw new HttpError('INVALID_PARAMETER', `${name}: unknown class '${entry}'; this model's classes are ${list}${more}`);
-    }
-    if (!ids.includes(id)) ids.push(id);
-  }
-  return ids;
+  const resolved = resolveClasses(modelClasses, entries);
+  if (resolved.ok) return resolved.value;
+  // past the listed classes, the client finds the rest in GET /v1/models
+  const more = usableClasses(modelClasses).length > LISTED_CLASSES ? ' (GET /v1/models)' : '';
+  throw new HttpError('INVALID_PARAMETER', `${name}: ${resolved.message}${more}`);
 }
 
 export interface NativeParams {

@@ -161,7 +161,7 @@ describe('POST /v1/detect', () => {
 
   it.each([
     ['score_threshold=2', "score_threshold must be a number in [0, 1], got '2'"],
-    ['max_detections=-1', "max_detections must be an integer in [1, 10000], got '-1'"],
+    ['max_detections=-1', "max_detections must be an integer in [1, 100000], got '-1'"],
     ['classes=no-such-class', "classes: unknown class 'no-such-class'"],
     ['render=gif', "render must be one of 1, 0, png, jpeg, got 'gif'"],
     ['score_threshold=0.1&score_threshold=0.2', 'score_threshold is given more than once'],
