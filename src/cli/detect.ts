@@ -7,10 +7,12 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Detector } from '../detection/detector';
 import { DetectError } from '../detection/errors';
-import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../detection/execution-provider';
+import { MAX_DETECTIONS_LIMIT } from '../detection/limits';
 import { DEFAULT_MODEL_DIR } from '../detection/model';
 import { renderDetections } from '../detection/render';
 import type { Detection, DetectOptions } from '../detection/types';
+import { choiceFlag, numberFlag, reportUsageError, USAGE_EXIT_CODE, UsageError } from './usage';
 
 const USAGE = `Usage: cpwc-detect detect IMAGE... [options]
 
@@ -23,7 +25,7 @@ Options:
                           (an image that fails is {"file","error":{"code","message"}})
   --render OUTDIR         also write each image with its boxes drawn to OUTDIR/<name>.png
   --score-threshold X     keep detections with score >= X, 0..1 (default: the model's)
-  --max-detections N      at most N detections per image (default: the model's)
+  --max-detections N      at most N detections per image, 1..${MAX_DETECTIONS_LIMIT} (default: the model's)
   --classes A,B           only these classes (labels or class ids)
   --threads N             ONNX Runtime threads (default: the cores available, at most 4)
   --execution-provider P  ${EXECUTION_PROVIDERS.join('|')}: where ONNX Runtime runs (default: cpu; see README, "GPU")
@@ -31,7 +33,7 @@ Options:
                           bit-exact with torchvision (AP effect: docs/performance.md)
   -h, --help              show this help
 
-Exit status: 0 when every image was processed, 1 when some image or the model failed, 2 for bad usage.
+Exit status: 0 when every image was processed, 1 when some image or the model failed, ${USAGE_EXIT_CODE} for bad usage.
 `;
 
 interface ImageOutcome {
@@ -40,20 +42,6 @@ interface ImageOutcome {
   height?: number;
   detections?: Detection[];
   error?: { code: string; message: string };
-}
-
-class UsageError extends Error {}
-
-function parseNumber(value: string | undefined, flag: string, check: (n: number) => boolean, expected: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`${flag} must be ${expected}, got '${value}'`);
-  return n;
-}
-
-function parseProvider(value: string | undefined): ExecutionProvider | undefined {
-  if (value === undefined || isExecutionProvider(value)) return value;
-  throw new UsageError(`--execution-provider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${value}'`);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -76,8 +64,7 @@ export async function run(argv: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    process.stderr.write(`cpwc-detect detect: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
+    return reportUsageError('detect', (error as Error).message);
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -90,20 +77,19 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (positionals.length === 0) throw new UsageError('no images given');
     options = {
-      scoreThreshold: parseNumber(values['score-threshold'], '--score-threshold', (n) => n >= 0 && n <= 1, 'a number in [0, 1]'),
-      maxDetections: parseNumber(values['max-detections'], '--max-detections', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1'),
+      scoreThreshold: numberFlag('--score-threshold', values['score-threshold'], { min: 0, max: 1 }),
+      maxDetections: numberFlag('--max-detections', values['max-detections'], { integer: true, min: 1, max: MAX_DETECTIONS_LIMIT }),
       classes: values.classes
         ?.split(',')
         .map((c) => c.trim())
         .filter((c) => c.length > 0)
         .map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
     };
-    threads = parseNumber(values.threads, '--threads', (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
-    executionProvider = parseProvider(values['execution-provider']);
+    threads = numberFlag('--threads', values.threads, { integer: true, min: 1 });
+    executionProvider = choiceFlag('--execution-provider', values['execution-provider'], EXECUTION_PROVIDERS);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`cpwc-detect detect: ${error.message}\n\n${USAGE}`);
-    return 2;
+    return reportUsageError('detect', error.message);
   }
 
   let detector: Detector;

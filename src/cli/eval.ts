@@ -6,10 +6,11 @@
  *                      [--shard K/N] [--allow-missing] [--json]
  */
 import { parseArgs } from 'node:util';
-import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../detection/execution-provider';
 import { EvalError } from '../eval/errors';
 import type { EvaluationRun } from '../eval/evaluate';
 import { categoryTableText } from '../eval/format';
+import { choiceFlag, numberFlag, reportUsageError, UsageError } from './usage';
 
 const HELP = `Usage:
   cpwc-detect eval --annotations GT.json --detections RESULTS.json [--json] [--report DIR]
@@ -82,10 +83,6 @@ export const EVAL_OPTIONS = OPTIONS;
 
 export type EvalCliOptions = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
 
-function usageError(message: string): EvalError {
-  return new EvalError('INVALID_ARGUMENT', `${message}\nRun 'cpwc-detect eval --help' for usage.`);
-}
-
 /** The --json object: the stable contract first, then details. */
 export function resultJson(run: EvaluationRun, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const perCategory: Record<string, number> = {};
@@ -154,25 +151,15 @@ function shellQuote(arg: string): string {
 }
 
 function parseProvider(text: string | undefined): ExecutionProvider | undefined {
-  if (text === undefined || isExecutionProvider(text)) return text;
-  throw usageError(`--execution-provider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${text}'`);
+  return choiceFlag('--execution-provider', text, EXECUTION_PROVIDERS);
 }
 
 function parseScoreThreshold(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1)
-    throw usageError(`--score-threshold must be a number in [0, 1], got '${text}'`);
-  return value;
+  return numberFlag('--score-threshold', text, { min: 0, max: 1 });
 }
 
 function parsePositive(text: string | undefined, flag: string, integer: boolean): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw usageError(`${flag} must be a positive ${integer ? 'integer' : 'number'}, got '${text}'`);
-  }
-  return value;
+  return numberFlag(flag, text, { integer, greaterThan: 0 });
 }
 
 /** Batch mode: run the model over the dataset (resumable), score, report; Ctrl-C stops after the current image. */
@@ -191,20 +178,20 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
     .filter((u) => u.trim() !== '')
     .map(normalizeServerUrl);
   if (values.server !== undefined && (servers === undefined || servers.length === 0))
-    throw usageError('--server needs one or more URLs, comma-separated');
+    throw new UsageError('--server needs one or more URLs, comma-separated');
   if (servers !== undefined && values.model !== undefined)
-    throw usageError("--server detects with the servers' model; --model is for detection in this process, use one or the other");
+    throw new UsageError("--server detects with the servers' model; --model is for detection in this process, use one or the other");
   const concurrency = parsePositive(values['server-concurrency'], '--server-concurrency', true);
   const timeout = parsePositive(values['server-timeout'], '--server-timeout', false);
   const attempts = parsePositive(values['server-attempts'], '--server-attempts', true);
   if (servers === undefined && (concurrency !== undefined || timeout !== undefined || attempts !== undefined)) {
-    throw usageError('--server-concurrency, --server-timeout and --server-attempts need --server');
+    throw new UsageError('--server-concurrency, --server-timeout and --server-attempts need --server');
   }
   const threads = parsePositive(values.threads, '--threads', true);
   if (servers !== undefined && threads !== undefined)
-    throw usageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
+    throw new UsageError('--threads sets the threads of a model run in this process; with --server the servers run the model');
   if (servers !== undefined && executionProvider !== undefined)
-    throw usageError('--execution-provider chooses where a model runs in this process; with --server the servers run the model');
+    throw new UsageError('--execution-provider chooses where a model runs in this process; with --server the servers run the model');
   const controller = new AbortController();
   const onSignal = (): void => {
     if (controller.signal.aborted) {
@@ -270,8 +257,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     values = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    process.stderr.write(`cpwc-detect eval: ${(err as Error).message}\nRun 'cpwc-detect eval --help' for usage.\n`);
-    return 2;
+    return reportUsageError('eval', (err as Error).message);
   }
   if (values.help) {
     process.stdout.write(HELP);
@@ -279,7 +265,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   try {
     const annotations = values.annotations;
-    if (annotations === undefined) throw usageError('--annotations is required');
+    if (annotations === undefined) throw new UsageError('--annotations is required');
     if (values.detections !== undefined) {
       if (
         values.images !== undefined ||
@@ -288,22 +274,25 @@ export async function run(argv: string[]): Promise<number> {
         values.shard !== undefined ||
         values.server !== undefined
       ) {
-        throw usageError(
+        throw new UsageError(
           '--detections scores an existing results file; --images/--out/--model/--shard/--server are for batch mode, use one or the other',
         );
       }
       return await runResultsFile(values, annotations, values.detections);
     }
     if (values.images !== undefined) {
-      if (values.out === undefined) throw usageError('--images needs --out DIR: the run directory (rerunning the same command resumes)');
-      if (values.report !== undefined) throw usageError('batch mode writes its report to OUT/report; --report is for --detections');
+      if (values.out === undefined)
+        throw new UsageError('--images needs --out DIR: the run directory (rerunning the same command resumes)');
+      if (values.report !== undefined) throw new UsageError('batch mode writes its report to OUT/report; --report is for --detections');
       return await runBatchMode(values, annotations, values.images, values.out);
     }
-    throw usageError('give --detections RESULTS.json, or --images DIR --out DIR to run a model first');
+    throw new UsageError('give --detections RESULTS.json, or --images DIR --out DIR to run a model first');
   } catch (err) {
+    // a bad argument found by the evaluator (e.g. --shard, --server) is bad usage too
+    if (err instanceof UsageError || (err instanceof EvalError && err.code === 'INVALID_ARGUMENT'))
+      return reportUsageError('eval', err.message);
     if (err instanceof EvalError) {
       process.stderr.write(`cpwc-detect eval: ${err.message}\n`);
-      if (err.code === 'INVALID_ARGUMENT') return 2;
       if (err.code === 'INTERRUPTED') {
         process.stderr.write(`to resume: cpwc-detect eval ${argv.map(shellQuote).join(' ')}\n`);
         return 130;

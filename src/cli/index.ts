@@ -2,6 +2,8 @@
  * `cpwc-detect <command> …` — each command lives in its own module under src/cli/
  * and exports `run(argv: string[]): Promise<number>` (the process exit code).
  */
+import { reportUsageError } from './usage';
+
 const COMMANDS: Record<string, { module: string; summary: string }> = {
   detect: { module: './detect', summary: 'detect objects in images (prints detections, can render them)' },
   eval: { module: './eval', summary: 'COCO bbox mAP: score a results file, or run a model over a dataset' },
@@ -22,15 +24,13 @@ async function main(argv: string[]): Promise<number> {
   // server has no business phoning home. Set before the command module loads onnxruntime.
   process.env.ORT_DISABLE_TELEMETRY ??= '1';
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) return reportUsageError('', `no command given (one of ${Object.keys(COMMANDS).join(', ')})`);
+  if (name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   const command = COMMANDS[name];
-  if (command === undefined) {
-    process.stderr.write(`cpwc-detect: unknown command '${name}'\n\n${usage()}`);
-    return 2;
-  }
+  if (command === undefined) return reportUsageError('', `unknown command '${name}' (one of ${Object.keys(COMMANDS).join(', ')})`);
   const mod = (await import(command.module)) as CommandModule;
   return mod.run(rest);
 }

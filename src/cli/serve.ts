@@ -10,6 +10,7 @@ import { createLogger } from '../server/logging';
 import { ModelRepository } from '../server/model-repository';
 import { createRenderer } from '../server/renderer';
 import { startServer } from '../server/server';
+import { reportUsageError } from './usage';
 
 export async function run(argv: string[]): Promise<number> {
   let parsed;
@@ -17,8 +18,7 @@ export async function run(argv: string[]): Promise<number> {
     parsed = loadConfig(argv, process.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`cpwc-detect serve: ${err.message}\nRun 'cpwc-detect serve --help' for the options.\n`);
-    return 2;
+    return reportUsageError('serve', err.message);
   }
   if (parsed.help) {
     process.stdout.write(usage());

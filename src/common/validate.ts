@@ -62,21 +62,44 @@ function truncate(text: string): string {
   return text.length > MAX_SHOWN_LENGTH ? `${text.slice(0, MAX_SHOWN_LENGTH)}…` : text;
 }
 
-/** The one wording of an invalid argument: "NAME must be EXPECTED, got ACTUAL". */
-export function invalidParameterMessage(name: string, expected: string, actual: unknown): string {
-  return `${name} must be ${expected}, got ${describeActual(actual)}`;
+/**
+ * An actual value read from a JSON document, shown as JSON (cut past MAX_SHOWN_LENGTH), so the
+ * reader sees the field as written in the file; `nothing` for a missing field.
+ */
+export function describeJson(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const json = JSON.stringify(value) ?? String(value);
+  return truncate(json);
 }
 
-/** What a number must be: integer or any finite number, within optional inclusive bounds. */
+/**
+ * The one wording of an invalid argument: "NAME must be EXPECTED, got ACTUAL", the actual shown by
+ * `show` (describeActual; describeJson for fields of a JSON file).
+ */
+export function invalidParameterMessage(
+  name: string,
+  expected: string,
+  actual: unknown,
+  show: (value: unknown) => string = describeActual,
+): string {
+  return `${name} must be ${expected}, got ${show(actual)}`;
+}
+
+/** What a number must be: integer or any finite number, within optional inclusive bounds (`greaterThan`: exclusive). */
 export interface NumberRule {
   integer?: boolean;
   min?: number;
   max?: number;
+  greaterThan?: number;
 }
 
 /** The EXPECTED text of a rule: "an integer in [1, 100000]", "a number in [0, 1]", "an integer >= 1", "a number". */
 export function describeNumberRule(rule: NumberRule): string {
   const kind = rule.integer === true ? 'an integer' : 'a number';
+  if (rule.greaterThan !== undefined) {
+    const above = `${kind} > ${rule.greaterThan}`;
+    return rule.max !== undefined ? `${above} and <= ${rule.max}` : above;
+  }
   if (rule.min !== undefined && rule.max !== undefined) return `${kind} in [${rule.min}, ${rule.max}]`;
   if (rule.min !== undefined) return `${kind} >= ${rule.min}`;
   if (rule.max !== undefined) return `${kind} <= ${rule.max}`;
@@ -85,12 +108,22 @@ export function describeNumberRule(rule: NumberRule): string {
 
 /** Whether a value is a (finite) number satisfying the rule. */
 export function satisfiesNumberRule(value: unknown, rule: NumberRule): value is number {
-  return is.number(value) && (rule.integer !== true || is.integer(value)) && is.inRange(value, rule.min, rule.max);
+  return (
+    is.number(value) &&
+    (rule.integer !== true || is.integer(value)) &&
+    is.inRange(value, rule.min, rule.max) &&
+    (rule.greaterThan === undefined || value > rule.greaterThan)
+  );
 }
 
 /** undefined when `value` satisfies the rule, else the message naming `name`. */
-export function checkNumber(name: string, value: unknown, rule: NumberRule): string | undefined {
-  return satisfiesNumberRule(value, rule) ? undefined : invalidParameterMessage(name, describeNumberRule(rule), value);
+export function checkNumber(
+  name: string,
+  value: unknown,
+  rule: NumberRule,
+  show: (value: unknown) => string = describeActual,
+): string | undefined {
+  return satisfiesNumberRule(value, rule) ? undefined : invalidParameterMessage(name, describeNumberRule(rule), value, show);
 }
 
 /** A parse that either gives a value or says why not (the message is the layer's to wrap). */

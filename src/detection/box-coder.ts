@@ -2,6 +2,7 @@
  * torchvision `BoxCoder.decode_single` (models/detection/_utils.py), float32 step by step.
  */
 import { expfNearest } from './float32';
+import { DetectError } from './errors';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
 const { fround, log, min } = Math;
@@ -32,7 +33,8 @@ export class BoxCoder {
   decode(relCodes: Float32Array, boxes: Float32Array): Float32Array {
     const count = boxes.length / 4;
     const perBox = count === 0 ? 0 : relCodes.length / boxes.length;
-    if (!Number.isInteger(perBox)) throw new RangeError(`relCodes length ${relCodes.length} is not a multiple of 4 * ${count} boxes`);
+    if (!Number.isInteger(perBox))
+      throw new DetectError('MODEL_INVALID', `relCodes length ${relCodes.length} is not a multiple of 4 * ${count} boxes`);
     const out = new Float32Array(relCodes.length);
     for (let i = 0; i < count; i++) {
       for (let k = 0; k < perBox; k++) this.decodeOne(relCodes, (i * perBox + k) * 4, boxes, i, out, (i * perBox + k) * 4);

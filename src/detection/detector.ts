@@ -288,6 +288,7 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 
 function output(outputs: Record<string, TensorData>, name: string): TensorData {
   const tensor = outputs[name];
+  // an invariant, not input: checkGraphSignatures verified at load that the graphs have these outputs
   if (tensor === undefined) throw new Error(`graph output ${name} is missing`);
   return tensor;
 }
@@ -295,7 +296,10 @@ function output(outputs: Record<string, TensorData>, name: string): TensorData {
 /** Rows of a graph B output (level order) put back in proposal order. */
 function inProposalOrder(rows: Float32Array, proposalOfRow: Int32Array, rowLength: number): Float32Array {
   if (rows.length !== proposalOfRow.length * rowLength) {
-    throw new Error(`box head output has ${rows.length} values, expected ${proposalOfRow.length} rows of ${rowLength}`);
+    throw new DetectError(
+      'MODEL_INVALID',
+      `box head output has ${rows.length} values, expected ${proposalOfRow.length} rows of ${rowLength}`,
+    );
   }
   const ordered = new Float32Array(rows.length);
   for (let r = 0; r < proposalOfRow.length; r++)

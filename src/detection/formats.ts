@@ -105,7 +105,7 @@ export const SUPPORTED_MIME_TYPES: readonly string[] = FORMATS.flatMap((f) => f.
 /** The table row of a format id. */
 export function formatSpec(id: ImageFormat): FormatSpec {
   const spec = FORMATS.find((f) => f.id === id);
-  // the ImageFormat union and FORMATS are the same list; a missing row is a bug in this file, not input
+  // an invariant, not input: the ImageFormat union and FORMATS are the same list
   if (spec === undefined) throw new Error(`no FORMATS row for ${id}`);
   return spec;
 }

@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { decodeBmp } from './bmp';
 import { DetectError } from './errors';
 import { sniffImageFormat, type ImageFormat } from './formats';
 import { checkTiff } from './tiff';
@@ -21,12 +22,14 @@ export { SUPPORTED_FORMATS_TEXT, sniffImageFormat, type ImageFormat } from './fo
 
 /**
  * Decodes an encoded image to 8-bit RGB the way every part of cpwc-detect sees it
- * (the export's reference fixtures decode through this same function):
+ * (the export's reference fixtures decode through this same function), in any format of FORMATS
+ * (src/detection/formats.ts): libvips for most, our own decoder for BMP (src/detection/bmp.ts).
  * EXIF orientation applied; grayscale, CMYK and 16-bit inputs converted to 8-bit sRGB;
  * alpha dropped (not composited), as PIL's `convert("RGB")` does; GIF: first frame.
  * The format is detected from the bytes, never from a file name or content type.
  *
- * Errors (DetectError): IMAGE_EMPTY (0 bytes), IMAGE_UNSUPPORTED_FORMAT (not a format listed above),
+ * Errors (DetectError): IMAGE_EMPTY (0 bytes), IMAGE_UNSUPPORTED_FORMAT (not a format of FORMATS, or
+ * a variant of one that is not decoded: HEVC-coded HEIF, BMP with embedded JPEG...),
  * IMAGE_DECODE_FAILED (a supported format, but corrupt or truncated; a TIFF whose first page's strips
  * or tiles end past the end of the file), IMAGE_TOO_LARGE (over `maxPixels`, checked from the header
  * before any pixel is decoded; a TIFF of more than MAX_TIFF_PAGES pages).
@@ -36,6 +39,7 @@ export { SUPPORTED_FORMATS_TEXT, sniffImageFormat, type ImageFormat } from './fo
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (checkFormat(bytes) === 'bmp') return decodeBmp(bytes, maxPixels);
   const { format } = await readHeader(bytes, maxPixels);
   try {
     const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1 })
@@ -44,6 +48,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
+    // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (cause) {
@@ -71,6 +76,7 @@ export async function decodeImageResized(
   options: DecodeOptions = {},
 ): Promise<ResizedDecode> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (checkFormat(bytes) === 'bmp') return resizeDecoded(decodeBmp(bytes, maxPixels), targetSize);
   const { format, width, height, orientation } = await readHeader(bytes, maxPixels);
   const swapped = orientation !== undefined && orientation >= 5;
   const original = swapped ? { width: height, height: width } : { width, height };
@@ -84,6 +90,8 @@ export async function decodeImageResized(
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
+    // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
+    // caught below and reported as IMAGE_DECODE_FAILED: libvips gave something other than RGB
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return {
       image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height },
@@ -94,16 +102,41 @@ export async function decodeImageResized(
   }
 }
 
+/**
+ * An image our own decoder produced (BMP), resized the way decodeImageResized resizes in libvips
+ * (linear reduce to the target); no EXIF, so the original size is the decoded size.
+ */
+async function resizeDecoded(
+  image: RgbImage,
+  targetSize: (original: { width: number; height: number }) => { width: number; height: number },
+): Promise<ResizedDecode> {
+  const original = { width: image.width, height: image.height };
+  const target = targetSize(original);
+  if (target.width >= original.width || target.height >= original.height) return { image, original };
+  const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(target.width, target.height, { fit: 'fill', kernel: 'linear' })
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  return {
+    image: { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height },
+    original,
+  };
+}
+
+/** The format of the bytes (FORMATS), or IMAGE_EMPTY / IMAGE_UNSUPPORTED_FORMAT. */
+function checkFormat(bytes: Uint8Array): ImageFormat {
+  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY');
+  const format = sniffImageFormat(bytes);
+  if (format === undefined) throw new DetectError('IMAGE_UNSUPPORTED_FORMAT');
+  return format;
+}
+
 /** The format and header fields of an encoded image, with decodeImage's checks (empty, format, size). */
 async function readHeader(
   bytes: Uint8Array,
   maxPixels: number,
 ): Promise<{ format: ImageFormat; width: number; height: number; orientation: number | undefined }> {
-  if (bytes.length === 0) throw new DetectError('IMAGE_EMPTY');
-  const format = sniffImageFormat(bytes);
-  if (format === undefined) {
-    throw new DetectError('IMAGE_UNSUPPORTED_FORMAT');
-  }
+  const format = checkFormat(bytes);
   // strips past the end of the file would decode as zeros, and metadata() walks every page
   if (format === 'tiff') checkTiff(bytes);
   let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;

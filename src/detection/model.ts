@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { checkNumber, describeJson, invalidParameterMessage, type NumberRule } from '../common/validate';
 import { DetectError } from './errors';
 
 /** The default model: `models/shapes-cpwc-r50-fpn` in the package root. */
@@ -124,6 +125,7 @@ export async function loadModelDirectory(dir: string, options: LoadModelOptions 
     [manifest.graphs.box_head, boxHeadPath],
   ] as const) {
     try {
+      // caught below and reported as MODEL_INVALID
       if (!(await fs.stat(file)).isFile()) throw new Error('not a regular file');
     } catch (cause) {
       throw new DetectError('MODEL_INVALID', `graph ${file} (model.json) is missing or unreadable`, { cause });
@@ -162,8 +164,7 @@ function graphPath(dir: string, graph: GraphSpec, field: string, manifestPath: s
 // ---------------------------------------------------------------------------------------- validation
 
 function invalid(manifestPath: string, field: string, expected: string, got: unknown): DetectError {
-  const shown = got === undefined ? 'nothing' : JSON.stringify(got)?.slice(0, 80);
-  return new DetectError('MODEL_INVALID', `${manifestPath}: ${field} must be ${expected}, got ${shown}`);
+  return new DetectError('MODEL_INVALID', `${manifestPath}: ${invalidParameterMessage(field, expected, got, describeJson)}`);
 }
 
 /** Field readers bound to one file, so every error names it. */
@@ -180,26 +181,13 @@ class Fields {
     return value;
   }
 
-  number(value: unknown, field: string, check: { min?: number; max?: number; integer?: boolean; positive?: boolean } = {}): number {
-    const ok =
-      typeof value === 'number' &&
-      Number.isFinite(value) &&
-      (!check.integer || Number.isInteger(value)) &&
-      (check.min === undefined || value >= check.min) &&
-      (check.max === undefined || value <= check.max) &&
-      (!check.positive || value > 0);
-    if (!ok) {
-      const parts = [check.integer ? 'an integer' : 'a number'];
-      if (check.positive) parts.push('> 0');
-      if (check.min !== undefined && check.max !== undefined) parts.push(`in [${check.min}, ${check.max}]`);
-      else if (check.min !== undefined) parts.push(`>= ${check.min}`);
-      else if (check.max !== undefined) parts.push(`<= ${check.max}`);
-      throw invalid(this.file, field, parts.join(' '), value);
-    }
+  number(value: unknown, field: string, rule: NumberRule = {}): number {
+    const problem = checkNumber(field, value, rule, describeJson);
+    if (problem !== undefined) throw new DetectError('MODEL_INVALID', `${this.file}: ${problem}`);
     return value as number;
   }
 
-  numbers(value: unknown, field: string, length?: number, check: { positive?: boolean } = {}): number[] {
+  numbers(value: unknown, field: string, length?: number, check: NumberRule = {}): number[] {
     if (!Array.isArray(value) || value.length === 0 || (length !== undefined && value.length !== length)) {
       throw invalid(this.file, field, length === undefined ? 'a non-empty array of numbers' : `an array of ${length} numbers`, value);
     }
@@ -238,18 +226,18 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
     throw invalid(file, 'transform.resize', 'bilinear with align_corners=false (the only resize this pipeline reproduces)', resize);
   }
   const transform: ModelManifest['transform'] = {
-    min_size: f.number(t.min_size, 'transform.min_size', { integer: true, positive: true }),
-    max_size: f.number(t.max_size, 'transform.max_size', { integer: true, positive: true }),
+    min_size: f.number(t.min_size, 'transform.min_size', { integer: true, greaterThan: 0 }),
+    max_size: f.number(t.max_size, 'transform.max_size', { integer: true, greaterThan: 0 }),
     image_mean: f.numbers(t.image_mean, 'transform.image_mean', 3) as [number, number, number],
-    image_std: f.numbers(t.image_std, 'transform.image_std', 3, { positive: true }) as [number, number, number],
-    size_divisible: f.number(t.size_divisible, 'transform.size_divisible', { integer: true, positive: true }),
+    image_std: f.numbers(t.image_std, 'transform.image_std', 3, { greaterThan: 0 }) as [number, number, number],
+    size_divisible: f.number(t.size_divisible, 'transform.size_divisible', { integer: true, greaterThan: 0 }),
     resize,
   };
 
   const coordinates = f.object(root.coordinates, 'coordinates');
   if (coordinates.box_format !== 'xyxy') throw invalid(file, 'coordinates.box_format', '"xyxy"', coordinates.box_format);
   const boxCoder = f.object(root.box_coder, 'box_coder');
-  const bboxXformClip = f.number(boxCoder.bbox_xform_clip, 'box_coder.bbox_xform_clip', { positive: true });
+  const bboxXformClip = f.number(boxCoder.bbox_xform_clip, 'box_coder.bbox_xform_clip', { greaterThan: 0 });
 
   const r = f.object(root.rpn, 'rpn');
   if (!Array.isArray(r.levels) || r.levels.length === 0) throw invalid(file, 'rpn.levels', 'a non-empty array', r.levels);
@@ -257,12 +245,12 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
     const l = f.object(value, `rpn.levels[${i}]`);
     return {
       name: f.string(l.name, `rpn.levels[${i}].name`),
-      stride: f.number(l.stride, `rpn.levels[${i}].stride`, { integer: true, positive: true }),
-      anchor_sizes: f.numbers(l.anchor_sizes, `rpn.levels[${i}].anchor_sizes`, undefined, { positive: true }),
-      aspect_ratios: f.numbers(l.aspect_ratios, `rpn.levels[${i}].aspect_ratios`, undefined, { positive: true }),
+      stride: f.number(l.stride, `rpn.levels[${i}].stride`, { integer: true, greaterThan: 0 }),
+      anchor_sizes: f.numbers(l.anchor_sizes, `rpn.levels[${i}].anchor_sizes`, undefined, { greaterThan: 0 }),
+      aspect_ratios: f.numbers(l.aspect_ratios, `rpn.levels[${i}].aspect_ratios`, undefined, { greaterThan: 0 }),
     };
   });
-  const anchorsPerLocation = f.number(r.num_anchors_per_location, 'rpn.num_anchors_per_location', { integer: true, positive: true });
+  const anchorsPerLocation = f.number(r.num_anchors_per_location, 'rpn.num_anchors_per_location', { integer: true, greaterThan: 0 });
   levels.forEach((l, i) => {
     if (l.anchor_sizes.length * l.aspect_ratios.length !== anchorsPerLocation) {
       throw invalid(file, `rpn.levels[${i}]`, `anchor_sizes x aspect_ratios = num_anchors_per_location (${anchorsPerLocation})`, l);
@@ -271,12 +259,12 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
   const rpn: ModelManifest['rpn'] = {
     levels,
     num_anchors_per_location: anchorsPerLocation,
-    pre_nms_top_n: f.number(r.pre_nms_top_n, 'rpn.pre_nms_top_n', { integer: true, positive: true }),
-    post_nms_top_n: f.number(r.post_nms_top_n, 'rpn.post_nms_top_n', { integer: true, positive: true }),
+    pre_nms_top_n: f.number(r.pre_nms_top_n, 'rpn.pre_nms_top_n', { integer: true, greaterThan: 0 }),
+    post_nms_top_n: f.number(r.post_nms_top_n, 'rpn.post_nms_top_n', { integer: true, greaterThan: 0 }),
     nms_thresh: f.number(r.nms_thresh, 'rpn.nms_thresh', { min: 0, max: 1 }),
     score_thresh: f.number(r.score_thresh, 'rpn.score_thresh', { min: 0, max: 1 }),
     min_size: f.number(r.min_size, 'rpn.min_size', { min: 0 }),
-    box_coder_weights: f.numbers(r.box_coder_weights, 'rpn.box_coder_weights', 4, { positive: true }) as [number, number, number, number],
+    box_coder_weights: f.numbers(r.box_coder_weights, 'rpn.box_coder_weights', 4, { greaterThan: 0 }) as [number, number, number, number],
   };
 
   const h = f.object(root.roi_heads, 'roi_heads');
@@ -287,7 +275,7 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
     levelMapper = {
       k_min: f.number(m.k_min, 'roi_heads.level_mapper.k_min', { integer: true }),
       k_max: f.number(m.k_max, 'roi_heads.level_mapper.k_max', { integer: true }),
-      canonical_scale: f.number(m.canonical_scale, 'roi_heads.level_mapper.canonical_scale', { positive: true }),
+      canonical_scale: f.number(m.canonical_scale, 'roi_heads.level_mapper.canonical_scale', { greaterThan: 0 }),
       canonical_level: f.number(m.canonical_level, 'roi_heads.level_mapper.canonical_level'),
       eps: f.number(m.eps, 'roi_heads.level_mapper.eps', { min: 0 }),
     };
@@ -307,9 +295,9 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
     level_mapper: levelMapper,
     score_thresh: f.number(h.score_thresh, 'roi_heads.score_thresh', { min: 0, max: 1 }),
     nms_thresh: f.number(h.nms_thresh, 'roi_heads.nms_thresh', { min: 0, max: 1 }),
-    detections_per_img: f.number(h.detections_per_img, 'roi_heads.detections_per_img', { integer: true, positive: true }),
+    detections_per_img: f.number(h.detections_per_img, 'roi_heads.detections_per_img', { integer: true, greaterThan: 0 }),
     min_size: f.number(h.min_size, 'roi_heads.min_size', { min: 0 }),
-    box_coder_weights: f.numbers(h.box_coder_weights, 'roi_heads.box_coder_weights', 4, { positive: true }) as [
+    box_coder_weights: f.numbers(h.box_coder_weights, 'roi_heads.box_coder_weights', 4, { greaterThan: 0 }) as [
       number,
       number,
       number,

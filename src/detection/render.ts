@@ -3,6 +3,7 @@
  * font (label-font.ts), so the output is the same on every machine and needs no system fonts.
  */
 import sharp from 'sharp';
+import { checkNumber, invalidParameterMessage, is } from '../common/validate';
 import { DetectError } from './errors';
 import { decodeImage, type RgbImage } from './image';
 import { LABEL_FONT } from './label-font';
@@ -18,6 +19,8 @@ export interface RenderOptions {
   /** Draw "label score" tags (default true). */
   labels?: boolean;
 }
+
+const RENDER_FORMATS: ReadonlyArray<NonNullable<RenderOptions['format']>> = ['png', 'jpeg'];
 
 /** Distinct, colour-blind-friendly outline colours (Tableau 10), indexed by class id. */
 const PALETTE: ReadonlyArray<readonly [number, number, number]> = [
@@ -53,11 +56,11 @@ export async function renderDetections(
   options: RenderOptions = {},
 ): Promise<Buffer> {
   const format = options.format ?? 'png';
-  if (format !== 'png' && format !== 'jpeg')
-    throw new DetectError('INVALID_OPTION', `format must be 'png' or 'jpeg', got ${String(format)}`);
+  if (!is.inArray(format, RENDER_FORMATS))
+    throw new DetectError('INVALID_OPTION', invalidParameterMessage('format', "'png' or 'jpeg'", format));
   const quality = options.quality ?? 90;
-  if (!Number.isInteger(quality) || quality < 1 || quality > 100)
-    throw new DetectError('INVALID_OPTION', `quality must be an integer in [1, 100], got ${quality}`);
+  const problem = checkNumber('quality', quality, { integer: true, min: 1, max: 100 });
+  if (problem !== undefined) throw new DetectError('INVALID_OPTION', problem);
   const decoded = image instanceof Uint8Array ? await decodeImage(image) : image;
   const canvas: RgbImage = { data: Uint8Array.from(decoded.data), width: decoded.width, height: decoded.height };
   drawDetections(canvas, detections, options);

@@ -8,6 +8,7 @@ import { boxCount, clipBoxToImage } from './boxes';
 import { expf } from './float32';
 import { batchedNms } from './nms';
 import type { Size } from './transform';
+import { DetectError } from './errors';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
 const { floor, fround, log2, max, min, sqrt } = Math;
@@ -135,7 +136,9 @@ export class RoiHeadsPostprocessor {
     const { numClasses } = this.config;
     const count = boxCount(proposals);
     if (classLogits.length !== count * numClasses || boxRegression.length !== count * numClasses * 4) {
-      throw new RangeError(
+      // the graph's outputs do not have the shapes model.json implies
+      throw new DetectError(
+        'MODEL_INVALID',
         `box head: expected ${count}x${numClasses} class logits and ${count}x${numClasses * 4} box regression values, got ${classLogits.length} and ${boxRegression.length}`,
       );
     }

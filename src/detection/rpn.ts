@@ -10,6 +10,7 @@ import { clipBoxesToImage, removeSmallBoxes } from './boxes';
 import { expf, expfNearest } from './float32';
 import { batchedNms } from './nms';
 import type { Size } from './transform';
+import { DetectError } from './errors';
 
 // Math's functions bound once: inside a vm context (jest) every global lookup is slow.
 const { fround, min } = Math;
@@ -177,7 +178,9 @@ export class RegionProposalFilter {
     const plane = height * width;
     const anchorCount = plane * perLocation;
     if (objectness.length !== anchorCount || bboxDeltas.length !== anchorCount * 4) {
-      throw new RangeError(
+      // the graph's outputs do not have the shapes model.json implies
+      throw new DetectError(
+        'MODEL_INVALID',
         `RPN level ${levelIndex}: expected ${anchorCount} logits and ${anchorCount * 4} deltas for a ${height}x${width} grid with ${perLocation} anchors, got ${objectness.length} and ${bboxDeltas.length}`,
       );
     }

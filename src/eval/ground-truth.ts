@@ -6,6 +6,7 @@
  * equally good GT boxes a detection matches). Like pycocotools, annotations of images or
  * categories that the file does not list take no part in the evaluation; they are counted.
  */
+import { checkNumber } from '../common/validate';
 import { readFileSync } from 'node:fs';
 import { EvalError } from './errors';
 import { findJsonError } from './json-error';
@@ -149,12 +150,9 @@ export function parseGroundTruth(root: unknown, file: string): GroundTruth {
     const categoryId = requireId(annotation, 'category_id', ctx);
     readBbox(annotation, ctx, bbox, 4 * count);
     const annotationArea = requireFiniteNumber(annotation, 'area', ctx);
-    if (annotationArea < 0) {
-      throw new EvalError('FIELD_INVALID', `${file}: annotations[${i}]: field 'area' must be >= 0, got ${annotationArea}`, {
-        ...ctx,
-        field: 'area',
-      });
-    }
+    const areaProblem = checkNumber(`field 'area'`, annotationArea, { min: 0 });
+    if (areaProblem !== undefined)
+      throw new EvalError('FIELD_INVALID', `${file}: annotations[${i}]: ${areaProblem}`, { ...ctx, field: 'area' });
     const isCrowd = optionalCrowdFlag(annotation, ctx);
     if (seenIds.has(id)) {
       throw new EvalError('DUPLICATE_ID', `${file}: annotations[${i}]: another annotation already has id ${id}`, {
@@ -208,8 +206,9 @@ function optionalString(record: JsonObject, field: string, ctx: { file: string; 
 function optionalSize(record: JsonObject, field: string, ctx: { file: string; location: string }): number | undefined {
   if (record[field] === undefined) return undefined;
   const value = requireFiniteNumber(record, field, ctx);
-  if (value < 0) {
-    throw new EvalError('FIELD_INVALID', `${ctx.file}: ${ctx.location}: field '${field}' must be >= 0, got ${value}`, {
+  const problem = checkNumber(`field '${field}'`, value, { min: 0 });
+  if (problem !== undefined) {
+    throw new EvalError('FIELD_INVALID', `${ctx.file}: ${ctx.location}: ${problem}`, {
       ...ctx,
       field,
     });

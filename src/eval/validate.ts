@@ -2,6 +2,7 @@
  * Field validation for COCO JSON records, in one place. Each check throws an EvalError whose
  * message says which file, which record and which field, and what was expected.
  */
+import { invalidParameterMessage } from '../common/validate';
 import { EvalError, type EvalErrorDetails, where } from './errors';
 
 export type JsonObject = Record<string, unknown>;
@@ -10,6 +11,7 @@ export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** How a JSON field's value is shown in the evaluator's messages (strings named as such, short arrays as JSON). */
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return value.length <= 8 ? JSON.stringify(value) : `an array of length ${value.length}`;
@@ -19,7 +21,7 @@ function describe(value: unknown): string {
 }
 
 function fieldError(ctx: EvalErrorDetails, field: string, expected: string, value: unknown): EvalError {
-  return new EvalError('FIELD_INVALID', `${where(ctx)}: field '${field}' must be ${expected}, got ${describe(value)}`, {
+  return new EvalError('FIELD_INVALID', `${where(ctx)}: ${invalidParameterMessage(`field '${field}'`, expected, value, describe)}`, {
     ...ctx,
     field,
   });

@@ -4,7 +4,9 @@
  * the default. `cpwc-detect serve --help` is generated from the same table.
  */
 import { parseArgs } from 'node:util';
+import { describeNumberRule, invalidParameterMessage, parseNumberText } from '../common/validate';
 import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
+import { MAX_DETECTIONS_LIMIT } from '../detection/limits';
 import { DEFAULT_MODEL_DIR } from '../detection/model';
 import { defaultIntraOpThreads } from '../detection/session';
 
@@ -80,11 +82,9 @@ type AnySetting = { [K in keyof ServerConfig]: Setting<K> }[keyof ServerConfig];
 
 function integer(min: number, max: number): (raw: string, source: string) => number {
   return (raw, source) => {
-    const value = Number(raw.trim());
-    if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
-      throw new ConfigError(`${source} must be an integer in [${min}, ${max}], got '${raw}'`);
-    }
-    return value;
+    const parsed = parseNumberText(source, raw, { integer: true, min, max });
+    if (!parsed.ok) throw new ConfigError(parsed.message);
+    return parsed.value;
   };
 }
 
@@ -92,12 +92,12 @@ function optionalNumber(min: number, max: number, integerOnly: boolean): (raw: s
   return (raw, source) => {
     const text = raw.trim();
     if (text === '' || text === 'model') return undefined;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max || (integerOnly && !Number.isInteger(value))) {
-      const kind = integerOnly ? 'an integer' : 'a number';
-      throw new ConfigError(`${source} must be ${kind} in [${min}, ${max}] (or 'model' for the model's default), got '${raw}'`);
+    const rule = { integer: integerOnly, min, max };
+    const parsed = parseNumberText(source, raw, rule);
+    if (!parsed.ok) {
+      throw new ConfigError(invalidParameterMessage(source, `${describeNumberRule(rule)} (or 'model' for the model's default)`, raw));
     }
-    return value;
+    return parsed.value;
   };
 }
 
@@ -105,12 +105,12 @@ function boolean(raw: string, source: string): boolean {
   const text = raw.trim().toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(text)) return true;
   if (['0', 'false', 'no', 'off'].includes(text)) return false;
-  throw new ConfigError(`${source} must be true or false, got '${raw}'`);
+  throw new ConfigError(invalidParameterMessage(source, 'true or false', raw));
 }
 
 function executionProvider(raw: string, source: string): ExecutionProvider {
   const text = raw.trim().toLowerCase();
-  if (!isExecutionProvider(text)) throw new ConfigError(`${source} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${raw}'`);
+  if (!isExecutionProvider(text)) throw new ConfigError(invalidParameterMessage(source, `one of ${EXECUTION_PROVIDERS.join(', ')}`, raw));
   return text;
 }
 
@@ -119,7 +119,7 @@ const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debu
 function logLevel(raw: string, source: string): LogLevel {
   const text = raw.trim().toLowerCase();
   const level = LOG_LEVELS.find((l) => l === text);
-  if (level === undefined) throw new ConfigError(`${source} must be one of ${LOG_LEVELS.join(', ')}, got '${raw}'`);
+  if (level === undefined) throw new ConfigError(invalidParameterMessage(source, `one of ${LOG_LEVELS.join(', ')}`, raw));
   return level;
 }
 
@@ -297,7 +297,7 @@ export const SETTINGS: readonly AnySetting[] = [
     placeholder: 'N',
     defaultValue: undefined,
     description: "default cap on detections per image ('model' = the model's own)",
-    parse: optionalNumber(1, 10_000, true),
+    parse: optionalNumber(1, MAX_DETECTIONS_LIMIT, true),
   },
   {
     key: 'apiKeys',
@@ -351,7 +351,7 @@ export const SETTINGS: readonly AnySetting[] = [
     placeholder: 'N',
     defaultValue: undefined,
     description: "cap on predictions of the DeepStack routes, best first (20 for Frigate); 'model' = the model's own cap only",
-    parse: optionalNumber(1, 10_000, true),
+    parse: optionalNumber(1, MAX_DETECTIONS_LIMIT, true),
   },
   {
     key: 'drainDelayMs',

@@ -1,6 +1,7 @@
 import {
   checkNumber,
   describeActual,
+  describeJson,
   describeNumberRule,
   invalidParameterMessage,
   is,
@@ -38,6 +39,13 @@ describe('invalidParameterMessage: "NAME must be EXPECTED, got ACTUAL"', () => {
     expect([true, null, undefined, Number.NaN].map(describeActual)).toEqual(['true', 'null', 'undefined', 'NaN']);
   });
 
+  it('describeJson shows a JSON field as written in the file, and a missing one as nothing', () => {
+    expect(invalidParameterMessage('transform.min_size', 'an integer > 0', '800', describeJson)).toBe(
+      'transform.min_size must be an integer > 0, got "800"',
+    );
+    expect([describeJson(undefined), describeJson([1, 'a']), describeJson({ k: null })]).toEqual(['nothing', '[1,"a"]', '{"k":null}']);
+  });
+
   it('names arrays and objects by kind, and cuts long strings', () => {
     expect(describeActual([1, 2])).toBe('an array of 2');
     expect(describeActual({ a: 1 })).toBe('an object');
@@ -53,6 +61,10 @@ describe('number rules', () => {
     expect(describeNumberRule({ integer: true, min: 1 })).toBe('an integer >= 1');
     expect(describeNumberRule({ max: 0 })).toBe('a number <= 0');
     expect(describeNumberRule({})).toBe('a number');
+    expect(describeNumberRule({ integer: true, greaterThan: 0 })).toBe('an integer > 0');
+    expect(describeNumberRule({ greaterThan: 0, max: 1 })).toBe('a number > 0 and <= 1');
+    expect(checkNumber('w', 0, { greaterThan: 0 })).toBe('w must be a number > 0, got 0');
+    expect(checkNumber('w', 1e-9, { greaterThan: 0 })).toBeUndefined();
   });
 
   it('checkNumber passes values inside the rule, bounds included, and names the bad one', () => {

@@ -3,7 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { Detector } from '../../src/detection/detector';
+import { unknownClassMessage } from '../../src/detection/classes';
 import { DetectError } from '../../src/detection/errors';
+import { MAX_DETECTIONS_LIMIT } from '../../src/detection/limits';
 import type { DetectionResult } from '../../src/detection/types';
 import { fixtureModel } from '../helpers/fixture-models';
 import { badInputs, readImage } from './images';
@@ -91,6 +93,19 @@ describe('Detector (tiny-fpn fixture model)', () => {
     expect(byLabel.detections).toEqual(all.filter((d) => d.label === label));
     const byId = await detector.detect(readImage('landscape.jpg'), { classes: [all[0].class_id] });
     expect(byId.detections).toEqual(byLabel.detections);
+    const byIdText = await detector.detect(readImage('landscape.jpg'), { classes: [String(all[0].class_id)] });
+    expect(byIdText.detections).toEqual(byLabel.detections);
+  });
+
+  it('accepts maxDetections up to MAX_DETECTIONS_LIMIT and words a bad option "NAME must be EXPECTED, got ACTUAL"', async () => {
+    await detector.detect(readImage('tiny.png'), { maxDetections: MAX_DETECTIONS_LIMIT });
+    const tooMany = await detectError(detector.detect(readImage('tiny.png'), { maxDetections: MAX_DETECTIONS_LIMIT + 1 }));
+    expect(tooMany).toMatchObject({
+      code: 'INVALID_OPTION',
+      message: `maxDetections must be an integer in [1, ${MAX_DETECTIONS_LIMIT}], got ${MAX_DETECTIONS_LIMIT + 1}`,
+    });
+    const unknown = await detectError(detector.detect(readImage('tiny.png'), { classes: ['no-such-class'] }));
+    expect(unknown.message).toBe(`classes: ${unknownClassMessage(detector.model.classes, 'no-such-class')}`);
   });
 
   it.each([

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { FORMATS, formatSpec, sniffImageFormat, SUPPORTED_FORMATS_TEXT, SUPPORTED_MIME_TYPES } from '../../src/detection/formats';
 import { DETECT_ERROR_MESSAGES } from '../../src/detection/errors';
 import { ERRORS } from '../../src/server/errors';
@@ -21,6 +23,15 @@ describe('FORMATS: the one table of supported formats', () => {
   it('drives the IMAGE_UNSUPPORTED_FORMAT message of the library and of the server', () => {
     expect(DETECT_ERROR_MESSAGES.IMAGE_UNSUPPORTED_FORMAT).toContain(`(${SUPPORTED_FORMATS_TEXT})`);
     expect(ERRORS.IMAGE_UNSUPPORTED_FORMAT.message).toBe(DETECT_ERROR_MESSAGES.IMAGE_UNSUPPORTED_FORMAT);
+  });
+
+  it('the docs name the formats of the table', () => {
+    const root = path.join(__dirname, '..', '..');
+    const serverDoc = fs.readFileSync(path.join(root, 'docs', 'server.md'), 'utf8');
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const serverLine = serverDoc.split('\n').find((line) => line.includes('in the formats of `FORMATS`')) ?? '';
+    expect(serverLine.replace(' (first frame)', '').match(/JPEG.*BMP/)?.[0]).toBe(SUPPORTED_FORMATS_TEXT);
+    for (const f of FORMATS) expect(readme).toContain(f.name);
   });
 
   it('formatSpec finds each row', () => {

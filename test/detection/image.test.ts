@@ -71,6 +71,7 @@ describe('sniffImageFormat', () => {
     expect(sniffImageFormat(readImage('hubble.gif'))).toBe('gif');
     expect(sniffImageFormat(Buffer.from('II*\0xxxx'))).toBe('tiff');
     expect(sniffImageFormat(Buffer.from('\0\0\0\x1cftypavif'))).toBe('heif');
+    expect(sniffImageFormat(Buffer.from('BM\0\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0'))).toBe('bmp');
     expect(sniffImageFormat(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>'))).toBeUndefined();
     expect(sniffImageFormat(Buffer.from([0xff, 0xd8]))).toBeUndefined();
   });

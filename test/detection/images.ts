@@ -41,6 +41,19 @@ export function pngClaiming(width: number, height: number): Buffer {
   ]);
 }
 
+/** The 54 bytes of a 24-bit BMP's headers claiming `width` x `height` pixels, and no pixel data. */
+function bmpHeader(width: number, height: number): Buffer {
+  const header = Buffer.alloc(54);
+  header.write('BM', 0, 'latin1');
+  header.writeUInt32LE(54, 10);
+  header.writeUInt32LE(40, 14);
+  header.writeInt32LE(width, 18);
+  header.writeInt32LE(height, 22);
+  header.writeUInt16LE(1, 26);
+  header.writeUInt16LE(24, 28);
+  return header;
+}
+
 /** The broken inputs every entry point must reject with a typed error. */
 export function badInputs(): Array<{ name: string; bytes: Buffer; code: string }> {
   const jpeg = readImage('portrait.jpg');
@@ -49,7 +62,13 @@ export function badInputs(): Array<{ name: string; bytes: Buffer; code: string }
   return [
     { name: 'zero bytes', bytes: Buffer.alloc(0), code: 'IMAGE_EMPTY' },
     { name: 'text, not an image', bytes: Buffer.from('hello, this is not an image\n'), code: 'IMAGE_UNSUPPORTED_FORMAT' },
-    { name: 'BMP (not a supported format)', bytes: Buffer.concat([Buffer.from('BM'), Buffer.alloc(64)]), code: 'IMAGE_UNSUPPORTED_FORMAT' },
+    {
+      name: "'BM' without a DIB header (not a BMP)",
+      bytes: Buffer.concat([Buffer.from('BM'), Buffer.alloc(64)]),
+      code: 'IMAGE_UNSUPPORTED_FORMAT',
+    },
+    { name: 'truncated BMP (header only)', bytes: bmpHeader(40, 30), code: 'IMAGE_DECODE_FAILED' },
+    { name: 'BMP header claiming 100000 x 100000 pixels', bytes: bmpHeader(100000, 100000), code: 'IMAGE_TOO_LARGE' },
     { name: 'truncated JPEG (first half)', bytes: jpeg.subarray(0, jpeg.length >> 1), code: 'IMAGE_DECODE_FAILED' },
     { name: 'JPEG magic then garbage', bytes: Buffer.concat([jpeg.subarray(0, 3), Buffer.alloc(500, 7)]), code: 'IMAGE_DECODE_FAILED' },
     { name: 'corrupt JPEG body', bytes: corrupt, code: 'IMAGE_DECODE_FAILED' },

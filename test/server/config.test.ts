@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, defaultConfig, describeConfig, loadConfig, usage, SETTINGS } from '../../src/server/config';
+import { MAX_DETECTIONS_LIMIT } from '../../src/detection/limits';
 
 describe('server configuration', () => {
   it('uses the defaults when nothing is given', () => {
@@ -49,6 +50,7 @@ describe('server configuration', () => {
     const { config } = loadConfig(['--cors-origins', 'https://a.example:8443, http://b.example'], { CPWC_DEEPSTACK_MAX_PREDICTIONS: '20' });
     expect(config.corsOrigins).toEqual(['https://a.example:8443', 'http://b.example']);
     expect(config.deepstackMaxPredictions).toBe(20);
+    expect(loadConfig(['--max-detections', String(MAX_DETECTIONS_LIMIT)], {}).config.maxDetections).toBe(MAX_DETECTIONS_LIMIT);
     expect(loadConfig([], { CPWC_CORS_ORIGINS: '*' }).config.corsOrigins).toEqual(['*']);
   });
 
@@ -66,7 +68,12 @@ describe('server configuration', () => {
       {},
       "--cors-origins: each origin must be '*' or scheme://host[:port] without a path, got 'https://app.example/path'",
     ],
-    [[], { CPWC_DEEPSTACK_MAX_PREDICTIONS: '0' }, 'CPWC_DEEPSTACK_MAX_PREDICTIONS must be an integer in [1, 10000]'],
+    [[], { CPWC_DEEPSTACK_MAX_PREDICTIONS: '0' }, 'CPWC_DEEPSTACK_MAX_PREDICTIONS must be an integer in [1, 100000]'],
+    [
+      ['--max-detections', '100001'],
+      {},
+      "--max-detections must be an integer in [1, 100000] (or 'model' for the model's default), got '100001'",
+    ],
     [['--no-such-flag'], {}, "Unknown option '--no-such-flag'"],
     [['stray'], {}, "Unexpected argument 'stray'"],
   ])('refuses %j %j with a message naming the setting', (argv, env, message) => {

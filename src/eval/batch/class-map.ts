@@ -3,6 +3,7 @@
  * index = COCO category id, "N/A" for the unused ids) maps by id when every dataset category id
  * is one of its classes; any other model maps by name (case, spaces, '_' and '-' ignored).
  */
+import { isUsableClassId, PLACEHOLDER_CLASS } from '../../detection/classes';
 import { EvalError } from '../errors';
 import type { GroundTruth } from '../ground-truth';
 
@@ -10,14 +11,13 @@ export interface CategoryMapping {
   method: 'coco-id' | 'name';
   /** Per model class_id: index into gt.categoryIds, or -1 (detections of that class are dropped). */
   categoryIndexByClass: Int32Array;
-  /** Model classes (not background / N/A) that match no dataset category. */
+  /** Model classes (usable ones: not background, not N/A; src/detection/classes.ts) that match no dataset category. */
   unmatchedClasses: string[];
   /** Dataset categories no model class maps to (their objects can only be missed). */
   categoriesWithoutClass: string[];
 }
 
 const BACKGROUND = '__background__';
-const PLACEHOLDER = 'N/A';
 
 function normalize(name: string): string {
   return name
@@ -27,12 +27,12 @@ function normalize(name: string): string {
 }
 
 function isCocoModel(classes: readonly string[]): boolean {
-  return classes.length === 91 && classes[0] === BACKGROUND && classes[1] === 'person' && classes.includes(PLACEHOLDER);
+  return classes.length === 91 && classes[0] === BACKGROUND && classes[1] === 'person' && classes.includes(PLACEHOLDER_CLASS);
 }
 
 export function mapClassesToCategories(classes: readonly string[], gt: GroundTruth, modelDir: string): CategoryMapping {
   const categoryIndexByClass = new Int32Array(classes.length).fill(-1);
-  const isRealClass = (c: number): boolean => c > 0 && classes[c] !== BACKGROUND && classes[c] !== PLACEHOLDER;
+  const isRealClass = (c: number): boolean => isUsableClassId(classes, c);
   let method: CategoryMapping['method'];
   if (isCocoModel(classes) && gt.categoryIds.every((id) => Number.isInteger(id) && id < classes.length && isRealClass(id))) {
     method = 'coco-id';

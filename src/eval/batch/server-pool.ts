@@ -9,6 +9,7 @@
  */
 import type { Detection } from '../../detection/types';
 import { EvalError } from '../errors';
+import { PLACEHOLDER_CLASS } from '../../detection/classes';
 import type { DetectionSource, SourceResult } from './detection-source';
 import { describeIdentity, identityOfDescription, type ModelIdentity } from './model-identity';
 import type { ProgressStream } from './progress';
@@ -108,7 +109,7 @@ function classList(description: unknown, source: string): string[] {
       });
     }
     const id = entry.class_id as number;
-    while (classes.length <= id) classes.push('N/A');
+    while (classes.length <= id) classes.push(PLACEHOLDER_CLASS);
     classes[id] = entry.label;
   }
   return classes;
