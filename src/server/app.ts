@@ -133,6 +133,7 @@ export function createApp(options: AppOptions): DetectionApp {
   const keys = new ApiKeys(config.apiKeys);
   const demoPage = loadDemoPage();
   const repository = options.repository?.({ inference, metrics, logger });
+  // invariant: the caller's code chooses one (cpwc-detect serve always passes a repository)
   if ((repository === undefined) === (detector === undefined)) throw new Error('createApp: give exactly one of detector and repository');
   const catalog: ModelCatalog = repository ?? singleModelCatalog(detector as ServedDetector, inference, options.modelAliases ?? []);
   // the document describes the default model; rebuilt when a reload replaces it

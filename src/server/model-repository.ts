@@ -151,6 +151,7 @@ export class ModelRepository implements ModelCatalog {
 
   constructor(private readonly options: ModelRepositoryOptions) {
     if ((options.root === undefined) === (options.single === undefined)) {
+      // invariant: the caller's code chooses one (serve: --model-repository or --model)
       throw new Error('ModelRepository: give exactly one of root and single');
     }
   }
