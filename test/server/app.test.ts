@@ -340,6 +340,24 @@ describe('information and operations routes', () => {
     expect(documented).toEqual(served);
   });
 
+  it('registers exactly the routes and methods of the route table, no more', () => {
+    interface Layer {
+      route?: { path: string; methods: Record<string, boolean> };
+      handle: { stack?: Layer[] };
+    }
+    const registered = (stack: readonly Layer[]): string[] =>
+      stack.flatMap((layer) => {
+        if (layer.route === undefined) return registered(layer.handle.stack ?? []);
+        const methods = Object.keys(layer.route.methods);
+        // app.all (every method): the 405 answers of routes/table.ts, not a route of its own
+        if (methods.includes('m-search')) return [];
+        return methods.map((m) => `${m.toUpperCase()} ${layer.route?.path}`);
+      });
+    const app = server.detection.app as unknown as { router: { stack: Layer[] } };
+    const inTable = ROUTES.flatMap((r) => r.methods.map((m) => `${m} ${r.path}`)).sort();
+    expect([...new Set(registered(app.router.stack))].sort()).toEqual(inTable);
+  });
+
   it('serves every method each route lists (a listed method is never answered 405)', async () => {
     const answers = [];
     for (const route of ROUTES) {
