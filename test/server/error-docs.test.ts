@@ -46,7 +46,7 @@ describe('docs/server.md error table', () => {
   });
 
   it('documents no code that ERRORS lacks, and each code once', () => {
-    const unknown = documented.filter((row) => !Object.prototype.hasOwnProperty.call(ERRORS, row.code));
+    const unknown = documented.filter((row) => !Object.hasOwn(ERRORS, row.code));
     expect(unknown).toEqual([]);
     const twice = documented.filter((row, i) => documented.findIndex((other) => other.code === row.code) !== i);
     expect(twice).toEqual([]);
@@ -54,7 +54,7 @@ describe('docs/server.md error table', () => {
 
   it('gives each code the status of ERRORS', () => {
     const wrong = documented
-      .filter((row) => Object.prototype.hasOwnProperty.call(ERRORS, row.code) && ERRORS[row.code as ErrorCode].status !== row.status)
+      .filter((row) => Object.hasOwn(ERRORS, row.code) && ERRORS[row.code as ErrorCode].status !== row.status)
       .map((row) => ({ ...row, expected: ERRORS[row.code as ErrorCode].status }));
     expect(wrong).toEqual([]);
   });

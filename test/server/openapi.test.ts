@@ -53,7 +53,7 @@ describe('the OpenAPI document', () => {
         if (Number(status) < 400) continue;
         for (const code of namedCodes(response.description)) {
           named++;
-          if (!Object.prototype.hasOwnProperty.call(ERRORS, code)) wrong.push(`${where} ${status}: ${code} is not a code`);
+          if (!Object.hasOwn(ERRORS, code)) wrong.push(`${where} ${status}: ${code} is not a code`);
           else if (String(ERRORS[code as ErrorCode].status) !== status)
             wrong.push(`${where} ${status}: ${code} is ${ERRORS[code as ErrorCode].status}`);
         }
