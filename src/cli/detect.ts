@@ -82,8 +82,7 @@ export async function run(argv: string[]): Promise<number> {
       classes: values.classes
         ?.split(',')
         .map((c) => c.trim())
-        .filter((c) => c.length > 0)
-        .map((c) => (/^\d+$/.test(c) ? Number(c) : c)),
+        .filter((c) => c.length > 0), // labels or ids ('2'): the library resolves both (src/detection/classes.ts)
     };
     threads = numberFlag('--threads', values.threads, { integer: true, min: 1 });
     executionProvider = choiceFlag('--execution-provider', values['execution-provider'], EXECUTION_PROVIDERS);

@@ -159,7 +159,7 @@ function parseScoreThreshold(text: string | undefined): number | undefined {
 }
 
 function parsePositive(text: string | undefined, flag: string, integer: boolean): number | undefined {
-  return numberFlag(flag, text, { integer, greaterThan: 0 });
+  return numberFlag(flag, text, integer ? { integer: true, min: 1 } : { greaterThan: 0 });
 }
 
 /** Batch mode: run the model over the dataset (resumable), score, report; Ctrl-C stops after the current image. */

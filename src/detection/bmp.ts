@@ -167,10 +167,15 @@ function trailingZeros(mask: number): number {
   return n;
 }
 
-/** A mask turned into shift + maximum, and the scaling of its values to 8 bits. */
+/** A mask turned into shift + maximum, and the scaling of its values to 8 bits (a table up to 16-bit fields). */
 function channelOf(mask: number): (pixel: number) => number {
   const shift = trailingZeros(mask);
   const max = mask / 2 ** shift;
+  if (max <= 0xffff) {
+    const table = new Uint8Array(max + 1);
+    for (let v = 0; v <= max; v++) table[v] = Math.floor((v * 255) / max);
+    return (pixel) => table[(pixel >>> shift) & max] ?? 0;
+  }
   return (pixel) => Math.floor(((Math.floor(pixel / 2 ** shift) % (max + 1)) * 255) / max);
 }
 
@@ -228,8 +233,10 @@ function pixelReader(bytes: Uint8Array, header: BmpHeader): PixelReader {
   const blue = channelOf(b);
   return (rowStart, x, out, at) => {
     const o = rowStart + x * bytesPerPixel;
-    let pixel = 0;
-    for (let b = bytesPerPixel - 1; b >= 0; b--) pixel = pixel * 256 + (bytes[o + b] ?? 0);
+    // unsigned 32-bit: 2 to 4 little-endian bytes
+    const pixel =
+      ((bytes[o] ?? 0) | ((bytes[o + 1] ?? 0) << 8) | (bytesPerPixel > 2 ? (bytes[o + 2] ?? 0) << 16 : 0)) +
+      (bytesPerPixel > 3 ? (bytes[o + 3] ?? 0) * 0x1000000 : 0);
     out[at] = red(pixel);
     out[at + 1] = green(pixel);
     out[at + 2] = blue(pixel);

@@ -40,39 +40,43 @@ export function usableClasses(classes: readonly string[]): UsableClass[] {
  * id; any other string is a label, matched exactly. Fails (with the list of known classes) on
  * anything that is not a usable class of this model.
  */
-export function resolveClass(classes: readonly string[], entry: unknown): Parsed<number> {
+export function resolveClass(classes: readonly string[], entry: unknown, moreHint?: string): Parsed<number> {
   let id = -1;
   if (typeof entry === 'number') id = entry;
   else if (typeof entry === 'string') id = /^\d+$/.test(entry) ? Number(entry) : classes.indexOf(entry);
   if (isUsableClassId(classes, id)) return { ok: true, value: id };
-  return { ok: false, message: unknownClassMessage(classes, entry) };
+  return { ok: false, message: unknownClassMessage(classes, entry, moreHint) };
 }
 
 /**
  * Resolves a list of class names or ids to class ids, duplicates removed, in the given order;
  * the first unknown entry fails the whole list.
  */
-export function resolveClasses(classes: readonly string[], entries: readonly unknown[]): Parsed<number[]> {
+export function resolveClasses(classes: readonly string[], entries: readonly unknown[], moreHint?: string): Parsed<number[]> {
   const ids: number[] = [];
   for (const entry of entries) {
-    const resolved = resolveClass(classes, entry);
+    const resolved = resolveClass(classes, entry, moreHint);
     if (!resolved.ok) return resolved;
     if (!ids.includes(resolved.value)) ids.push(resolved.value);
   }
   return { ok: true, value: ids };
 }
 
-/** "unknown class 'hexagon'; this model's classes are circle (1), square (3), … 70 more". */
-export function unknownClassMessage(classes: readonly string[], entry: unknown): string {
-  return `unknown class ${describeActual(entry)}; this model's classes are ${describeClasses(classes)}`;
+/**
+ * "unknown class 'hexagon'; this model's classes are circle (1), square (3), … 70 more"; `moreHint`
+ * follows "more" when the list is cut (the server: "(GET /v1/models)").
+ */
+export function unknownClassMessage(classes: readonly string[], entry: unknown, moreHint?: string): string {
+  return `unknown class ${describeActual(entry)}; this model's classes are ${describeClasses(classes, moreHint)}`;
 }
 
-/** The usable classes as "circle (1), square (3)", at most LISTED_CLASSES, then "… N more". */
-export function describeClasses(classes: readonly string[]): string {
+/** The usable classes as "circle (1), square (3)", at most LISTED_CLASSES, then "… N more" (and `moreHint`). */
+export function describeClasses(classes: readonly string[], moreHint?: string): string {
   const usable = usableClasses(classes);
   const listed = usable
     .slice(0, LISTED_CLASSES)
     .map(({ label, class_id }) => `${label} (${class_id})`)
     .join(', ');
-  return usable.length > LISTED_CLASSES ? `${listed}, … ${usable.length - LISTED_CLASSES} more` : listed;
+  if (usable.length <= LISTED_CLASSES) return listed;
+  return `${listed}, … ${usable.length - LISTED_CLASSES} more${moreHint === undefined ? '' : ` ${moreHint}`}`;
 }

@@ -99,6 +99,9 @@ function readUint32LE(b: Uint8Array, at: number): number {
 /** The supported formats as named in errors, API descriptions and docs: "JPEG, PNG, WebP, GIF, TIFF, AVIF, BMP". */
 export const SUPPORTED_FORMATS_TEXT: string = FORMATS.map((f) => f.name).join(', ');
 
+/** Each format with what is decoded, for API descriptions and docs: "JPEG (baseline and progressive; …); PNG (…); …". */
+export const SUPPORTED_FORMATS_DETAIL: string = FORMATS.map((f) => `${f.name} (${f.note})`).join('; ');
+
 /** The MIME types of the supported formats, canonical ones first. */
 export const SUPPORTED_MIME_TYPES: readonly string[] = FORMATS.flatMap((f) => f.mimeTypes);
 

@@ -18,8 +18,6 @@ export interface DecodeOptions {
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
-export { SUPPORTED_FORMATS_TEXT, sniffImageFormat, type ImageFormat } from './formats';
-
 /**
  * Decodes an encoded image to 8-bit RGB the way every part of cpwc-detect sees it
  * (the export's reference fixtures decode through this same function), in any format of FORMATS

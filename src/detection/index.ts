@@ -16,6 +16,7 @@ export { decodeImage, DEFAULT_MAX_PIXELS, type DecodeOptions, type RgbImage } fr
 export {
   FORMATS,
   SUPPORTED_FORMATS_TEXT,
+  SUPPORTED_FORMATS_DETAIL,
   SUPPORTED_MIME_TYPES,
   formatSpec,
   sniffImageFormat,

@@ -24,9 +24,12 @@ export interface Detection {
 export interface DetectOptions {
   /** Keep detections with score >= this (default: the model's roi_heads.score_thresh). */
   scoreThreshold?: number;
-  /** At most this many detections, highest score first (default: the model's detections_per_img). */
+  /** At most this many detections, highest score first, 1..MAX_DETECTIONS_LIMIT (default: the model's detections_per_img). */
   maxDetections?: number;
-  /** Only these classes, by label or class_id. */
+  /**
+   * Only these classes, by label ('circle') or class_id (2 or '2'); the background and 'N/A'
+   * placeholders are not classes (src/detection/classes.ts resolves them).
+   */
   classes?: ReadonlyArray<string | number>;
   /** Aborts the request before the next stage starts (e.g. the HTTP client went away). */
   signal?: AbortSignal;

@@ -102,6 +102,18 @@ describe('cpwc-detect detect', () => {
     expect(await sharp(path.join(renderDir, 'hubble.png')).metadata()).toMatchObject({ width: 320, height: 279 });
   });
 
+  it('--classes takes labels and class ids alike', async () => {
+    const base = ['--model', fixtureModel('tiny-fpn'), '--threads', '1', '--json', '--score-threshold', '0', image('landscape.jpg')];
+    const all = (JSON.parse((await cli(base)).stdout) as JsonOutcome[])[0]?.detections ?? [];
+    const first = all[0];
+    if (first === undefined) throw new Error('the fixture model found nothing at score threshold 0');
+    const byLabel = JSON.parse((await cli([...base, '--classes', first.label])).stdout) as JsonOutcome[];
+    const byId = JSON.parse((await cli([...base, '--classes', String(first.class_id)])).stdout) as JsonOutcome[];
+    expect(byLabel[0]?.detections?.length).toBeGreaterThan(0);
+    expect(byLabel[0]?.detections?.every((d) => d.class_id === first.class_id)).toBe(true);
+    expect(byId[0]?.detections).toEqual(byLabel[0]?.detections);
+  });
+
   it('--help prints usage and exits 0; bad usage exits 2 with a message', async () => {
     const help = await cli(['--help']);
     expect(help.code).toBe(0);

@@ -60,7 +60,11 @@ export function writeBmp(spec: BmpSpec): Buffer {
     header.writeInt32LE(2835, 24);
     header.writeInt32LE(2835, 28);
     header.writeUInt32LE(paletteColors, 32);
-    if (headerSize >= 56 && bitfields) masks.forEach((m, i) => header.writeUInt32LE(m >>> 0, 40 + i * 4));
+    if (headerSize >= 56 && bitfields) {
+      masks.forEach((m, i) => {
+        header.writeUInt32LE(m >>> 0, 40 + i * 4);
+      });
+    }
     if (headerSize >= 108) header.write('BGRs', 56, 'latin1');
   }
   const maskBytes = Buffer.alloc(extraMasks);

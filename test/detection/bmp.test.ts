@@ -136,7 +136,9 @@ describe('decodeImage on BMP: pixel-exact with Pillow', () => {
     const [palette, indices] = source.p256;
     const image = await decodeImage(fs.readFileSync(path.join(dir, 'hand-rle8.bmp')));
     const expected = new Uint8Array(indices.length * 3);
-    indices.forEach((index, p) => expected.set(palette.subarray(index * 3, index * 3 + 3), p * 3));
+    indices.forEach((index, p) => {
+      expected.set(palette.subarray(index * 3, index * 3 + 3), p * 3);
+    });
     expect(Buffer.from(image.data).equals(Buffer.from(expected))).toBe(true);
   });
 });

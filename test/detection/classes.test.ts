@@ -65,6 +65,12 @@ describe('resolveClass', () => {
     const text = describeClasses(many);
     expect(text.startsWith('c1 (1), c2 (2), ')).toBe(true);
     expect(text.endsWith(`c${LISTED_CLASSES} (${LISTED_CLASSES}), … 5 more`)).toBe(true);
+    expect(describeClasses(many, '(GET /v1/models)').endsWith('… 5 more (GET /v1/models)')).toBe(true);
+    expect(describeClasses(CLASSES, '(GET /v1/models)')).toBe('circle (1), square (3), triangle (4)');
+    expect(resolveClass(many, 'c99', '(see X)')).toEqual({
+      ok: false,
+      message: `unknown class 'c99'; this model's classes are ${describeClasses(many, '(see X)')}`,
+    });
   });
 });
 

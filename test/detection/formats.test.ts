@@ -1,6 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FORMATS, formatSpec, sniffImageFormat, SUPPORTED_FORMATS_TEXT, SUPPORTED_MIME_TYPES } from '../../src/detection/formats';
+import {
+  FORMATS,
+  formatSpec,
+  sniffImageFormat,
+  SUPPORTED_FORMATS_DETAIL,
+  SUPPORTED_FORMATS_TEXT,
+  SUPPORTED_MIME_TYPES,
+} from '../../src/detection/formats';
 import { DETECT_ERROR_MESSAGES } from '../../src/detection/errors';
 import { ERRORS } from '../../src/server/errors';
 
@@ -8,6 +15,8 @@ describe('FORMATS: the one table of supported formats', () => {
   it('names every format once, in the text that errors show', () => {
     expect(SUPPORTED_FORMATS_TEXT).toBe('JPEG, PNG, WebP, GIF, TIFF, AVIF, BMP');
     expect(new Set(FORMATS.map((f) => f.id)).size).toBe(FORMATS.length);
+    expect(SUPPORTED_FORMATS_DETAIL.startsWith('JPEG (baseline and progressive')).toBe(true);
+    expect(SUPPORTED_FORMATS_DETAIL).toContain('; BMP (1/4/8-bit palette');
     expect(SUPPORTED_MIME_TYPES).toEqual([
       'image/jpeg',
       'image/png',

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { DetectError } from '../../src/detection/errors';
-import { decodeImage, sniffImageFormat } from '../../src/detection/image';
+import { sniffImageFormat } from '../../src/detection/formats';
+import { decodeImage } from '../../src/detection/image';
 import { badInputs, pngClaiming, readImage } from './images';
 
 describe('decodeImage on real photographs', () => {

@@ -174,8 +174,8 @@ describe('usage', () => {
     [['--server', 'ftp://host'], "--server: 'ftp://host' is not an http(s) URL"],
     [['--server', ','], '--server needs one or more URLs, comma-separated'],
     [['--server-concurrency', '2'], '--server-concurrency, --server-timeout and --server-attempts need --server'],
-    [['--server', 'http://127.0.0.1:9', '--server-concurrency', '0'], "--server-concurrency must be a positive integer, got '0'"],
-    [['--threads', 'two'], "--threads must be a positive integer, got 'two'"],
+    [['--server', 'http://127.0.0.1:9', '--server-concurrency', '0'], "--server-concurrency must be an integer >= 1, got '0'"],
+    [['--threads', 'two'], "--threads must be an integer >= 1, got 'two'"],
   ])('%j is a usage error (exit 2) naming the flag', async (extra, message) => {
     const out = join(tempDir(), 'usage');
     const run = await runEval(out, extra);
