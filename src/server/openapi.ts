@@ -5,7 +5,7 @@
  * bounds and values from parameters.ts, the declarations request-params.ts validates by.
  */
 import { LISTED_CLASSES, usableClasses } from '../detection/classes';
-import { SUPPORTED_FORMATS_TEXT } from '../detection/formats';
+import { SUPPORTED_FORMATS_DETAIL } from '../detection/formats';
 import type { ServerConfig } from './config';
 import type { ErrorStyle } from './error-style';
 import { ERRORS, HttpError } from './errors';
@@ -59,7 +59,7 @@ const modelPathParam = (example?: string): Json => ({
 const imageBody = (multipartFields: Json, required: boolean): Json => ({
   required,
   description:
-    `The image: ${SUPPORTED_FORMATS_TEXT}, detected from the bytes (the content type is not trusted). ` +
+    `The image, its format detected from the bytes (the content type is not trusted): ${SUPPORTED_FORMATS_DETAIL}. ` +
     "Either the raw body with any Content-Type, or multipart/form-data with the file in field 'image'.",
   content: {
     'application/octet-stream': { schema: { type: 'string', format: 'binary' } },

@@ -3,7 +3,7 @@
  * Every failure is an INVALID_PARAMETER naming the parameter, what was expected and what came.
  */
 import { invalidParameterMessage, parseNumberText } from '../common/validate';
-import { LISTED_CLASSES, resolveClasses, usableClasses } from '../detection/classes';
+import { resolveClasses } from '../detection/classes';
 import type { DetectOptions } from '../detection/types';
 import { HttpError } from './errors';
 import { CLASSES, MAX_DETECTIONS, type NumberParameter, RENDER, type RenderValue, SCORE_THRESHOLD } from './parameters';
@@ -37,11 +37,10 @@ export function parseClasses(source: ParamSource, name: string, modelClasses: re
     .map((e) => e.trim())
     .filter((e) => e !== '');
   if (entries.length === 0) throw invalid(name, 'a comma-separated list of class labels or ids', raw);
-  const resolved = resolveClasses(modelClasses, entries);
-  if (resolved.ok) return resolved.value;
   // past the listed classes, the client finds the rest in GET /v1/models
-  const more = usableClasses(modelClasses).length > LISTED_CLASSES ? ' (GET /v1/models)' : '';
-  throw new HttpError('INVALID_PARAMETER', `${name}: ${resolved.message}${more}`);
+  const resolved = resolveClasses(modelClasses, entries, '(GET /v1/models)');
+  if (resolved.ok) return resolved.value;
+  throw new HttpError('INVALID_PARAMETER', `${name}: ${resolved.message}`);
 }
 
 export interface NativeParams {
