@@ -27,11 +27,12 @@ import type { ModelRepository } from './model-repository';
 import { buildOpenApi } from './openapi';
 import { paramSource, parseNativeParams } from './request-params';
 import type { RouteContext, RouteSpec } from './routes/context';
-import { DEEPSTACK_ROUTES, deepstackRoutes } from './routes/deepstack';
-import { HUGGINGFACE_ROUTES, huggingFaceRoutes } from './routes/huggingface';
-import { KSERVE_ROUTES, kserveRoutes } from './routes/kserve';
+import { deepstackRoutes } from './routes/deepstack';
+import { huggingFaceRoutes } from './routes/huggingface';
+import { kserveRoutes } from './routes/kserve';
+import { ROUTES } from './routes/table';
 import { SERVER_VERSION } from './version';
-import { REPOSITORY_ROUTES, registerRepositoryRoutes } from './routes/repository';
+import { registerRepositoryRoutes } from './routes/repository';
 
 export type RenderImage = (image: Uint8Array, detections: readonly Detection[], format: 'png' | 'jpeg') => Promise<Uint8Array>;
 
@@ -75,21 +76,6 @@ export interface DetectionApp {
   /** One inference on a generated image (with a repository: the default model loaded and warm), then the app reports ready. */
   warmUp(): Promise<void>;
 }
-
-/** Every route and its methods: drives 405 answers and is checked against the OpenAPI document. */
-export const ROUTES: readonly RouteSpec[] = [
-  { path: '/', methods: ['GET'] },
-  { path: '/v1/detect', methods: ['POST'] },
-  ...DEEPSTACK_ROUTES,
-  ...HUGGINGFACE_ROUTES,
-  ...KSERVE_ROUTES,
-  { path: '/v1/models', methods: ['GET'] },
-  { path: '/healthz', methods: ['GET'] },
-  { path: '/readyz', methods: ['GET'] },
-  { path: '/metrics', methods: ['GET'] },
-  { path: '/openapi.json', methods: ['GET'] },
-  ...REPOSITORY_ROUTES,
-];
 
 const QUIET_PATHS = ['/healthz', '/readyz', '/metrics'];
 /** Requests refused or dropped for load or lifecycle reasons, counted in cpwc_rejected_requests_total. */
@@ -147,6 +133,7 @@ export function createApp(options: AppOptions): DetectionApp {
   const keys = new ApiKeys(config.apiKeys);
   const demoPage = loadDemoPage();
   const repository = options.repository?.({ inference, metrics, logger });
+  // invariant: the caller's code chooses one (cpwc-detect serve always passes a repository)
   if ((repository === undefined) === (detector === undefined)) throw new Error('createApp: give exactly one of detector and repository');
   const catalog: ModelCatalog = repository ?? singleModelCatalog(detector as ServedDetector, inference, options.modelAliases ?? []);
   // the document describes the default model; rebuilt when a reload replaces it
@@ -305,7 +292,9 @@ export function createApp(options: AppOptions): DetectionApp {
 
   // ---- everything else ----------------------------------------------------------------------
 
-  for (const route of ROUTES) {
+  // every method a route of routes/table.ts does not declare: 405 with Allow
+  const routes: readonly RouteSpec[] = ROUTES;
+  for (const route of routes) {
     const allow = route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods;
     app.all(route.path, useErrorStyle(route.errorStyle ?? 'native'), (req: Request, _res: Response, next: NextFunction) => {
       next(

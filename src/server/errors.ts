@@ -23,6 +23,7 @@ export type ServerErrorCode =
   | 'MODEL_NOT_READY'
   | 'MODEL_LOAD_FAILED'
   | 'MODEL_UNLOAD_REFUSED'
+  | 'REPOSITORY_UNREADABLE'
   | 'METHOD_NOT_ALLOWED'
   | 'BAD_REQUEST'
   | 'INFER_REQUEST_INVALID'
@@ -67,6 +68,7 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorSpec>> = {
     message: 'the model failed to load (bad model.json, checksum mismatch or corrupt graph); a working version keeps answering',
   },
   MODEL_UNLOAD_REFUSED: { status: 409, message: 'the default model cannot be unloaded' },
+  REPOSITORY_UNREADABLE: { status: 503, message: 'the model repository cannot be read' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
   INFER_REQUEST_INVALID: { status: 400, message: 'the KServe v2 inference request is malformed' },

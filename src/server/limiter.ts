@@ -5,6 +5,7 @@
  * A running task keeps its slot until it settles, even if its caller stopped waiting: the slot
  * count always matches the work the CPU is really doing.
  */
+import { checkNumber } from '../common/validate';
 import { HttpError } from './errors';
 
 export interface LimiterState {
@@ -35,12 +36,11 @@ export class ConcurrencyLimiter {
   private idleResolvers: Array<() => void> = [];
 
   constructor(options: LimiterOptions) {
-    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
-      throw new RangeError(`concurrency must be an integer >= 1, got ${options.concurrency}`);
-    }
-    if (!Number.isInteger(options.queueSize) || options.queueSize < 0) {
-      throw new RangeError(`queueSize must be an integer >= 0, got ${options.queueSize}`);
-    }
+    const problem =
+      checkNumber('concurrency', options.concurrency, { integer: true, min: 1 }) ??
+      checkNumber('queueSize', options.queueSize, { integer: true, min: 0 });
+    // invariant: config.ts refuses a bad --concurrency or --queue-size (ConfigError) before a limiter is made
+    if (problem !== undefined) throw new RangeError(problem);
     this.concurrency = options.concurrency;
     this.queueSize = options.queueSize;
     this.onChange = options.onChange;

@@ -124,7 +124,7 @@ export async function scanRepository(root: string): Promise<Candidate[]> {
   try {
     names = await fs.readdir(root);
   } catch (err) {
-    throw new Error(`cannot read the model repository '${root}': ${message(err)}`);
+    throw new HttpError('REPOSITORY_UNREADABLE', `cannot read the model repository '${root}': ${message(err)}`, { cause: err });
   }
   const found: Candidate[] = [];
   for (const name of names.sort()) {
@@ -151,6 +151,7 @@ export class ModelRepository implements ModelCatalog {
 
   constructor(private readonly options: ModelRepositoryOptions) {
     if ((options.root === undefined) === (options.single === undefined)) {
+      // invariant: the caller's code chooses one (serve: --model-repository or --model)
       throw new Error('ModelRepository: give exactly one of root and single');
     }
   }
@@ -172,10 +173,12 @@ export class ModelRepository implements ModelCatalog {
    */
   async start(): Promise<void> {
     const found = await this.scan();
-    if (found.length === 0) throw new Error(`no model in the repository '${this.location}' (no subdirectory with a model.json)`);
+    if (found.length === 0)
+      throw new HttpError('MODEL_NOT_FOUND', `no model in the repository '${this.location}' (no subdirectory with a model.json)`);
     const requested = this.options.defaultModel;
     if (requested !== undefined && !found.some((c) => c.name === requested)) {
-      throw new Error(
+      throw new HttpError(
+        'MODEL_NOT_FOUND',
         `the default model '${requested}' is not in the repository '${this.location}' (models: ${found.map((c) => c.name).join(', ')})`,
       );
     }
@@ -185,7 +188,7 @@ export class ModelRepository implements ModelCatalog {
     await this.enqueue(() => this.apply(first, true));
     const entry = this.entries.get(defaultName);
     if (entry?.current === undefined)
-      throw new Error(`the default model '${defaultName}' failed to load: ${entry?.error ?? 'unknown error'}`);
+      throw new HttpError('MODEL_LOAD_FAILED', `the default model '${defaultName}' failed to load: ${entry?.error ?? 'unknown error'}`);
     void this.enqueue(() => this.syncWith(found));
   }
 

@@ -2,36 +2,32 @@
  * Validation of request parameters (query string or multipart text fields), in one place.
  * Every failure is an INVALID_PARAMETER naming the parameter, what was expected and what came.
  */
+import { invalidParameterMessage, parseNumberText } from '../common/validate';
+import { resolveClasses } from '../detection/classes';
 import type { DetectOptions } from '../detection/types';
 import { HttpError } from './errors';
+import { CLASSES, MAX_DETECTIONS, type NumberParameter, RENDER, type RenderValue, SCORE_THRESHOLD } from './parameters';
 
 /** Reads one parameter; `undefined` when absent. */
 export type ParamSource = (name: string) => string | undefined;
 
 function invalid(name: string, expected: string, got: string): HttpError {
-  const shown = got.length > 64 ? `${got.slice(0, 64)}…` : got;
-  return new HttpError('INVALID_PARAMETER', `${name} must be ${expected}, got '${shown}'`);
+  return new HttpError('INVALID_PARAMETER', invalidParameterMessage(name, expected, got));
 }
 
-export function parseUnitInterval(source: ParamSource, name: string): number | undefined {
-  const raw = source(name);
+/** A number parameter within its declared bounds (parameters.ts). */
+export function parseNumber(source: ParamSource, parameter: NumberParameter): number | undefined {
+  const raw = source(parameter.name);
   if (raw === undefined) return undefined;
-  const value = Number(raw.trim());
-  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) throw invalid(name, 'a number in [0, 1]', raw);
-  return value;
-}
-
-export function parsePositiveInteger(source: ParamSource, name: string, max: number): number | undefined {
-  const raw = source(name);
-  if (raw === undefined) return undefined;
-  const value = Number(raw.trim());
-  if (raw.trim() === '' || !Number.isInteger(value) || value < 1 || value > max) throw invalid(name, `an integer in [1, ${max}]`, raw);
-  return value;
+  const { type, minimum, maximum } = parameter.schema;
+  const parsed = parseNumberText(parameter.name, raw, { integer: type === 'integer', min: minimum, max: maximum });
+  if (!parsed.ok) throw new HttpError('INVALID_PARAMETER', parsed.message);
+  return parsed.value;
 }
 
 /**
- * `classes=circle,2`: labels or class ids of the model, background and "N/A" slots excluded.
- * Returns class ids (a label is resolved to its id), duplicates removed, in the given order.
+ * `classes=circle,2`: labels or class ids of the model (resolved by src/detection/classes.ts:
+ * background and "N/A" slots excluded). Returns class ids, duplicates removed, in the given order.
  */
 export function parseClasses(source: ParamSource, name: string, modelClasses: readonly string[]): number[] | undefined {
   const raw = source(name);
@@ -41,27 +37,10 @@ export function parseClasses(source: ParamSource, name: string, modelClasses: re
     .map((e) => e.trim())
     .filter((e) => e !== '');
   if (entries.length === 0) throw invalid(name, 'a comma-separated list of class labels or ids', raw);
-  const usable = (id: number): boolean => id >= 1 && id < modelClasses.length && modelClasses[id] !== 'N/A';
-  const ids: number[] = [];
-  for (const entry of entries) {
-    let id: number;
-    if (/^\d+$/.test(entry)) {
-      id = Number(entry);
-    } else {
-      id = modelClasses.indexOf(entry);
-    }
-    if (!usable(id)) {
-      const known = modelClasses.map((label, i) => ({ label, i })).filter(({ i }) => usable(i));
-      const list = known
-        .slice(0, 20)
-        .map(({ label, i }) => `${label} (${i})`)
-        .join(', ');
-      const more = known.length > 20 ? `, … ${known.length - 20} more (GET /v1/models)` : '';
-      throw new HttpError('INVALID_PARAMETER', `${name}: unknown class '${entry}'; this model's classes are ${list}${more}`);
-    }
-    if (!ids.includes(id)) ids.push(id);
-  }
-  return ids;
+  // past the listed classes, the client finds the rest in GET /v1/models
+  const resolved = resolveClasses(modelClasses, entries, '(GET /v1/models)');
+  if (resolved.ok) return resolved.value;
+  throw new HttpError('INVALID_PARAMETER', `${name}: ${resolved.message}`);
 }
 
 export interface NativeParams {
@@ -70,7 +49,8 @@ export interface NativeParams {
   render: 'png' | 'jpeg' | undefined;
 }
 
-const RENDER_VALUES: Record<string, 'png' | 'jpeg' | undefined> = {
+/** What each value of `render` (parameters.ts) asks for; `undefined`: JSON. */
+const RENDER_VALUES: Readonly<Record<RenderValue, 'png' | 'jpeg' | undefined>> = {
   '1': 'png',
   true: 'png',
   png: 'png',
@@ -86,15 +66,16 @@ export function parseNativeParams(
   modelClasses: readonly string[],
   defaults: { scoreThreshold: number | undefined; maxDetections: number | undefined },
 ): NativeParams {
-  const scoreThreshold = parseUnitInterval(source, 'score_threshold') ?? defaults.scoreThreshold;
-  const maxDetections = parsePositiveInteger(source, 'max_detections', 10_000) ?? defaults.maxDetections;
-  const classes = parseClasses(source, 'classes', modelClasses);
-  const renderRaw = source('render');
+  const scoreThreshold = parseNumber(source, SCORE_THRESHOLD) ?? defaults.scoreThreshold;
+  const maxDetections = parseNumber(source, MAX_DETECTIONS) ?? defaults.maxDetections;
+  const classes = parseClasses(source, CLASSES.name, modelClasses);
+  const renderRaw = source(RENDER.name);
   let render: 'png' | 'jpeg' | undefined;
   if (renderRaw !== undefined) {
     const key = renderRaw.trim().toLowerCase();
-    if (!Object.prototype.hasOwnProperty.call(RENDER_VALUES, key)) throw invalid('render', 'one of 1, 0, png, jpeg', renderRaw);
-    render = RENDER_VALUES[key];
+    const value = RENDER.schema.enum.find((v) => v === key);
+    if (value === undefined) throw invalid(RENDER.name, 'one of 1, 0, png, jpeg', renderRaw);
+    render = RENDER_VALUES[value];
   }
   const options: Omit<DetectOptions, 'signal'> = {};
   if (scoreThreshold !== undefined) options.scoreThreshold = scoreThreshold;

@@ -3,6 +3,7 @@
  * (docs/model-format.md). `Detector` from src/detection satisfies it; the server reads only
  * the model.json fields named here.
  */
+import { usableClasses } from '../detection/classes';
 import type { DetectOptions, DetectionResult } from '../detection/types';
 
 export interface ServedModel {
@@ -33,7 +34,7 @@ export function describeModel(model: ServedModel): Record<string, unknown> {
     width: model.width ?? null,
     context: model.context ?? null,
     parameters: model.parameters ?? null,
-    classes: model.classes.map((label, class_id) => ({ class_id, label })).filter(({ class_id, label }) => class_id > 0 && label !== 'N/A'),
+    classes: usableClasses(model.classes),
     input: {
       min_size: model.transform.min_size,
       max_size: model.transform.max_size,

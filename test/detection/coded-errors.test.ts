@@ -1,5 +1,5 @@
 /**
- * Every error thrown in src/detection (but session.ts), src/cli, src/eval and src/common is coded.
+ * Every error thrown in src/detection (but session.ts), src/cli, src/eval, src/common and src/server is coded.
  * A plain Error may stay only where it cannot be caused by input, said in the comment line above
  * it ("invariant", or "caught below" when a try block turns it into a coded error).
  */
@@ -10,7 +10,7 @@ import { DetectError } from '../../src/detection/errors';
 import { RoiHeadsPostprocessor } from '../../src/detection/roi-heads';
 
 const SRC = path.join(__dirname, '..', '..', 'src');
-const DIRS = ['detection', 'cli', 'eval', 'common'];
+const DIRS = ['detection', 'cli', 'eval', 'common', 'server'];
 const EXEMPT = new Set([path.join('detection', 'session.ts')]);
 
 function files(dir: string): string[] {

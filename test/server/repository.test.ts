@@ -556,4 +556,22 @@ describe('one inference pool for every model; the default model removed', () => 
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
     expect(((await (await detect(server)).json()) as DetectBody).model).toBe('tiny-c4');
   }, 60_000);
+
+  it('answers 503 REPOSITORY_UNREADABLE when the repository directory cannot be read, and keeps serving its models', async () => {
+    const away = `${server.root}-away`;
+    renameSync(server.root, away);
+    try {
+      const index = await repositoryPost(server, 'index');
+      expect(index.status).toBe(503);
+      const body = (await index.json()) as { error: string; code: string };
+      expect(body.code).toBe('REPOSITORY_UNREADABLE');
+      expect(body.error).toContain(`cannot read the model repository '${server.root}': `);
+      expect(body.error).toContain('ENOENT: no such file or directory');
+      expect((await repositoryPost(server, 'models/tiny-fpn/load')).status).toBe(503);
+      expect((await detect(server, '&model=tiny-fpn')).status).toBe(200);
+    } finally {
+      renameSync(away, server.root);
+    }
+    expect((await repositoryPost(server, 'index')).status).toBe(200);
+  }, 60_000);
 });

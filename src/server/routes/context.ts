@@ -9,10 +9,13 @@ import type { ServerConfig } from '../config';
 import type { ErrorStyle } from '../error-style';
 import type { ModelCatalog } from '../model-catalog';
 
-/** One route and its methods (drives 405 answers, checked against the OpenAPI document). */
+export type Method = 'GET' | 'POST';
+
+/** One route and its methods (routes/table.ts: drives 405 answers and the OpenAPI document's paths). */
 export interface RouteSpec {
+  /** Express's form: `/v1/vision/custom/:model`. */
   path: string;
-  methods: readonly string[];
+  methods: readonly Method[];
   /** The shape of this route's errors, its 405 included; native when absent. */
   errorStyle?: ErrorStyle;
 }

@@ -10,23 +10,23 @@ import { bearerToken } from '../auth';
 import { readImageUpload, type ImageUpload } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
-import { paramSource, parseUnitInterval, type ParamSource } from '../request-params';
+import { MIN_CONFIDENCE } from '../parameters';
+import { paramSource, parseNumber, type ParamSource } from '../request-params';
 import { SERVER_VERSION, versionParts } from '../version';
 import type { RouteContext, RouteSpec } from './context';
 
-const DEFAULT_MIN_CONFIDENCE = 0.45;
 /** The slowest upload accepted while its API key (inside the body) is still unchecked. */
 const UNVERIFIED_UPLOAD_MIN_BYTES_PER_SECOND = 16 * 1024;
 const MODULE_ID = 'cpwc-detect';
 const MODULE_NAME = 'cpwc-detect Faster R-CNN';
 
-export const DEEPSTACK_ROUTES: readonly RouteSpec[] = [
+export const DEEPSTACK_ROUTES = [
   { path: '/v1/vision/detection', methods: ['POST'], errorStyle: 'deepstack' },
   { path: '/v1/vision/custom/list', methods: ['POST'], errorStyle: 'deepstack' },
   { path: '/v1/vision/custom/:model', methods: ['POST'], errorStyle: 'deepstack' },
   { path: '/v1/status/ping', methods: ['GET'], errorStyle: 'deepstack' },
   { path: '/v1/status/updateavailable', methods: ['GET'], errorStyle: 'deepstack' },
-];
+] as const satisfies readonly RouteSpec[];
 
 export interface DeepStackPrediction {
   label: string;
@@ -123,7 +123,7 @@ async function detect(context: RouteContext, req: Request, res: Response, comman
   const endpoint = context.catalog.resolve(modelName);
   const signal = context.signal(res);
   const { upload, source } = await readKeyedUpload(context, req, res, signal, true);
-  const minConfidence = parseUnitInterval(source, 'min_confidence') ?? DEFAULT_MIN_CONFIDENCE;
+  const minConfidence = parseNumber(source, MIN_CONFIDENCE) ?? MIN_CONFIDENCE.default;
   const started = performance.now();
   const cap = context.config.deepstackMaxPredictions;
   const { result } = await endpoint.detect(

@@ -10,10 +10,13 @@ import type { Detection } from '../../detection/types';
 import { readRawBody } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
-import { parseUnitInterval } from '../request-params';
+import { HF_THRESHOLD } from '../parameters';
+import { parseNumber } from '../request-params';
 import type { RouteContext, RouteSpec } from './context';
 
-export const HUGGINGFACE_ROUTES: readonly RouteSpec[] = [{ path: '/models/:model', methods: ['POST'], errorStyle: 'message' }];
+export const HUGGINGFACE_ROUTES = [
+  { path: '/models/:model', methods: ['POST'], errorStyle: 'message' },
+] as const satisfies readonly RouteSpec[];
 
 export interface HuggingFaceDetection {
   label: string;
@@ -65,7 +68,7 @@ export function parseHuggingFaceBody(body: Buffer, json: boolean): HuggingFaceRe
       throw new HttpError('INVALID_PARAMETER', 'parameters must be an object');
     const raw = (parameters as Record<string, unknown>).threshold;
     if (raw !== undefined && raw !== null) {
-      threshold = parseUnitInterval(() => (typeof raw === 'number' ? String(raw) : JSON.stringify(raw)), 'parameters.threshold');
+      threshold = parseNumber(() => (typeof raw === 'number' ? String(raw) : JSON.stringify(raw)), HF_THRESHOLD);
     }
   }
   return { image: decodeBase64Image(inputs), threshold };

@@ -14,11 +14,12 @@ import { readRawBody } from '../body';
 import { useErrorStyle } from '../error-style';
 import { HttpError } from '../errors';
 import type { ModelEndpoint } from '../model-catalog';
-import { parsePositiveInteger, parseUnitInterval } from '../request-params';
+import { MAX_DETECTIONS, SCORE_THRESHOLD } from '../parameters';
+import { parseNumber } from '../request-params';
 import type { RouteContext, RouteSpec } from './context';
 import { encodeInferResponse, parseInferRequest, type Datatype, type InferRequest, type OutputTensor } from './kserve-tensors';
 
-export const KSERVE_ROUTES: readonly RouteSpec[] = [
+export const KSERVE_ROUTES = [
   { path: '/v2', methods: ['GET'], errorStyle: 'message' },
   { path: '/v2/health/live', methods: ['GET'], errorStyle: 'message' },
   { path: '/v2/health/ready', methods: ['GET'], errorStyle: 'message' },
@@ -30,7 +31,7 @@ export const KSERVE_ROUTES: readonly RouteSpec[] = [
   { path: '/v2/models/:model/versions/:version/config', methods: ['GET'], errorStyle: 'message' },
   { path: '/v2/models/:model/infer', methods: ['POST'], errorStyle: 'message' },
   { path: '/v2/models/:model/versions/:version/infer', methods: ['POST'], errorStyle: 'message' },
-];
+] as const satisfies readonly RouteSpec[];
 
 export const MODEL_VERSION = '1';
 export const INPUT_NAME = 'IMAGE';
@@ -122,8 +123,8 @@ function requestOptions(context: RouteContext, request: InferRequest): { scoreTh
     if (value === undefined || value === null) return undefined;
     return typeof value === 'string' ? value : JSON.stringify(value);
   };
-  const scoreThreshold = parseUnitInterval(source, 'score_threshold') ?? context.config.scoreThreshold;
-  const maxDetections = parsePositiveInteger(source, 'max_detections', 10_000) ?? context.config.maxDetections;
+  const scoreThreshold = parseNumber(source, SCORE_THRESHOLD) ?? context.config.scoreThreshold;
+  const maxDetections = parseNumber(source, MAX_DETECTIONS) ?? context.config.maxDetections;
   return { ...(scoreThreshold === undefined ? {} : { scoreThreshold }), ...(maxDetections === undefined ? {} : { maxDetections }) };
 }
 

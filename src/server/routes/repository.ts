@@ -12,11 +12,11 @@ import { HttpError } from '../errors';
 import type { ModelRepository } from '../model-repository';
 import type { RouteSpec } from './context';
 
-export const REPOSITORY_ROUTES: readonly RouteSpec[] = [
+export const REPOSITORY_ROUTES = [
   { path: '/v2/repository/index', methods: ['POST'], errorStyle: 'triton' },
   { path: '/v2/repository/models/:model/load', methods: ['POST'], errorStyle: 'triton' },
   { path: '/v2/repository/models/:model/unload', methods: ['POST'], errorStyle: 'triton' },
-];
+] as const satisfies readonly RouteSpec[];
 
 function readyOnly(body: unknown): boolean {
   // no body (or an empty one, parsed as {}) lists every model; JSON null is not an object
