@@ -14,10 +14,12 @@ export function sessionWorkerPath(): string {
   if (!__filename.endsWith('.ts')) return path.join(__dirname, 'session-worker.js');
   const compiled = path.resolve(__dirname, '../../dist/detection/session-worker.js');
   const built = fs.statSync(compiled, { throwIfNoEntry: false });
+  // invariant: only when running from the TypeScript sources without `npm run build` (never from dist/)
   if (built === undefined) throw new Error(`the session worker is not built (${compiled} is missing): run \`npm run build\``);
   for (const source of WORKER_SOURCES) {
     const file = path.join(__dirname, source);
     if (fs.statSync(file).mtimeMs > built.mtimeMs) {
+      // invariant: only when running from the TypeScript sources after editing the worker without rebuilding
       throw new Error(`the built session worker ${compiled} is older than ${file}: run \`npm run build\``);
     }
   }

@@ -15,6 +15,7 @@ const signature = (s: InferenceSession): GraphSignature => ({ inputNames: [...s.
 /** An output the graph declares; a graph that declares it and does not return it is broken. */
 function output(results: InferenceSession.OnnxValueMapType, name: string): Tensor {
   const tensor = results[name];
+  // invariant: the graphs' outputs were checked against model.json at load (checkGraphSignatures)
   if (tensor === undefined) throw new Error(`the graph returned no output ${name}`);
   return tensor;
 }
@@ -38,6 +39,7 @@ class SessionWorker {
       case 'backbone': {
         const session = this.loaded(this.backbone);
         const inputName = session.inputNames[0];
+        // invariant: graph A's single input was checked at load
         if (inputName === undefined) throw new Error('graph A has no input');
         const image = new this.ort.Tensor('float32', message.image.data, message.image.dims);
         const started = performance.now();
@@ -55,6 +57,7 @@ class SessionWorker {
       case 'boxHead': {
         const session = this.loaded(this.boxHead);
         const kept = this.features.get(message.request);
+        // invariant: session.ts sends a request's box-head run only after its graph-A run succeeded
         if (kept === undefined) throw new Error(`no feature maps for request ${message.request}`);
         this.features.delete(message.request);
         const feeds: Record<string, Tensor> = {};
@@ -63,6 +66,7 @@ class SessionWorker {
           const feature = kept[name];
           if (roi !== undefined) feeds[name] = new this.ort.Tensor('float32', roi.data, roi.dims);
           else if (feature !== undefined) feeds[name] = feature;
+          // invariant: graph B's inputs were checked against model.json at load
           else throw new Error(`box head input ${name} is neither a RoI input nor a graph A output`);
         }
         const started = performance.now();
@@ -86,6 +90,7 @@ class SessionWorker {
   }
 
   private loaded(session: InferenceSession | undefined): InferenceSession {
+    // invariant: session.ts sends runs only after the load reply
     if (session === undefined) throw new Error('the sessions are not loaded');
     return session;
   }
@@ -130,5 +135,6 @@ function serve(port: MessagePort, data: SessionWorkerData): void {
   });
 }
 
+// invariant: this file is only ever started by session.ts as a worker thread
 if (parentPort === null) throw new Error('src/detection/session-worker is a worker thread; start it with new Worker(path)');
 serve(parentPort, workerData as SessionWorkerData);
