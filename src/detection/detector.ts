@@ -198,8 +198,7 @@ export class Detector {
         return {
           objectness: objectness.data,
           bboxDeltas: output(graphA.outputs, `bbox_deltas_${level.name}`).data,
-          height: objectness.dims[2],
-          width: objectness.dims[3],
+          ...featureGrid(objectness, `objectness_${level.name}`),
         };
       });
       const proposals = this.proposalFilter.filterProposals(levels, geometry.padded, geometry.resized);
@@ -207,7 +206,8 @@ export class Detector {
       const assignment = assignLevels(proposals.boxes, featmapNames.length, this.levelMapper);
       const rois: Record<string, TensorData> = {};
       featmapNames.forEach((name, l) => {
-        rois[`rois_${name}`] = { data: assignment.rois[l], dims: [assignment.rois[l].length / 4, 4] };
+        const levelRois = assignment.rois[l]!; // assignLevels returns one array per level, featmapNames.length of them
+        rois[`rois_${name}`] = { data: levelRois, dims: [levelRois.length / 4, 4] };
       });
       const rpnMs = performance.now() - mark;
 
@@ -224,12 +224,15 @@ export class Detector {
       const found = this.roiHeads.postprocess(classLogits, boxRegression, proposals.boxes, geometry.resized, postprocess);
       resizeBoxes(found.boxes, geometry.resized, geometry.original);
       const detections: Detection[] = [];
+      // postprocess packs labels and scores one per detection and boxes four per detection (PackedDetections),
+      // each label a column of the [rows, classes.length] logits, so every index below is in range
       for (let i = 0; i < found.scores.length; i++) {
+        const classId = found.labels[i]!;
         detections.push({
-          label: this.model.classes[found.labels[i]],
-          class_id: found.labels[i],
-          score: found.scores[i],
-          box: { xmin: found.boxes[i * 4], ymin: found.boxes[i * 4 + 1], xmax: found.boxes[i * 4 + 2], ymax: found.boxes[i * 4 + 3] },
+          label: this.model.classes[classId]!,
+          class_id: classId,
+          score: found.scores[i]!,
+          box: { xmin: found.boxes[i * 4]!, ymin: found.boxes[i * 4 + 1]!, xmax: found.boxes[i * 4 + 2]!, ymax: found.boxes[i * 4 + 3]! },
         });
       }
       const postprocessMs = performance.now() - mark;
@@ -302,9 +305,19 @@ function inProposalOrder(rows: Float32Array, proposalOfRow: Int32Array, rowLengt
     );
   }
   const ordered = new Float32Array(rows.length);
-  for (let r = 0; r < proposalOfRow.length; r++)
-    ordered.set(rows.subarray(r * rowLength, (r + 1) * rowLength), proposalOfRow[r] * rowLength);
+  proposalOfRow.forEach((proposal, r) => {
+    ordered.set(rows.subarray(r * rowLength, (r + 1) * rowLength), proposal * rowLength);
+  });
   return ordered;
+}
+
+/** The `[1, C, height, width]` grid of an RPN output; the graph decides its shape, so a wrong rank is MODEL_INVALID. */
+function featureGrid(tensor: TensorData, name: string): { height: number; width: number } {
+  const [batch, , height, width] = tensor.dims;
+  if (tensor.dims.length !== 4 || batch !== 1 || height === undefined || width === undefined) {
+    throw new DetectError('MODEL_INVALID', `backbone_rpn output ${name} must be [1, C, height, width], got [${tensor.dims.join(', ')}]`);
+  }
+  return { height, width };
 }
 
 /** The graphs must have the inputs and outputs docs/model-format.md promises for this model.json. */

@@ -163,5 +163,7 @@ async function readHeader(
 }
 
 function firstLine(cause: unknown): string {
-  return cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  if (!(cause instanceof Error)) return String(cause);
+  const end = cause.message.indexOf('\n');
+  return end === -1 ? cause.message : cause.message.slice(0, end);
 }

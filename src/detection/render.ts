@@ -7,6 +7,7 @@ import { checkNumber, invalidParameterMessage, is } from '../common/validate';
 import { DetectError } from './errors';
 import { decodeImage, type RgbImage } from './image';
 import { LABEL_FONT } from './label-font';
+import { checkPacked } from './packed';
 import type { Detection } from './types';
 
 export interface RenderOptions {
@@ -37,10 +38,15 @@ const PALETTE: ReadonlyArray<readonly [number, number, number]> = [
 ];
 
 export function classColour(classId: number): readonly [number, number, number] {
-  return PALETTE[((classId % PALETTE.length) + PALETTE.length) % PALETTE.length];
+  return PALETTE[((classId % PALETTE.length) + PALETTE.length) % PALETTE.length]!; // the index is reduced modulo the length
 }
 
 const glyphCoverage = Buffer.from(LABEL_FONT.coverageBase64, 'base64');
+const glyphCount = LABEL_FONT.lastCode - LABEL_FONT.firstCode + 1;
+if (glyphCoverage.length !== glyphCount * LABEL_FONT.cellWidth * LABEL_FONT.cellHeight) {
+  // an invariant: label-font.ts is generated with one cellWidth x cellHeight coverage plane per code
+  throw new Error(`label-font.ts holds ${glyphCoverage.length} coverage bytes, not ${glyphCount} glyphs`);
+}
 
 /**
  * Renders detections onto an image. `image` is either encoded bytes (decoded like `detect` decodes
@@ -76,6 +82,7 @@ export function drawDetections(
   detections: readonly Detection[],
   options: Pick<RenderOptions, 'lineWidth' | 'labels'> = {},
 ): void {
+  checkCanvas(canvas);
   const shortSide = Math.min(canvas.width, canvas.height);
   const lineWidth = options.lineWidth ?? Math.max(2, Math.round(shortSide / 300));
   const textScale = Math.max(1, Math.round(shortSide / 700));
@@ -133,6 +140,7 @@ export function drawText(
   scale: number,
   colour: readonly [number, number, number],
 ): void {
+  checkCanvas(canvas);
   const { cellWidth, cellHeight, firstCode, lastCode } = LABEL_FONT;
   for (let i = 0; i < text.length; i++) {
     let code = text.charCodeAt(i);
@@ -145,11 +153,17 @@ export function drawText(
       for (let gx = 0; gx < cellWidth * scale; gx++) {
         const px = originX + gx;
         if (px < 0 || px >= canvas.width) continue;
-        const alpha = glyphCoverage[glyph + Math.floor(gy / scale) * cellWidth + Math.floor(gx / scale)] / 255;
+        // code is in [firstCode, lastCode] and the cell offsets in [0, cellWidth x cellHeight): checked at load above
+        const alpha = glyphCoverage[glyph + Math.floor(gy / scale) * cellWidth + Math.floor(gx / scale)]! / 255;
         if (alpha === 0) continue;
-        const p = (py * canvas.width + px) * 3;
-        for (let c = 0; c < 3; c++) canvas.data[p + c] = Math.round(canvas.data[p + c] * (1 - alpha) + colour[c] * alpha);
+        const p = (py * canvas.width + px) * 3; // px, py are on the canvas, whose data checkCanvas verified
+        for (let c = 0; c < 3; c++) canvas.data[p + c] = Math.round(canvas.data[p + c]! * (1 - alpha) + colour[c]! * alpha);
       }
     }
   }
+}
+
+/** Throws INVALID_OPTION unless `canvas.data` holds width x height RGB pixels. */
+function checkCanvas(canvas: RgbImage): void {
+  checkPacked('canvas.data', canvas.data, canvas.width * canvas.height, 3);
 }

@@ -62,11 +62,17 @@ interface LocalsCarrier {
   locals?: { errorCode?: string; route?: string };
 }
 
+/** The path of a request target, without its query string. */
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
 export function createHttpLogger(logger: Logger, quietPaths: readonly string[]): HttpLogger {
   return pinoHttp({
     logger,
     genReqId: requestId,
-    autoLogging: { ignore: (req) => quietPaths.includes((req.url ?? '').split('?')[0]) },
+    autoLogging: { ignore: (req) => quietPaths.includes(pathOf(req.url ?? '')) },
     serializers: {
       req: (req: { id: unknown; method: string; url: string; remoteAddress?: string; headers: Record<string, unknown> }) => ({
         id: req.id,

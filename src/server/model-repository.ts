@@ -176,15 +176,15 @@ export class ModelRepository implements ModelCatalog {
     if (found.length === 0)
       throw new HttpError('MODEL_NOT_FOUND', `no model in the repository '${this.location}' (no subdirectory with a model.json)`);
     const requested = this.options.defaultModel;
-    if (requested !== undefined && !found.some((c) => c.name === requested)) {
+    const first = requested === undefined ? found[0] : found.find((c) => c.name === requested);
+    if (first === undefined) {
       throw new HttpError(
         'MODEL_NOT_FOUND',
         `the default model '${requested}' is not in the repository '${this.location}' (models: ${found.map((c) => c.name).join(', ')})`,
       );
     }
-    const defaultName = requested ?? found[0].name;
+    const defaultName = first.name;
     this.defaultModelName = defaultName;
-    const first = found.find((c) => c.name === defaultName) as Candidate;
     await this.enqueue(() => this.apply(first, true));
     const entry = this.entries.get(defaultName);
     if (entry?.current === undefined)

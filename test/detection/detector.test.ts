@@ -93,7 +93,7 @@ describe('Detector (tiny-fpn fixture model)', () => {
     expect(byLabel.detections).toEqual(all.filter((d) => d.label === label));
     const byId = await detector.detect(readImage('landscape.jpg'), { classes: [all[0]!.class_id] });
     expect(byId.detections).toEqual(byLabel.detections);
-    const byIdText = await detector.detect(readImage('landscape.jpg'), { classes: [String(all[0].class_id)] });
+    const byIdText = await detector.detect(readImage('landscape.jpg'), { classes: [String(all[0]!.class_id)] });
     expect(byIdText.detections).toEqual(byLabel.detections);
   });
 

@@ -109,11 +109,11 @@ async function serveChild(): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, [CLI, 'serve', '--model', MODEL, '--host', '127.0.0.1', '--port', '0', '--threads', '1'], {
     cwd: ROOT,
   });
-  child.stderr!.resume();
+  child.stderr.resume();
   let buffer = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`cpwc-detect serve exited ${code} before it was ready`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
       for (const line of buffer.split('\n').slice(0, -1)) {
         if (!line.startsWith('{')) continue; // the log is JSON lines; anything else is not the ready line
