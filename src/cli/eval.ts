@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../detection/execution-provider';
-import { EvalError } from '../eval/errors';
+import { CocoEvalError } from '../eval/errors';
 import type { EvaluationRun } from '../eval/evaluate';
 import { categoryTableText } from '../eval/format';
 import { choiceFlag, numberFlag, reportUsageError, UsageError } from './usage';
@@ -289,9 +289,9 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError('give --detections RESULTS.json, or --images DIR --out DIR to run a model first');
   } catch (err) {
     // a bad argument found by the evaluator (e.g. --shard, --server) is bad usage too
-    if (err instanceof UsageError || (err instanceof EvalError && err.code === 'INVALID_ARGUMENT'))
+    if (err instanceof UsageError || (err instanceof CocoEvalError && err.code === 'INVALID_ARGUMENT'))
       return reportUsageError('eval', err.message);
-    if (err instanceof EvalError) {
+    if (err instanceof CocoEvalError) {
       process.stderr.write(`cpwc-detect eval: ${err.message}\n`);
       if (err.code === 'INTERRUPTED') {
         process.stderr.write(`to resume: cpwc-detect eval ${argv.map(shellQuote).join(' ')}\n`);

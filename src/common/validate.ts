@@ -2,7 +2,7 @@
  * Small typed predicates and ONE message builder for invalid arguments, shared by every layer
  * (after sharp's lib/is.js + invalidParameterError). Layer-neutral: nothing here throws; each layer
  * wraps the message in its own coded error (library: DetectError 'INVALID_OPTION'; server:
- * HttpError 'INVALID_PARAMETER' / ConfigError; CLI: its usage error; evaluator: EvalError
+ * HttpError 'INVALID_PARAMETER' / ConfigError; CLI: its usage error; evaluator: CocoEvalError
  * 'INVALID_ARGUMENT'). It lives in src/common, which imports nothing, so the evaluator can use it
  * without depending on the detection library.
  *

@@ -2,7 +2,7 @@
  * Detections (COCO results) as typed arrays, mapped onto a ground truth's image and category
  * indices. Storage order is file order: it breaks score ties, exactly as in pycocotools.
  */
-import { EvalError } from './errors';
+import { CocoEvalError } from './errors';
 import type { GroundTruth } from './ground-truth';
 import { readResultsFile, recordLocation, type ResultsFormat } from './results-reader';
 import { readBbox, requireFiniteNumber, requireId, requireObject } from './validate';
@@ -97,7 +97,7 @@ export function addResultRecord(
   const score = requireFiniteNumber(detection, 'score', ctx);
   const imageIndex = gt.imageIndexById.get(imageId);
   if (imageIndex === undefined) {
-    throw new EvalError('UNKNOWN_IMAGE', `${ctx.file}: ${ctx.location}: image_id ${imageId} is not an image of ${gt.file}`, {
+    throw new CocoEvalError('UNKNOWN_IMAGE', `${ctx.file}: ${ctx.location}: image_id ${imageId} is not an image of ${gt.file}`, {
       ...ctx,
       field: 'image_id',
     });

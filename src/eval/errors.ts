@@ -2,7 +2,7 @@
  * Coded errors of the COCO evaluator. Every message names the file, where in it
  * (array element, line, or JSON path) and the offending field, so a user can fix the input.
  */
-export type EvalErrorCode =
+export type CocoEvalErrorCode =
   | 'FILE_UNREADABLE' // missing file, permission denied, a directory, ...
   | 'JSON_MALFORMED' // not valid JSON (or not JSON Lines)
   | 'JSON_TRUNCATED' // the file ends in the middle of a value (half-written results file)
@@ -18,7 +18,7 @@ export type EvalErrorCode =
   | 'SERVER_FAILED' // batch mode --server: a server refused or kept failing
   | 'INTERRUPTED'; // batch mode: stopped by SIGINT/SIGTERM (resumable)
 
-export interface EvalErrorDetails {
+export interface CocoEvalErrorDetails {
   /** The input file the error is about. */
   file?: string;
   /** Where in the file: "element 17", "line 42", "annotations[3]". */
@@ -27,15 +27,15 @@ export interface EvalErrorDetails {
   field?: string;
 }
 
-export class EvalError extends Error {
-  readonly code: EvalErrorCode;
+export class CocoEvalError extends Error {
+  readonly code: CocoEvalErrorCode;
   readonly file: string | undefined;
   readonly location: string | undefined;
   readonly field: string | undefined;
 
-  constructor(code: EvalErrorCode, message: string, details: EvalErrorDetails = {}, options?: { cause?: unknown }) {
+  constructor(code: CocoEvalErrorCode, message: string, details: CocoEvalErrorDetails = {}, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'EvalError';
+    this.name = 'CocoEvalError';
     this.code = code;
     this.file = details.file;
     this.location = details.location;
@@ -44,7 +44,7 @@ export class EvalError extends Error {
 }
 
 /** "file: location: field 'x' ..." prefix used by all validation messages. */
-export function where(details: EvalErrorDetails): string {
+export function where(details: CocoEvalErrorDetails): string {
   const parts: string[] = [];
   if (details.file !== undefined) parts.push(details.file);
   if (details.location !== undefined) parts.push(details.location);

@@ -41,11 +41,11 @@ function plainTable<Row>(columns: Column<Row>[], rows: readonly Row[]): string[]
 }
 
 function markdownTable<Row>(columns: Column<Row>[], rows: readonly Row[]): string[] {
-  const escape = (v: string): string => v.replace(/\|/g, '\\|');
+  const escapePipes = (v: string): string => v.replace(/\|/g, '\\|');
   return [
     `| ${columns.map((c) => c.title).join(' | ')} |`,
     `| ${columns.map((c) => (c.align === 'left' ? ':--' : '--:')).join(' | ')} |`,
-    ...rows.map((row) => `| ${columns.map((c) => escape(c.cell(row))).join(' | ')} |`),
+    ...rows.map((row) => `| ${columns.map((c) => escapePipes(c.cell(row))).join(' | ')} |`),
   ];
 }
 

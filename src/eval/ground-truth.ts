@@ -8,7 +8,7 @@
  */
 import { checkNumber } from '../common/validate';
 import { readFileSync } from 'node:fs';
-import { EvalError } from './errors';
+import { CocoEvalError } from './errors';
 import { findJsonError } from './json-error';
 import {
   optionalCrowdFlag,
@@ -64,7 +64,7 @@ export function loadGroundTruthFile(file: string): GroundTruth {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new EvalError('FILE_UNREADABLE', `${file}: cannot read annotation file: ${(err as Error).message}`, { file }, { cause: err });
+    throw new CocoEvalError('FILE_UNREADABLE', `${file}: cannot read annotation file: ${(err as Error).message}`, { file }, { cause: err });
   }
   return parseGroundTruth(parseJsonText(text, file), file);
 }
@@ -79,7 +79,7 @@ export function parseJsonText(text: string, file: string): unknown {
     const truncated = position?.truncated ?? false;
     const location = position === undefined ? 'invalid JSON' : `line ${position.line}, column ${position.column}`;
     const what = truncated ? 'the file ends before the JSON value is complete' : 'not valid JSON';
-    throw new EvalError(
+    throw new CocoEvalError(
       truncated ? 'JSON_TRUNCATED' : 'JSON_MALFORMED',
       `${file}: ${location}: ${what} (${(err as Error).message})`,
       { file, location },
@@ -109,7 +109,7 @@ export function parseGroundTruth(root: unknown, file: string): GroundTruth {
   const imageIndexById = new Map<number, number>();
   images.forEach((image, index) => {
     if (imageIndexById.has(image.id)) {
-      throw new EvalError('DUPLICATE_ID', `${file}: images: two images have id ${image.id}`, { file, location: 'images', field: 'id' });
+      throw new CocoEvalError('DUPLICATE_ID', `${file}: images: two images have id ${image.id}`, { file, location: 'images', field: 'id' });
     }
     imageIndexById.set(image.id, index);
   });
@@ -123,7 +123,7 @@ export function parseGroundTruth(root: unknown, file: string): GroundTruth {
   const categoryIndexById = new Map<number, number>();
   categories.forEach((category, index) => {
     if (categoryIndexById.has(category.id)) {
-      throw new EvalError('DUPLICATE_ID', `${file}: categories: two categories have id ${category.id}`, {
+      throw new CocoEvalError('DUPLICATE_ID', `${file}: categories: two categories have id ${category.id}`, {
         file,
         location: 'categories',
         field: 'id',
@@ -152,10 +152,10 @@ export function parseGroundTruth(root: unknown, file: string): GroundTruth {
     const annotationArea = requireFiniteNumber(annotation, 'area', ctx);
     const areaProblem = checkNumber(`field 'area'`, annotationArea, { min: 0 });
     if (areaProblem !== undefined)
-      throw new EvalError('FIELD_INVALID', `${file}: annotations[${i}]: ${areaProblem}`, { ...ctx, field: 'area' });
+      throw new CocoEvalError('FIELD_INVALID', `${file}: annotations[${i}]: ${areaProblem}`, { ...ctx, field: 'area' });
     const isCrowd = optionalCrowdFlag(annotation, ctx);
     if (seenIds.has(id)) {
-      throw new EvalError('DUPLICATE_ID', `${file}: annotations[${i}]: another annotation already has id ${id}`, {
+      throw new CocoEvalError('DUPLICATE_ID', `${file}: annotations[${i}]: another annotation already has id ${id}`, {
         ...ctx,
         field: 'id',
       });
@@ -208,7 +208,7 @@ function optionalSize(record: JsonObject, field: string, ctx: { file: string; lo
   const value = requireFiniteNumber(record, field, ctx);
   const problem = checkNumber(`field '${field}'`, value, { min: 0 });
   if (problem !== undefined) {
-    throw new EvalError('FIELD_INVALID', `${ctx.file}: ${ctx.location}: ${problem}`, {
+    throw new CocoEvalError('FIELD_INVALID', `${ctx.file}: ${ctx.location}: ${problem}`, {
       ...ctx,
       field,
     });

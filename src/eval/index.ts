@@ -1,7 +1,7 @@
 /** COCO bbox mAP evaluation with pycocotools' exact numbers. */
 export { evaluateDetections, type CocoEvaluation } from './cocoeval';
 export { DetectionTable, loadDetectionsFile, type Detections } from './detections';
-export { EvalError, type EvalErrorCode } from './errors';
+export { CocoEvalError, type CocoEvalErrorCode } from './errors';
 export { countInputs, evaluateFiles, evaluateLoaded, type EvaluationRun } from './evaluate';
 export { loadGroundTruthFile, parseGroundTruth, type GroundTruth } from './ground-truth';
 export { DEFAULT_PARAMS, type EvalParams } from './params';

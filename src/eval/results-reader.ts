@@ -5,7 +5,7 @@
  * middle of a record (a results writer that crashed) is reported with where it broke.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { EvalError } from './errors';
+import { CocoEvalError } from './errors';
 
 export type ResultsFormat = 'json-array' | 'json-lines';
 
@@ -80,7 +80,12 @@ class FileWindow {
     try {
       read = readSync(this.fd, this.bytes, kept, this.bytes.length - kept, null);
     } catch (err) {
-      throw new EvalError('FILE_UNREADABLE', `${this.file}: read failed: ${(err as Error).message}`, { file: this.file }, { cause: err });
+      throw new CocoEvalError(
+        'FILE_UNREADABLE',
+        `${this.file}: read failed: ${(err as Error).message}`,
+        { file: this.file },
+        { cause: err },
+      );
     }
     this.length += read;
     if (read === 0) this.eof = true;
@@ -98,7 +103,7 @@ export function readResultsFile(
   try {
     fd = openSync(file, 'r');
   } catch (err) {
-    throw new EvalError('FILE_UNREADABLE', `${file}: cannot open results file: ${(err as Error).message}`, { file }, { cause: err });
+    throw new CocoEvalError('FILE_UNREADABLE', `${file}: cannot open results file: ${(err as Error).message}`, { file }, { cause: err });
   }
   try {
     const window = new FileWindow(fd, file, options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
@@ -115,14 +120,14 @@ export function readResultsFile(
       start -= window.refill(start);
     }
     if (start >= window.length) {
-      throw new EvalError('JSON_MALFORMED', `${file}: the file is empty; expected a JSON array of detections or JSON Lines`, {
+      throw new CocoEvalError('JSON_MALFORMED', `${file}: the file is empty; expected a JSON array of detections or JSON Lines`, {
         file,
       });
     }
     const first = window.bytes[start]!;
     if (first === OPEN_BRACKET) return { format: 'json-array', records: readArray(window, file, onRecord, start, newlines + 1) };
     if (first === OPEN_BRACE) return { format: 'json-lines', records: readLines(window, file, onRecord, start, newlines) };
-    throw new EvalError(
+    throw new CocoEvalError(
       'JSON_MALFORMED',
       `${file}: expected a JSON array of detections ('[') or JSON Lines (one '{...}' per line), found ${JSON.stringify(String.fromCharCode(first))}`,
       { file, location: 'byte 0' },
@@ -138,14 +143,19 @@ function parseRecord(text: string, file: string, location: string, truncatedIfIn
   } catch (err) {
     const detail = (err as Error).message;
     if (truncatedIfInvalid) {
-      throw new EvalError(
+      throw new CocoEvalError(
         'JSON_TRUNCATED',
         `${file}: ${location}: the file ends in the middle of this record (${detail})`,
         { file, location },
         { cause: err },
       );
     }
-    throw new EvalError('JSON_MALFORMED', `${file}: ${location}: not a valid JSON object (${detail})`, { file, location }, { cause: err });
+    throw new CocoEvalError(
+      'JSON_MALFORMED',
+      `${file}: ${location}: not a valid JSON object (${detail})`,
+      { file, location },
+      { cause: err },
+    );
   }
 }
 
@@ -171,7 +181,7 @@ function readLines(window: FileWindow, file: string, onRecord: RecordHandler, st
     if (s < e) {
       const location = `line ${line}`;
       if (view[s] !== OPEN_BRACE) {
-        throw new EvalError(
+        throw new CocoEvalError(
           'JSON_MALFORMED',
           `${file}: ${location}: expected a JSON object per line (JSON Lines), found ${JSON.stringify(String.fromCharCode(view[s]!))}`,
           {
@@ -202,7 +212,7 @@ function readArray(window: FileWindow, file: string, onRecord: RecordHandler, st
   let escaped = false;
   const fail = (code: 'JSON_MALFORMED' | 'JSON_TRUNCATED', what: string): never => {
     const location = `line ${line}, byte ${window.base + pos}`;
-    throw new EvalError(code, `${file}: ${location}: ${what}`, { file, location });
+    throw new CocoEvalError(code, `${file}: ${location}: ${what}`, { file, location });
   };
   for (;;) {
     if (pos >= window.length) {
@@ -215,7 +225,7 @@ function readArray(window: FileWindow, file: string, onRecord: RecordHandler, st
       if (state === ArrayState.AfterArray) return records;
       if (state === ArrayState.InObject) {
         const location = recordLocation('json-array', records, objectLine);
-        throw new EvalError(
+        throw new CocoEvalError(
           'JSON_TRUNCATED',
           `${file}: ${location}: the file ends in the middle of this detection (truncated results file)`,
           {

@@ -5,7 +5,7 @@
  */
 import type { CocoEvaluation } from './cocoeval';
 import { formatFixed, numpyMean } from './numeric';
-import { EvalError } from './errors';
+import { CocoEvalError } from './errors';
 
 interface StatSpec {
   /** Average precision (true) or average recall (false). */
@@ -128,7 +128,7 @@ function range(n: number): number[] {
 function indexOrThrow(values: readonly number[] | readonly string[], wanted: number | string, what: string): number {
   const index = (values as readonly (number | string)[]).indexOf(wanted);
   // evaluation params without COCO's summary settings (e.g. maxDets without 100) cannot be summarized
-  if (index < 0) throw new EvalError('INVALID_ARGUMENT', `summarize: the evaluation has no ${what} ${String(wanted)}`);
+  if (index < 0) throw new CocoEvalError('INVALID_ARGUMENT', `summarize: the evaluation has no ${what} ${String(wanted)}`);
   return index;
 }
 

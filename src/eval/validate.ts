@@ -1,9 +1,9 @@
 /**
- * Field validation for COCO JSON records, in one place. Each check throws an EvalError whose
+ * Field validation for COCO JSON records, in one place. Each check throws an CocoEvalError whose
  * message says which file, which record and which field, and what was expected.
  */
 import { invalidParameterMessage } from '../common/validate';
-import { EvalError, type EvalErrorDetails, where } from './errors';
+import { CocoEvalError, type CocoEvalErrorDetails, where } from './errors';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -20,56 +20,56 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-function fieldError(ctx: EvalErrorDetails, field: string, expected: string, value: unknown): EvalError {
-  return new EvalError('FIELD_INVALID', `${where(ctx)}: ${invalidParameterMessage(`field '${field}'`, expected, value, describe)}`, {
+function fieldError(ctx: CocoEvalErrorDetails, field: string, expected: string, value: unknown): CocoEvalError {
+  return new CocoEvalError('FIELD_INVALID', `${where(ctx)}: ${invalidParameterMessage(`field '${field}'`, expected, value, describe)}`, {
     ...ctx,
     field,
   });
 }
 
-export function requireObject(value: unknown, ctx: EvalErrorDetails, what: string): JsonObject {
+export function requireObject(value: unknown, ctx: CocoEvalErrorDetails, what: string): JsonObject {
   if (!isJsonObject(value)) {
-    throw new EvalError('FIELD_INVALID', `${where(ctx)}: expected ${what} (a JSON object), got ${describe(value)}`, ctx);
+    throw new CocoEvalError('FIELD_INVALID', `${where(ctx)}: expected ${what} (a JSON object), got ${describe(value)}`, ctx);
   }
   return value;
 }
 
-function requireField(record: JsonObject, field: string, ctx: EvalErrorDetails): unknown {
+function requireField(record: JsonObject, field: string, ctx: CocoEvalErrorDetails): unknown {
   const value = record[field];
   if (value === undefined) {
-    throw new EvalError('FIELD_MISSING', `${where(ctx)}: missing field '${field}'`, { ...ctx, field });
+    throw new CocoEvalError('FIELD_MISSING', `${where(ctx)}: missing field '${field}'`, { ...ctx, field });
   }
   return value;
 }
 
 /** A finite number (JSON overflow such as 1e999 parses to Infinity and is refused). */
-export function requireFiniteNumber(record: JsonObject, field: string, ctx: EvalErrorDetails): number {
+export function requireFiniteNumber(record: JsonObject, field: string, ctx: CocoEvalErrorDetails): number {
   const value = requireField(record, field, ctx);
   if (typeof value !== 'number' || !Number.isFinite(value)) throw fieldError(ctx, field, 'a finite number', value);
   return value;
 }
 
 /** Ids are numbers in COCO; they index maps and are compared for equality, so they must be finite. */
-export function requireId(record: JsonObject, field: string, ctx: EvalErrorDetails): number {
+export function requireId(record: JsonObject, field: string, ctx: CocoEvalErrorDetails): number {
   const value = requireField(record, field, ctx);
   if (typeof value !== 'number' || !Number.isFinite(value)) throw fieldError(ctx, field, 'a numeric id', value);
   return value;
 }
 
-export function requireString(record: JsonObject, field: string, ctx: EvalErrorDetails): string {
+export function requireString(record: JsonObject, field: string, ctx: CocoEvalErrorDetails): string {
   const value = requireField(record, field, ctx);
   if (typeof value !== 'string') throw fieldError(ctx, field, 'a string', value);
   return value;
 }
 
-export function requireArray(record: JsonObject, field: string, ctx: EvalErrorDetails): unknown[] {
+export function requireArray(record: JsonObject, field: string, ctx: CocoEvalErrorDetails): unknown[] {
   const value = requireField(record, field, ctx);
   if (!Array.isArray(value)) throw fieldError(ctx, field, 'an array', value);
   return value;
 }
 
 /** `iscrowd`: 0/1 or false/true; absent means 0. */
-export function optionalCrowdFlag(record: JsonObject, ctx: EvalErrorDetails): boolean {
+export function optionalCrowdFlag(record: JsonObject, ctx: CocoEvalErrorDetails): boolean {
   const value = record['iscrowd'];
   if (value === undefined || value === 0 || value === false) return false;
   if (value === 1 || value === true) return true;
@@ -80,7 +80,7 @@ export function optionalCrowdFlag(record: JsonObject, ctx: EvalErrorDetails): bo
  * `bbox`: [x, y, width, height], four finite numbers with width, height >= 0.
  * Writes them into `out` at `offset` so callers fill typed arrays without temporaries.
  */
-export function readBbox(record: JsonObject, ctx: EvalErrorDetails, out: Float64Array, offset: number): void {
+export function readBbox(record: JsonObject, ctx: CocoEvalErrorDetails, out: Float64Array, offset: number): void {
   const value = requireField(record, 'bbox', ctx);
   if (!Array.isArray(value) || value.length !== 4) throw fieldError(ctx, 'bbox', 'an array [x, y, width, height]', value);
   for (let i = 0; i < 4; i++) {

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { evaluateFiles, type EvaluationRun } from '../../src/eval/evaluate';
 import { DEFAULT_PARAMS } from '../../src/eval/params';
 import { pythonExecutable } from '../helpers/python';
-import { EvalError } from '../../src/eval/errors';
+import { CocoEvalError } from '../../src/eval/errors';
 import { ROOT, tempDir, writeSyntheticCase, writeTemp } from '../helpers/eval';
 import type { SyntheticCounts, SyntheticOptions } from './synthetic-coco';
 
@@ -333,8 +333,8 @@ describe.each(PROBES.map((probe, i) => [probe.name, probe, i] as const))('on %s'
       } catch (err) {
         error = err;
       }
-      expect(error).toBeInstanceOf(EvalError);
-      expect((error as EvalError).code).toBe(probe.ours);
+      expect(error).toBeInstanceOf(CocoEvalError);
+      expect((error as CocoEvalError).code).toBe(probe.ours);
     }
   });
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EvalError } from '../../src/eval/errors';
+import { CocoEvalError } from '../../src/eval/errors';
 import { evaluateFiles } from '../../src/eval/evaluate';
 import { readResultsFile, type ResultsFormat } from '../../src/eval/results-reader';
 import { tempDir, writeSyntheticCase, writeTemp } from '../helpers/eval';
@@ -19,14 +19,14 @@ function readAll(file: string, chunkBytes?: number): { records: unknown[]; lines
   return { records, lines, format };
 }
 
-function readError(file: string, chunkBytes?: number): EvalError {
+function readError(file: string, chunkBytes?: number): CocoEvalError {
   try {
     readAll(file, chunkBytes);
   } catch (err) {
-    if (err instanceof EvalError) return err;
+    if (err instanceof CocoEvalError) return err;
     throw err;
   }
-  throw new Error('expected an EvalError');
+  throw new Error('expected an CocoEvalError');
 }
 
 const dir = tempDir();

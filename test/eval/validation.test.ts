@@ -1,4 +1,4 @@
-import { EvalError, type EvalErrorCode } from '../../src/eval/errors';
+import { CocoEvalError, type CocoEvalErrorCode } from '../../src/eval/errors';
 import { loadDetectionsFile } from '../../src/eval/detections';
 import { loadGroundTruthFile } from '../../src/eval/ground-truth';
 import { cocoDataset, tempDir, writeTemp } from '../helpers/eval';
@@ -11,20 +11,20 @@ const gtFile = writeTemp(
 );
 const gt = loadGroundTruthFile(gtFile);
 
-function caught(fn: () => unknown): EvalError {
+function caught(fn: () => unknown): CocoEvalError {
   try {
     fn();
   } catch (err) {
-    if (err instanceof EvalError) return err;
+    if (err instanceof CocoEvalError) return err;
     throw err;
   }
-  throw new Error('expected an EvalError');
+  throw new Error('expected an CocoEvalError');
 }
 
 const good = { image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], score: 0.5 };
 
 describe('detections', () => {
-  it.each<[string, unknown, EvalErrorCode, string, string]>([
+  it.each<[string, unknown, CocoEvalErrorCode, string, string]>([
     ['a missing bbox', { image_id: 1, category_id: 1, score: 0.5 }, 'FIELD_MISSING', 'bbox', "missing field 'bbox'"],
     ['a missing score', { image_id: 1, category_id: 1, bbox: [0, 0, 1, 1] }, 'FIELD_MISSING', 'score', "missing field 'score'"],
     [
@@ -83,7 +83,7 @@ describe('detections', () => {
 });
 
 describe('ground truth', () => {
-  function gtError(content: string): EvalError {
+  function gtError(content: string): CocoEvalError {
     const file = writeTemp(dir, 'bad-gt.json', content);
     return caught(() => loadGroundTruthFile(file));
   }
@@ -102,7 +102,7 @@ describe('ground truth', () => {
     expect(err.code).toBe('JSON_TRUNCATED');
   });
 
-  it.each<[string, string, EvalErrorCode, string]>([
+  it.each<[string, string, CocoEvalErrorCode, string]>([
     ['no annotations array', JSON.stringify({ images: [], categories: [] }), 'FIELD_MISSING', "missing field 'annotations'"],
     ['an annotation without area', dataset([{ ...ann, area: undefined }]), 'FIELD_MISSING', "annotations[0]: missing field 'area'"],
     ['a negative height', dataset([{ ...ann, bbox: [0, 0, 10, -2] }]), 'FIELD_INVALID', "annotations[0]: field 'bbox'"],

@@ -44,7 +44,7 @@ describe('package.json exports', () => {
     const exported = inConsumer(
       consumer,
       "const d = require('cpwc-detect'); const e = require('cpwc-detect/eval');" +
-        'console.log(JSON.stringify([typeof d.Detector, typeof d.DetectError, typeof e.evaluateDetections, typeof e.EvalError]))',
+        'console.log(JSON.stringify([typeof d.Detector, typeof d.DetectError, typeof e.evaluateDetections, typeof e.CocoEvalError]))',
     );
     expect(JSON.parse(exported)).toEqual(['function', 'function', 'function', 'function']);
   });

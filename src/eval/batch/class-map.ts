@@ -4,7 +4,7 @@
  * is one of its classes; any other model maps by name (case, spaces, '_' and '-' ignored).
  */
 import { isUsableClassId, PLACEHOLDER_CLASS } from '../../detection/classes';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 import type { GroundTruth } from '../ground-truth';
 
 export interface CategoryMapping {
@@ -63,7 +63,7 @@ export function mapClassesToCategories(classes: readonly string[], gt: GroundTru
     else mapped.add(categoryIndexByClass[c]!);
   }
   if (mapped.size === 0) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'MODEL_CLASSES_UNMATCHED',
       `no class of the model in ${modelDir} (${classes
         .filter((_, c) => isRealClass(c))

@@ -9,7 +9,7 @@ import { DetectError } from '../../detection/errors';
 import type { Detector } from '../../detection/detector';
 import type { ExecutionProvider } from '../../detection/execution-provider';
 import { loadModelDirectory } from '../../detection/model';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 import type { DetectionSource, SourceResult } from './detection-source';
 import { identityOfManifest } from './model-identity';
 
@@ -28,7 +28,7 @@ export async function openLocalSource(modelDir: string, runtime: LocalRuntime = 
   try {
     bytes = readFileSync(manifestPath);
   } catch (err) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'FILE_UNREADABLE',
       `${manifestPath}: cannot read model.json: ${(err as Error).message}`,
       { file: manifestPath },

@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 import type { GroundTruth } from '../ground-truth';
 import {
   IDENTITY_FIELDS,
@@ -51,7 +51,7 @@ export function findShards(outDir: string, manifest: RunManifest): ShardDirector
     const shardManifest = readManifest(manifestPath);
     const difference = identityDifference(shardManifest, manifest, IDENTITY_FIELDS);
     if (difference !== undefined) {
-      throw new EvalError(
+      throw new CocoEvalError(
         'RUN_MISMATCH',
         `shard ${dir} was written for a different ${difference.field.replace(/_/g, ' ')} (${difference.was}, this run: ${difference.now}); ` +
           'it is not part of this run: delete it, or run the merge with the options the shards used',

@@ -5,7 +5,7 @@
  * shards may be computed either way and merged.
  */
 import type { ModelManifest } from '../../detection/model';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 
 export interface ModelIdentity {
   name: string;
@@ -33,7 +33,7 @@ export function identityOfManifest(manifest: ModelManifest): ModelIdentity {
 
 function field(value: unknown, pathName: string, source: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new EvalError('FIELD_INVALID', `${source}: ${pathName} is missing or not an object (is this a cpwc-detect server?)`, {
+    throw new CocoEvalError('FIELD_INVALID', `${source}: ${pathName} is missing or not an object (is this a cpwc-detect server?)`, {
       file: source,
       field: pathName,
     });
@@ -43,13 +43,13 @@ function field(value: unknown, pathName: string, source: string): Record<string,
 
 function number(value: unknown, pathName: string, source: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value))
-    throw new EvalError('FIELD_INVALID', `${source}: ${pathName} is not a number`, { file: source, field: pathName });
+    throw new CocoEvalError('FIELD_INVALID', `${source}: ${pathName} is not a number`, { file: source, field: pathName });
   return value;
 }
 
 function hex(value: unknown, pathName: string, source: string): string {
   if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'FIELD_INVALID',
       `${source}: ${pathName} is not a sha256 (the server is older than --server needs: it must list its graph checksums)`,
       { file: source, field: pathName },
@@ -62,7 +62,7 @@ function hex(value: unknown, pathName: string, source: string): string {
 export function identityOfDescription(description: unknown, source: string): ModelIdentity {
   const d = field(description, 'models[0]', source);
   if (typeof d.name !== 'string' || d.name === '')
-    throw new EvalError('FIELD_INVALID', `${source}: models[0].name is not a string`, { file: source, field: 'name' });
+    throw new CocoEvalError('FIELD_INVALID', `${source}: models[0].name is not a string`, { file: source, field: 'name' });
   const graphs = field(d.graphs, 'models[0].graphs', source);
   const input = field(d.input, 'models[0].input', source);
   const defaults = field(d.defaults, 'models[0].defaults', source);

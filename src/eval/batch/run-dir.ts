@@ -30,7 +30,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 import type { ModelIdentity } from './model-identity';
 
 export const RUN_FORMAT = 'cpwc-detect-eval-run';
@@ -101,12 +101,12 @@ export function readManifest(file: string): RunManifest {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new EvalError('FILE_UNREADABLE', `${file}: cannot read the run manifest: ${(cause as Error).message}`, { file }, { cause });
+    throw new CocoEvalError('FILE_UNREADABLE', `${file}: cannot read the run manifest: ${(cause as Error).message}`, { file }, { cause });
   }
   try {
     return JSON.parse(text) as RunManifest;
   } catch (cause) {
-    throw new EvalError('JSON_MALFORMED', `${file}: not valid JSON (the run directory is damaged)`, { file }, { cause });
+    throw new CocoEvalError('JSON_MALFORMED', `${file}: not valid JSON (the run directory is damaged)`, { file }, { cause });
   }
 }
 
@@ -163,7 +163,7 @@ export class RunDirectory {
         const previous = upgradeManifest(readManifest(manifestPath), manifest);
         const difference = identityDifference(previous, manifest);
         if (difference !== undefined) {
-          throw new EvalError(
+          throw new CocoEvalError(
             'RUN_MISMATCH',
             `${dir} holds a run with a different ${difference.field.replace(/_/g, ' ')} (${difference.was}, now ${difference.now}); ` +
               'use another --out directory, or delete this one to start over',
@@ -174,7 +174,7 @@ export class RunDirectory {
       } else {
         const entries = readdirSync(dir).filter((name) => !CREATION_LEFTOVERS.has(name));
         if (entries.length > 0) {
-          throw new EvalError(
+          throw new CocoEvalError(
             'RUN_MISMATCH',
             `${dir} is not empty and has no run.json: refusing to write a run into it (use a new --out directory)`,
             {
@@ -210,7 +210,7 @@ export class RunDirectory {
       try {
         record = JSON.parse(line) as ImageRecord;
       } catch (cause) {
-        throw new EvalError(
+        throw new CocoEvalError(
           'JSON_MALFORMED',
           `${this.imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`,
           {
@@ -225,7 +225,7 @@ export class RunDirectory {
     });
     const actual = readFileSync(this.detectionsPath).length;
     if (actual < expectedDetectionsLength) {
-      throw new EvalError(
+      throw new CocoEvalError(
         'RUN_MISMATCH',
         `${this.detectionsPath} is shorter (${actual} bytes) than images.jsonl records (${expectedDetectionsLength}): the run directory is damaged; start a new run`,
         { file: this.detectionsPath },
@@ -290,7 +290,7 @@ export function readRecordedImages(dir: string): RecordedImage[] {
       try {
         record = JSON.parse(line) as ImageRecord;
       } catch (cause) {
-        throw new EvalError(
+        throw new CocoEvalError(
           'JSON_MALFORMED',
           `${imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`,
           { file: imagesPath, location: `line ${i + 1}` },
@@ -298,7 +298,7 @@ export function readRecordedImages(dir: string): RecordedImage[] {
         );
       }
       if (record.detections_end > detections.length || record.detections_end < start) {
-        throw new EvalError(
+        throw new CocoEvalError(
           'RUN_MISMATCH',
           `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ${detectionsPath} has ${detections.length}: the run directory is damaged`,
           {
@@ -324,7 +324,7 @@ function lockDirectory(dir: string, lockPath: string): void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = lockHolder(lockPath);
       if (pid !== undefined && pid !== process.pid) {
-        throw new EvalError('RUN_MISMATCH', `another cpwc-detect eval (pid ${pid}) is writing to ${dir}`, { file: lockPath });
+        throw new CocoEvalError('RUN_MISMATCH', `another cpwc-detect eval (pid ${pid}) is writing to ${dir}`, { file: lockPath });
       }
       unlinkSync(lockPath); // stale: its process is gone
     }

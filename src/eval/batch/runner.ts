@@ -10,7 +10,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Detection } from '../../detection/types';
 import { loadDetectionsFile } from '../detections';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 import { evaluateLoaded, type EvaluationRun } from '../evaluate';
 import { loadGroundTruthFile, withoutImages, type GroundTruth, type ImageInfo } from '../ground-truth';
 import { writeReport, type ReportFiles } from '../report/report';
@@ -118,7 +118,7 @@ function readFileOrThrow(file: string, what: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new EvalError('FILE_UNREADABLE', `${file}: cannot read ${what}: ${(err as Error).message}`, { file }, { cause: err });
+    throw new CocoEvalError('FILE_UNREADABLE', `${file}: cannot read ${what}: ${(err as Error).message}`, { file }, { cause: err });
   }
 }
 
@@ -304,7 +304,7 @@ export async function runShard(options: ShardOptions): Promise<ShardSummary> {
     if (existsSync(mainManifest)) {
       const difference = identityDifference(readManifest(mainManifest), manifest, IDENTITY_FIELDS);
       if (difference !== undefined) {
-        throw new EvalError(
+        throw new CocoEvalError(
           'RUN_MISMATCH',
           `${options.outDir} holds a run with a different ${difference.field.replace(/_/g, ' ')} (${difference.was}, this shard: ${difference.now}); use the run's options or another --out`,
           { file: mainManifest, field: difference.field },
@@ -330,7 +330,7 @@ export async function runShard(options: ShardOptions): Promise<ShardSummary> {
   }
   const records = images.map((image) => run.images.get(image.id)).filter((r) => r !== undefined);
   if (records.length < images.length) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'INTERRUPTED',
       `interrupted: ${records.length} of this shard's ${images.length} images are done and recorded in ${dir}; run the same command again to resume`,
       { file: dir },
@@ -404,7 +404,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
   }
   const done = run.images;
   if (done.size < gt.images.length) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'INTERRUPTED',
       `interrupted: ${done.size} of ${gt.images.length} images are done and recorded in ${options.outDir}; run the same command again to resume`,
       { file: options.outDir },
@@ -416,7 +416,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     .map((r) => ({ image_id: r.image_id, file_name: r.file_name, reason: r.reason ?? '' }))
     .sort((a, b) => a.image_id - b.image_id);
   if (skipped.length > 0 && options.allowMissing !== true) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'IMAGES_UNREADABLE',
       `${skipped.length} of ${gt.images.length} images could not be read or decoded, so their ground truth cannot be scored: ` +
         `${skipped

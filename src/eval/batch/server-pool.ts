@@ -8,7 +8,7 @@
  * checksums, input sizes, defaults), and every answer must name it.
  */
 import type { Detection } from '../../detection/types';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 import { checkNumber, type NumberRule } from '../../common/validate';
 import { PLACEHOLDER_CLASS } from '../../detection/classes';
 import type { DetectionSource, SourceResult } from './detection-source';
@@ -71,10 +71,10 @@ export function normalizeServerUrl(raw: string): string {
   try {
     url = new URL(raw.trim());
   } catch {
-    throw new EvalError('INVALID_ARGUMENT', `--server: '${raw}' is not a URL (want http://HOST:PORT)`);
+    throw new CocoEvalError('INVALID_ARGUMENT', `--server: '${raw}' is not a URL (want http://HOST:PORT)`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new EvalError('INVALID_ARGUMENT', `--server: '${raw}' is not an http(s) URL`);
+    throw new CocoEvalError('INVALID_ARGUMENT', `--server: '${raw}' is not an http(s) URL`);
   return url.href.replace(/\/+$/, '');
 }
 
@@ -100,11 +100,11 @@ async function errorOf(response: Response): Promise<{ code: string; message: str
 function classList(description: unknown, source: string): string[] {
   const entries = (description as { classes?: unknown }).classes;
   if (!Array.isArray(entries) || entries.length === 0)
-    throw new EvalError('FIELD_INVALID', `${source}: models[0].classes is not a list of classes`, { file: source, field: 'classes' });
+    throw new CocoEvalError('FIELD_INVALID', `${source}: models[0].classes is not a list of classes`, { file: source, field: 'classes' });
   const classes = ['__background__'];
   for (const entry of entries as Array<{ class_id?: unknown; label?: unknown }>) {
     if (!Number.isInteger(entry.class_id) || (entry.class_id as number) < 1 || typeof entry.label !== 'string') {
-      throw new EvalError('FIELD_INVALID', `${source}: models[0].classes has an entry without an integer class_id >= 1 and a label`, {
+      throw new CocoEvalError('FIELD_INVALID', `${source}: models[0].classes has an entry without an integer class_id >= 1 and a label`, {
         file: source,
         field: 'classes',
       });
@@ -126,7 +126,7 @@ function checkPoolOptions(options: ServerPoolOptions): void {
   ];
   for (const [name, rule] of rules) {
     const problem = options[name] === undefined ? undefined : checkNumber(name, options[name], rule);
-    if (problem !== undefined) throw new EvalError('INVALID_ARGUMENT', problem, { field: name });
+    if (problem !== undefined) throw new CocoEvalError('INVALID_ARGUMENT', problem, { field: name });
   }
 }
 
@@ -176,7 +176,7 @@ export class ServerPool implements DetectionSource {
   static async connect(options: ServerPoolOptions): Promise<ServerPool> {
     checkPoolOptions(options);
     const urls = [...new Set(options.urls.map(normalizeServerUrl))];
-    if (urls.length === 0) throw new EvalError('INVALID_ARGUMENT', '--server needs at least one URL');
+    if (urls.length === 0) throw new CocoEvalError('INVALID_ARGUMENT', '--server needs at least one URL');
     const key = options.apiKey ?? process.env.CPWC_API_KEY;
     const headers: Record<string, string> = key === undefined || key === '' ? {} : { Authorization: `Bearer ${key}` };
     let first: { identity: ModelIdentity; classes: string[]; url: string } | undefined;
@@ -187,7 +187,7 @@ export class ServerPool implements DetectionSource {
         response = await fetch(source, { headers, signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
       } catch (cause) {
         const why = (cause as Error).name === 'TimeoutError' ? `within ${CONNECT_TIMEOUT_MS / 1000} s` : `(${(cause as Error).message})`;
-        throw new EvalError(
+        throw new CocoEvalError(
           'SERVER_FAILED',
           `${source}: no answer ${why}; is a cpwc-detect server running there?`,
           { file: source },
@@ -196,7 +196,7 @@ export class ServerPool implements DetectionSource {
       }
       if (response.status !== 200) {
         const error = await errorOf(response);
-        throw new EvalError('SERVER_FAILED', `${source}: HTTP ${response.status} ${error.code}: ${error.message}`, { file: source });
+        throw new CocoEvalError('SERVER_FAILED', `${source}: HTTP ${response.status} ${error.code}: ${error.message}`, { file: source });
       }
       const body = (await response.json().catch(() => undefined)) as { models?: unknown[] } | undefined;
       const description = Array.isArray(body?.models) ? body.models[0] : undefined;
@@ -204,7 +204,7 @@ export class ServerPool implements DetectionSource {
       const classes = classList(description, source);
       if (first === undefined) first = { identity, classes, url };
       else if (JSON.stringify(first.identity) !== JSON.stringify(identity) || JSON.stringify(first.classes) !== JSON.stringify(classes)) {
-        throw new EvalError(
+        throw new CocoEvalError(
           'MODEL_MISMATCH',
           `${url} serves ${describeIdentity(identity)}, ${first.url} serves ${describeIdentity(first.identity)}: every --server must serve the same model`,
           { file: source },
@@ -285,7 +285,7 @@ export class ServerPool implements DetectionSource {
         server.busy++;
         server.pausedUntil = Math.max(server.pausedUntil, Date.now() + outcome.waitMs);
         if (Date.now() - startedAt > this.maxBusyMs) {
-          throw new EvalError(
+          throw new CocoEvalError(
             'SERVER_FAILED',
             `${target}: still busy after ${Math.round(this.maxBusyMs / 1000)} s of retries (${outcome.why})${RESUME_HINT}`,
             { file: target },
@@ -298,9 +298,13 @@ export class ServerPool implements DetectionSource {
       server.consecutiveFailures++;
       failures++;
       if (failures >= this.maxAttempts) {
-        throw new EvalError('SERVER_FAILED', `${target}: ${outcome.why} (the image failed ${failures} times, giving up)${RESUME_HINT}`, {
-          file: target,
-        });
+        throw new CocoEvalError(
+          'SERVER_FAILED',
+          `${target}: ${outcome.why} (the image failed ${failures} times, giving up)${RESUME_HINT}`,
+          {
+            file: target,
+          },
+        );
       }
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (server.consecutiveFailures - 1));
       server.pausedUntil = Math.max(server.pausedUntil, Date.now() + backoff);
@@ -335,13 +339,13 @@ export class ServerPool implements DetectionSource {
         if (TRANSIENT_STATUSES.has(response.status))
           return { kind: 'transient', why: `HTTP ${response.status} ${error.code}: ${error.message}` };
         if (SKIPPABLE_CODES.has(error.code)) return { kind: 'done', result: { ok: false, reason: `${error.code}: ${error.message}` } };
-        throw new EvalError('SERVER_FAILED', `${server.url}/v1/detect: HTTP ${response.status} ${error.code}: ${error.message}`, {
+        throw new CocoEvalError('SERVER_FAILED', `${server.url}/v1/detect: HTTP ${response.status} ${error.code}: ${error.message}`, {
           file: server.url,
         });
       }
       body = await response.json();
     } catch (err) {
-      if (err instanceof EvalError) throw err;
+      if (err instanceof CocoEvalError) throw err;
       const cause = err as Error;
       const why =
         cause.name === 'TimeoutError'
@@ -351,14 +355,14 @@ export class ServerPool implements DetectionSource {
     }
     const answer = body as { model?: unknown; detections?: unknown };
     if (answer.model !== this.identity.name) {
-      throw new EvalError(
+      throw new CocoEvalError(
         'MODEL_MISMATCH',
         `${server.url} answered for model ${JSON.stringify(answer.model)}, this run is for ${describeIdentity(this.identity)}: every --server must serve the run's model`,
         { file: server.url },
       );
     }
     if (!Array.isArray(answer.detections))
-      throw new EvalError('SERVER_FAILED', `${server.url}/v1/detect: the answer has no detections list`, { file: server.url });
+      throw new CocoEvalError('SERVER_FAILED', `${server.url}/v1/detect: the answer has no detections list`, { file: server.url });
     return { kind: 'done', result: { ok: true, detections: answer.detections as Detection[] } };
   }
 }

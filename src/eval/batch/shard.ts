@@ -6,7 +6,7 @@
  * them (merge.ts).
  */
 import { join } from 'node:path';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 
 export interface Shard {
   index: number;
@@ -21,7 +21,7 @@ export function parseShard(text: string): Shard {
   const index = match === null ? NaN : Number(match[1]);
   const count = match === null ? NaN : Number(match[2]);
   if (!(count >= 1 && count <= MAX_SHARDS && index >= 0 && index < count)) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'INVALID_ARGUMENT',
       `--shard must be K/N with N in [1, ${MAX_SHARDS}] and K in [0, N-1] (K is 0-based, like JOB_COMPLETION_INDEX), got '${text}'`,
       { field: 'shard' },

@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CocoEvaluation } from '../cocoeval';
-import { EvalError } from '../errors';
+import { CocoEvalError } from '../errors';
 import { areaTableMarkdown, categoryTableMarkdown, iouTableMarkdown, type AreaRow } from '../format';
 import { STAT_LABELS, type EvalSummary } from '../summarize';
 import { prChartSvg, prCurves } from './pr-chart';
@@ -71,7 +71,7 @@ export async function writeReport(dir: string, ev: CocoEvaluation, summary: Eval
   try {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
-    throw new EvalError(
+    throw new CocoEvalError(
       'FILE_UNREADABLE',
       `${dir}: cannot create report directory: ${(err as Error).message}`,
       { file: dir },

@@ -1,5 +1,5 @@
 import { mapClassesToCategories } from '../../../src/eval/batch/class-map';
-import type { EvalError } from '../../../src/eval/errors';
+import type { CocoEvalError } from '../../../src/eval/errors';
 import { parseGroundTruth } from '../../../src/eval/ground-truth';
 
 function gtWith(categories: { id: number; name: string }[]) {
@@ -58,7 +58,7 @@ describe('mapClassesToCategories', () => {
       try {
         mapClassesToCategories(['__background__', 'circle'], gtWith([{ id: 1, name: 'dog' }]), 'models/shapes');
       } catch (e) {
-        return e as EvalError;
+        return e as CocoEvalError;
       }
       throw new Error('expected an error');
     })();

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readRecordedImages, RUN_FORMAT, RunDirectory, type RunManifest } from '../../../src/eval/batch/run-dir';
-import { EvalError } from '../../../src/eval/errors';
+import { CocoEvalError } from '../../../src/eval/errors';
 import { tempDir } from '../../helpers/eval';
 
 const manifest: RunManifest = {
@@ -29,14 +29,14 @@ const manifest: RunManifest = {
 const line = (imageId: number, score: number): string =>
   `${JSON.stringify({ image_id: imageId, category_id: 1, bbox: [0, 0, 1, 1], score })}\n`;
 
-function errorOf(fn: () => unknown): EvalError {
+function errorOf(fn: () => unknown): CocoEvalError {
   try {
     fn();
   } catch (err) {
-    if (err instanceof EvalError) return err;
+    if (err instanceof CocoEvalError) return err;
     throw err;
   }
-  throw new Error('expected an EvalError');
+  throw new Error('expected an CocoEvalError');
 }
 
 describe('RunDirectory', () => {

@@ -1,5 +1,5 @@
 /** ServerPool.connect checks its numeric options before asking any server. */
-import { EvalError } from '../../../src/eval/errors';
+import { CocoEvalError } from '../../../src/eval/errors';
 import { ServerPool } from '../../../src/eval/batch/server-pool';
 
 describe('ServerPool options', () => {
@@ -15,7 +15,7 @@ describe('ServerPool options', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(error).toBeInstanceOf(EvalError);
+    expect(error).toBeInstanceOf(CocoEvalError);
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message });
   });
 });

@@ -1,4 +1,4 @@
-import { EvalError } from '../../../src/eval/errors';
+import { CocoEvalError } from '../../../src/eval/errors';
 import { parseShard, shardDir, shardOf } from '../../../src/eval/batch/shard';
 
 describe('parseShard', () => {
@@ -15,10 +15,10 @@ describe('parseShard', () => {
     } catch (err) {
       error = err;
     }
-    expect(error).toBeInstanceOf(EvalError);
-    expect((error as EvalError).code).toBe('INVALID_ARGUMENT');
-    expect((error as EvalError).message).toContain(`--shard must be K/N with N in [1, 10000] and K in [0, N-1]`);
-    expect((error as EvalError).message).toContain(`got '${text}'`);
+    expect(error).toBeInstanceOf(CocoEvalError);
+    expect((error as CocoEvalError).code).toBe('INVALID_ARGUMENT');
+    expect((error as CocoEvalError).message).toContain(`--shard must be K/N with N in [1, 10000] and K in [0, N-1]`);
+    expect((error as CocoEvalError).message).toContain(`got '${text}'`);
   });
 });
 
