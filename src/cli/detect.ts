@@ -44,25 +44,30 @@ interface ImageOutcome {
   error?: { code: string; message: string };
 }
 
+/** `detect`'s flags and image paths; throws parseArgs' TypeError on an unknown or malformed flag. */
+function parseDetectArgs(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      render: { type: 'string' },
+      'score-threshold': { type: 'string' },
+      'max-detections': { type: 'string' },
+      classes: { type: 'string' },
+      threads: { type: 'string' },
+      'execution-provider': { type: 'string' },
+      'fast-resize': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+}
+
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
+  let parsed: ReturnType<typeof parseDetectArgs>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        model: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        render: { type: 'string' },
-        'score-threshold': { type: 'string' },
-        'max-detections': { type: 'string' },
-        classes: { type: 'string' },
-        threads: { type: 'string' },
-        'execution-provider': { type: 'string' },
-        'fast-resize': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
+    parsed = parseDetectArgs(argv);
   } catch (error) {
     return reportUsageError('detect', (error as Error).message);
   }

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { Detector } from '../detection/detector';
 import { DetectError } from '../detection/errors';
-import { ConfigError, describeConfig, loadConfig, usage } from '../server/config';
+import { ConfigError, describeConfig, loadConfig, type ParsedArgs, usage } from '../server/config';
 import { createLogger } from '../server/logging';
 import { ModelRepository } from '../server/model-repository';
 import { createRenderer } from '../server/renderer';
@@ -13,7 +13,7 @@ import { startServer } from '../server/server';
 import { reportUsageError } from './usage';
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
+  let parsed: ParsedArgs;
   try {
     parsed = loadConfig(argv, process.env);
   } catch (err) {

@@ -24,7 +24,7 @@ export interface ReadOptions {
   chunkBytes?: number;
 }
 
-const enum ArrayState {
+enum ArrayState {
   BeforeArray,
   FirstElementOrEnd,
   Element,

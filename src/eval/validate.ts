@@ -70,7 +70,7 @@ export function requireArray(record: JsonObject, field: string, ctx: CocoEvalErr
 
 /** `iscrowd`: 0/1 or false/true; absent means 0. */
 export function optionalCrowdFlag(record: JsonObject, ctx: CocoEvalErrorDetails): boolean {
-  const value = record['iscrowd'];
+  const value = record.iscrowd;
   if (value === undefined || value === 0 || value === false) return false;
   if (value === 1 || value === true) return true;
   throw fieldError(ctx, 'iscrowd', '0, 1, true or false', value);

@@ -91,7 +91,7 @@ export class HttpError extends Error {
 }
 
 function isDetectErrorCode(code: string): code is DetectErrorCode {
-  return Object.prototype.hasOwnProperty.call(ERRORS, code);
+  return Object.hasOwn(ERRORS, code);
 }
 
 /** Express's own errors (e.g. a malformed URL) carry a 4xx `status`. */

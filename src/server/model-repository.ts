@@ -132,9 +132,9 @@ export async function scanRepository(root: string): Promise<Candidate[]> {
     const dir = path.join(root, name);
     // stat follows symbolic links: a link to a model directory is a model
     const stat = await fs.stat(dir).catch(() => undefined);
-    if (stat === undefined || !stat.isDirectory()) continue;
+    if (!stat?.isDirectory()) continue;
     const manifest = await fs.stat(path.join(dir, 'model.json')).catch(() => undefined);
-    if (manifest !== undefined && manifest.isFile()) found.push({ name, dir });
+    if (manifest?.isFile()) found.push({ name, dir });
   }
   return found;
 }

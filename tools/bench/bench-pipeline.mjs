@@ -136,7 +136,6 @@ function graphMacs(dir, input) {
 }
 
 const STAGES = ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total'];
-const TORCH_STAGES = ['transform', 'backbone', 'rpn', 'roi_heads', 'postprocess'];
 
 function quantile(values, q) {
   const sorted = [...values].sort((a, b) => a - b);

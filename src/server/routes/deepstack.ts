@@ -81,7 +81,7 @@ async function readKeyedUpload(
   imageOptional = false,
 ): Promise<{ upload: ImageUpload; source: ParamSource }> {
   const bearerAccepted = checkBearer(context, req);
-  const queryKey = req.query['api_key'];
+  const queryKey = req.query.api_key;
   const keyKnown = bearerAccepted || (typeof queryKey === 'string' && context.keys.accepts(queryKey));
   const releaseUnverified = keyKnown ? undefined : context.admitUnverified(res);
   if (releaseUnverified === undefined && admitted) context.admit(res);

@@ -145,11 +145,11 @@ function binaryOf(tensor: OutputTensor): Buffer {
   if (tensor.datatype === 'BYTES') return encodeBytesTensor(tensor.values as string[]);
   if (tensor.datatype === 'FP32') {
     const out = Buffer.alloc(tensor.values.length * 4);
-    (tensor.values as number[]).forEach((v, i) => out.writeFloatLE(v, i * 4));
+    for (const [i, v] of (tensor.values as number[]).entries()) out.writeFloatLE(v, i * 4);
     return out;
   }
   const out = Buffer.alloc(tensor.values.length * 8);
-  (tensor.values as bigint[]).forEach((v, i) => out.writeBigInt64LE(v, i * 8));
+  for (const [i, v] of (tensor.values as bigint[]).entries()) out.writeBigInt64LE(v, i * 8);
   return out;
 }
 
