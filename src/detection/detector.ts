@@ -12,7 +12,7 @@ import { decodeImage, decodeImageResized, type RgbImage } from './image';
 import { MAX_DETECTIONS_LIMIT } from './limits';
 import { loadModelDirectory, DEFAULT_MODEL_DIR, type ModelManifest } from './model';
 import { assignLevels, RoiHeadsPostprocessor, type LevelMapperConfig, type PostprocessOptions } from './roi-heads';
-import { RegionProposalFilter, type RpnLevelOutput } from './rpn';
+import { RegionProposalFilter, type RpnLevelOutput, rpnLevelGrid } from './rpn';
 import { GraphSessions, type TensorData } from './session';
 import { imageGeometry, resizeBoxes, transformImage, type ImageGeometry, type Size, type TransformConfig } from './transform';
 import type { Detection, DetectionResult, DetectOptions, DetectorOptions, StageTimings } from './types';
@@ -198,7 +198,7 @@ export class Detector {
         return {
           objectness: objectness.data,
           bboxDeltas: output(graphA.outputs, `bbox_deltas_${level.name}`).data,
-          ...featureGrid(objectness, `objectness_${level.name}`),
+          ...rpnLevelGrid(objectness.dims, `objectness_${level.name}`),
         };
       });
       const proposals = this.proposalFilter.filterProposals(levels, geometry.padded, geometry.resized);
@@ -309,15 +309,6 @@ function inProposalOrder(rows: Float32Array, proposalOfRow: Int32Array, rowLengt
     ordered.set(rows.subarray(r * rowLength, (r + 1) * rowLength), proposal * rowLength);
   });
   return ordered;
-}
-
-/** The `[1, C, height, width]` grid of an RPN output; the graph decides its shape, so a wrong rank is MODEL_INVALID. */
-function featureGrid(tensor: TensorData, name: string): { height: number; width: number } {
-  const [batch, , height, width] = tensor.dims;
-  if (tensor.dims.length !== 4 || batch !== 1 || height === undefined || width === undefined) {
-    throw new DetectError('MODEL_INVALID', `backbone_rpn output ${name} must be [1, C, height, width], got [${tensor.dims.join(', ')}]`);
-  }
-  return { height, width };
 }
 
 /** The graphs must have the inputs and outputs docs/model-format.md promises for this model.json. */

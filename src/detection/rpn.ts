@@ -25,6 +25,15 @@ export interface RpnConfig {
   bboxXformClip: number;
 }
 
+/** The grid of a `[1, C, height, width]` RPN output; the graph decides its shape, so any other shape is MODEL_INVALID. */
+export function rpnLevelGrid(dims: readonly number[], name: string): { height: number; width: number } {
+  const [batch, , height, width] = dims;
+  if (dims.length !== 4 || batch !== 1 || height === undefined || width === undefined) {
+    throw new DetectError('MODEL_INVALID', `backbone_rpn output ${name} must be [1, C, height, width], got [${dims.join(', ')}]`);
+  }
+  return { height, width };
+}
+
 /** Graph A's RPN outputs for one level. */
 export interface RpnLevelOutput {
   /** `[1, A, height, width]` logits. */

@@ -83,6 +83,16 @@ describe('renderDetections', () => {
     drawDetections(canvas, [{ ...circle, label: 'a label far wider than the image', box: { xmin: -5, ymin: -5, xmax: 50, ymax: 50 } }]);
     expect(painted(0, 0)).toBe(true);
   });
+
+  it('rejects a canvas whose data is not width x height RGB pixels with INVALID_OPTION, drawing nothing', async () => {
+    const canvas = { data: new Uint8Array(20 * 10 * 3 - 1), width: 20, height: 10 };
+    expect(() => drawDetections(canvas, [circle])).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: 'canvas.data must hold 200 x 3 = 600 values, got 599' }) as Error,
+    );
+    expect(canvas.data.every((v) => v === 0)).toBe(true);
+    expect(() => drawText(canvas, 'a', 0, 0, 1, [255, 255, 255])).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }) as Error);
+    await expect(renderDetections(canvas, [circle])).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+  });
 });
 
 describe('drawText', () => {

@@ -1,6 +1,7 @@
 import { AnchorGenerator } from '../../src/detection/anchors';
 import { DEFAULT_BBOX_XFORM_CLIP } from '../../src/detection/box-coder';
-import { RegionProposalFilter, sigmoid, topKIndices, type RpnLevelOutput } from '../../src/detection/rpn';
+import { DetectError } from '../../src/detection/errors';
+import { RegionProposalFilter, rpnLevelGrid, sigmoid, topKIndices, type RpnLevelOutput } from '../../src/detection/rpn';
 import { expf } from '../../src/detection/float32';
 import { compareDecodedBoxes } from './exp-rounding';
 import { hashArray, readTorchvisionFixture } from './hash-values';
@@ -81,5 +82,23 @@ describe('sigmoid', () => {
     expect(sigmoid(0)).toBe(0.5);
     expect(sigmoid(20)).toBe(1);
     expect(sigmoid(-3)).toBe(Math.fround(1 / Math.fround(1 + expf(3))));
+  });
+});
+
+describe('rpnLevelGrid', () => {
+  it('reads height and width from a [1, C, height, width] output', () => {
+    expect(rpnLevelGrid([1, 3, 25, 38], 'objectness_0')).toEqual({ height: 25, width: 38 });
+  });
+
+  it('rejects any other shape with MODEL_INVALID naming the output', () => {
+    for (const dims of [[3, 25, 38], [2, 3, 25, 38], [1, 3, 25, 38, 1], []]) {
+      expect(() => rpnLevelGrid(dims, 'objectness_p2')).toThrow(DetectError);
+      expect(() => rpnLevelGrid(dims, 'objectness_p2')).toThrow(
+        expect.objectContaining({
+          code: 'MODEL_INVALID',
+          message: `backbone_rpn output objectness_p2 must be [1, C, height, width], got [${dims.join(', ')}]`,
+        }) as Error,
+      );
+    }
   });
 });
