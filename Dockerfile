@@ -37,7 +37,7 @@ RUN set -eu; \
     find "$napi" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} +; \
     find "$napi/linux" -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} +
 # npm can report success without installing anything; fail the build here instead.
-RUN test -f dist/cli/index.js && test -f dist/server/public/index.html \
+RUN test -f dist/cli/index.js && test -f dist/server/public/index.html && test -f dist/detection/session-worker.js \
  && node -e "require('onnxruntime-node'); require('sharp'); require('express'); require('pino')"
 
 FROM ${BASE_IMAGE} AS runtime
