@@ -168,8 +168,44 @@ def test_calibration_inputs_of_mixed_sizes_are_padded_like_the_pipeline_to_the_l
         assert not padded[:, :, h:, :].any() and not padded[:, :, :, w:].any()
 
 
-def test_the_quantize_cli_help_names_speed_only() -> None:
+def test_the_quantize_cli_help_names_speed_only_and_box_head() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cpwc.quantize", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
-    assert result.returncode == 0 and "--speed-only" in result.stdout
+    assert result.returncode == 0 and "--speed-only" in result.stdout and "--box-head" in result.stdout
+
+
+def test_the_box_head_option_quantizes_graph_b_gemms_and_the_twin_passes_the_check(
+    tmp_path: Path, built_dist: Path
+) -> None:
+    out = tmp_path / "int8"
+    model_json = quantize_model_directory(
+        SHAPES, out, TEST_IMAGES, TEST_IMAGES / "test_000148.jpg", count=4, method="Percentile", box_head=True
+    )
+    assert model_json["calibration"]["float_graphs"] == [] and model_json["calibration"]["box_head_quantized_ops"] == [
+        "Gemm"
+    ]
+    assert model_json["calibration"]["self_check"]["min_iou"] >= CHECK_BOUNDS.min_iou
+    nodes = onnx.load(str(out / "box_head.onnx")).graph.node
+    kinds = [n.op_type for n in nodes]
+    assert kinds.count("Gemm") == 4 and "QuantizeLinear" in kinds and kinds.count("RoiAlign") == 4
+    gemm_inputs = {i for n in nodes if n.op_type == "Gemm" for i in n.input}
+    dequantized = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    assert all(n.input[0] in dequantized and n.input[1] in dequantized for n in nodes if n.op_type == "Gemm")
+    assert gemm_inputs & dequantized
+    assert (
+        model_json["graphs"]["box_head"]["sha256"]
+        != json.loads((SHAPES / "model.json").read_text())["graphs"]["box_head"]["sha256"]
+    )
+
+
+def test_the_box_head_option_needs_the_pytorch_weights(tmp_path: Path) -> None:
+    without_checkpoint = tmp_path / "no-checkpoint"
+    without_checkpoint.mkdir()
+    for name in ("model.json", "backbone_rpn.onnx", "box_head.onnx"):
+        (without_checkpoint / name).write_bytes((SHAPES / name).read_bytes())
+    with pytest.raises(ExportError, match="--box-head: .* not next to its model.json"):
+        quantize_model_directory(
+            without_checkpoint, tmp_path / "int8", TEST_IMAGES, TEST_IMAGES / "test_000148.jpg", count=2, box_head=True
+        )
+    assert not (tmp_path / "int8").exists()

@@ -4,7 +4,8 @@ ONNX Runtime's static QDQ quantizer (per-channel int8 weights, uint8 activations
 float), calibrated on graph B's real inputs for the given images (torchvision's own features and RPN
 proposals, split by its level mapper), and times graph B fp32 against int8 on a check image, interleaved.
 With --out it writes a copy of --model (or of --into) with the int8 box head, for `cpwc-detect eval`.
-Not a test; docs/performance.md has the results.
+(`npm run quantize -- … --box-head` makes such a twin, checked.) Not a test; docs/performance.md has the
+results.
 
     .venv/bin/python tools/bench/box_head_int8.py --model models/shapes-cpwc-r50-fpn \\
         --calibration-images data/shapes-calib/images --calibration-count 32 \\
@@ -25,69 +26,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from cpwc.export import decode_image, load_model
-from cpwc.export.self_check import split_by_level
-from cpwc.export.torchvision_run import run_torchvision
-from cpwc.quantize import METHODS, calibration_files
-
-
-def rebuild(model_dir: Path) -> torch.nn.Module:
-    """The PyTorch model of a model directory: its checkpoint next to model.json, else its seed."""
-    manifest = json.loads((model_dir / "model.json").read_text())
-    provenance = manifest.get("provenance") or {}
-    transform = manifest["transform"]
-    checkpoint = model_dir / provenance["checkpoint"] if provenance.get("checkpoint") else None
-    if checkpoint is not None and not checkpoint.is_file():
-        raise SystemExit(f"{model_dir}: exported from {checkpoint.name}, which is not next to model.json")
-    seed = None if checkpoint is not None else int(provenance["seed"])
-    model, _, _ = load_model(
-        checkpoint,
-        seed,
-        manifest["architecture"],
-        manifest.get("width", 1.0),
-        None if checkpoint is not None else len(manifest["classes"]),
-        transform["min_size"],
-        transform["max_size"],
-    )
-    return model.eval()
-
-
-def graph_b_feeds(model: torch.nn.Module, image: Path) -> dict[str, np.ndarray]:
-    """Graph B's inputs for one image: the FPN features graph B reads and the RPN's proposals per level."""
-    run = run_torchvision(model, decode_image(image).tensor())
-    by_level, _ = split_by_level(model, run.proposals)
-    feeds = {f"feature_{name}": run.features[name].numpy() for name in by_level}
-    feeds.update({f"rois_{name}": boxes.numpy().astype(np.float32) for name, boxes in by_level.items()})
-    return feeds
-
-
-def quantize_box_head(source: Path, target: Path, feeds: list[dict[str, np.ndarray]], method: str) -> None:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter(feeds)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.feeds, None)
-
-    quantize_static(
-        str(source),
-        str(target),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["Gemm"],
-        calibrate_method=getattr(CalibrationMethod, method),
-    )
+from cpwc.quantize import METHODS, calibration_files, quantize_graph
+from cpwc.quantize.box_head import BOX_HEAD_OPS, graph_b_feeds, rebuild_model
 
 
 def session(graph: Path, threads: int) -> ort.InferenceSession:
@@ -147,12 +87,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     manifest = json.loads((args.model / "model.json").read_text())
     check = args.check_image or Path(__file__).resolve().parents[2] / manifest["provenance"]["self_check"]["image"]
-    model = rebuild(args.model)
+    model = rebuild_model(args.model)
     images = calibration_files(args.calibration_images, args.calibration_count)
     feeds = [graph_b_feeds(model, image) for image in images]
     fp32 = args.model / manifest["graphs"]["box_head"]["file"]
     int8 = (args.out.parent if args.out else Path("/tmp")) / f"box_head-int8-{args.model.resolve().name}.onnx"
-    quantize_box_head(fp32, int8, feeds, args.method)
+    quantize_graph(fp32, int8, feeds, args.method, BOX_HEAD_OPS)
     timed = time_interleaved({"fp32": fp32, "int8": int8}, graph_b_feeds(model, check), args.runs, args.threads)
     rois = sum(len(v) for k, v in graph_b_feeds(model, check).items() if k.startswith("rois_"))
     print(json.dumps({"model": str(args.model), "check_image": str(check), "rois": rois, "runs": args.runs, **timed}))

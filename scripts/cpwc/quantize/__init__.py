@@ -4,7 +4,8 @@
 
 QDQ format, per-channel int8 weights, uint8 activations, calibrated on the user's images preprocessed as
 the pipeline does (decode with the project's decoder, torchvision's GeneralizedRCNNTransform from
-model.json). Graph B (RoIAlign + the box head's Gemms) stays fp32. The result is checked against the fp32
+model.json). Graph B (RoIAlign + the box head's Gemms) stays fp32 unless `box_head=True` (`--box-head`):
+then its Gemms are quantized too (RoIAlign stays float; box_head.py). The result is checked against the fp32
 model's detections on a check image through the TypeScript pipeline (`cpwc-detect detect`), and not
 written if the check fails (CHECK_BOUNDS).
 
@@ -30,6 +31,7 @@ import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from ..export import REPO_ROOT, ExportError, decode_image
+from .box_head import BOX_HEAD_OPS, box_head_feeds
 
 CLI = REPO_ROOT / "dist" / "cli" / "index.js"
 METHODS = ("MinMax", "Entropy", "Percentile")
@@ -90,7 +92,10 @@ def graph_a_inputs(model_json: dict[str, object], images: list[Path]) -> list[di
     return [{"image": np.pad(t, p)} for t, p in zip(tensors, pad)]
 
 
-def quantize_graph_a(source: Path, target: Path, feeds: list[dict[str, np.ndarray]], method: str) -> None:
+def quantize_graph(
+    source: Path, target: Path, feeds: list[dict[str, np.ndarray]], method: str, ops: tuple[str, ...] = QUANTIZED_OPS
+) -> None:
+    """Static QDQ quantization of `ops` in one graph (graph A by default; graph B with --box-head)."""
     # Imported here so that the fp32 export does not need onnxruntime's Python package.
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -117,7 +122,7 @@ def quantize_graph_a(source: Path, target: Path, feeds: list[dict[str, np.ndarra
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        op_types_to_quantize=list(QUANTIZED_OPS),
+        op_types_to_quantize=list(ops),
         calibrate_method=getattr(CalibrationMethod, method),
     )
     onnx.checker.check_model(str(target))
@@ -232,9 +237,11 @@ def quantize_model_directory(
     command: str = "",
     source_label: str | None = None,
     speed_only: bool = False,
+    box_head: bool = False,
 ) -> dict[str, object]:
     """Writes the int8 twin of `source` to `out` (replaced) and returns its model.json; `out` is left
-    untouched when anything, the detection check included, fails. `speed_only`: see the module doc."""
+    untouched when anything, the detection check included, fails. `speed_only`: see the module doc.
+    `box_head`: graph B's Gemms quantized too (calibrated on graph B's inputs for the same images)."""
     model_json = json.loads((source / "model.json").read_text())
     if model_json.get("precision", "fp32") != "fp32":
         raise ExportError(f"{source}: model.json precision is {model_json['precision']!r}; quantize an fp32 model")
@@ -243,12 +250,17 @@ def quantize_model_directory(
     images = calibration_files(calibration_dir, count)
     if check_image.resolve() in {p.resolve() for p in images}:
         raise ExportError(f"check image {check_image} is a calibration image; the check must not depend on them")
+    feeds_b = box_head_feeds(source, images) if box_head else []  # first: it fails without the PyTorch weights
     with tempfile.TemporaryDirectory(prefix="cpwc-int8-", dir=out.resolve().parent) as tmp:
         staged = Path(tmp) / "model"
         shutil.copytree(source, staged, ignore=shutil.ignore_patterns("checkpoint.pt", "reference.json", "README.md"))
         graph_a = model_json["graphs"]["backbone_rpn"]["file"]
-        quantize_graph_a(source / graph_a, staged / graph_a, graph_a_inputs(model_json, images), method)
+        quantize_graph(source / graph_a, staged / graph_a, graph_a_inputs(model_json, images), method)
         model_json["graphs"]["backbone_rpn"]["sha256"] = sha256(staged / graph_a)
+        graph_b = model_json["graphs"]["box_head"]["file"]
+        if box_head:
+            quantize_graph(source / graph_b, staged / graph_b, feeds_b, method, BOX_HEAD_OPS)
+            model_json["graphs"]["box_head"]["sha256"] = sha256(staged / graph_b)
         model_json["name"] = name or out.resolve().name
         model_json["precision"] = "int8"
         model_json["calibration"] = {
@@ -257,7 +269,8 @@ def quantize_model_directory(
             "weights": "int8 per channel",
             "activations": "uint8 per tensor",
             "quantized_ops": list(QUANTIZED_OPS),
-            "float_graphs": ["box_head"],
+            "float_graphs": [] if box_head else ["box_head"],
+            **({"box_head_quantized_ops": list(BOX_HEAD_OPS)} if box_head else {}),
             "images": str(calibration_dir),
             "count": len(images),
             "files_sha256": hashlib.sha256("".join(sha256(p) for p in images).encode()).hexdigest(),
