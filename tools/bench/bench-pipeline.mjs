@@ -6,11 +6,15 @@
 //   npm run bench -- --memory 200 [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off]
 //   npm run bench -- --session-options [--model DIR] [--memory 60]
 //
-// Default models: /tmp/full-fpn and /tmp/full-fpn-480, the full-size cpwc_r50_fpn exported with
-//   npm run export -- --arch cpwc_r50_fpn --seed 0 --out /tmp/full-fpn
-//   npm run export -- --arch cpwc_r50_fpn --seed 0 --min-size 480 --max-size 800 --out /tmp/full-fpn-480
-// (graph inputs 1216x800 and 736x480 for the default image). PyTorch rebuilds the same weights from
-// model.json's provenance (tools/bench/bench_torch.py). Needs `npm run build` (the bench script does it).
+// Default models: DIR/cpwc_r50_fpn-800 and DIR/cpwc_r50_fpn-480 (DIR: $CPWC_BENCH_MODELS, else
+// /tmp/cpwc-bench-models), the full-size cpwc_r50_fpn from seed 0 (graph inputs 1216x800 and 736x480 for the
+// default image). `bash tools/bench/make-bench-models.sh [DIR]` builds them, their pwc_r50_fpn (plain)
+// twins and the int8 twins of all four (speed-only: random weights, see that script), recording each
+// command; it skips what exists. By hand: npm run export -- --arch cpwc_r50_fpn --seed 0 --out DIR/cpwc_r50_fpn-800
+// (add --min-size 480 --max-size 800 for 736x480). PyTorch rebuilds the same weights from model.json's
+// provenance (tools/bench/bench_torch.py). Needs `npm run build` (the bench script does it).
+// Every README speed row at once, interleaved in rounds, as markdown tables + JSON: `npm run bench:readme`
+// (tools/bench/readme-rows.mjs, on top of --json --raw; its header gives the run time).
 //
 // --json prints one object instead of the text report:
 //   {"models": [{"dir", "name", "precision", "input": [w, h], "ts_ms": {<stage>: median, "end_to_end": median},
@@ -74,10 +78,13 @@ if (values.help) {
 const threads = Number(values.threads);
 const runs = Number(values.runs);
 const warmup = Number(values.warmup);
-const models = values.model ?? ['/tmp/full-fpn', '/tmp/full-fpn-480'];
+const BENCH_MODELS = process.env.CPWC_BENCH_MODELS || '/tmp/cpwc-bench-models';
+const models = values.model ?? [path.join(BENCH_MODELS, 'cpwc_r50_fpn-800'), path.join(BENCH_MODELS, 'cpwc_r50_fpn-480')];
 for (const dir of models) {
   if (!existsSync(path.join(dir, 'model.json'))) {
-    process.stderr.write(`bench: ${dir}/model.json not found; export it first (see the header of tools/bench/bench-pipeline.mjs)\n`);
+    process.stderr.write(
+      `bench: ${dir}/model.json not found; build it first: bash tools/bench/make-bench-models.sh (see the header of tools/bench/bench-pipeline.mjs)\n`,
+    );
     process.exit(1);
   }
 }
