@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cpwc.quantize import (
     CHECK_BOUNDS,
     calibration_files,
     check_detections,
+    graph_a_inputs,
     quantize_model_directory,
 )
 
@@ -117,3 +119,93 @@ def test_the_export_cli_refuses_half_given_quantization_flags_and_checking_on_a_
     with pytest.raises(ExportError, match="is a calibration image"):
         quantize_model_directory(SHAPES, tmp_path / "y", TEST_IMAGES, TEST_IMAGES / "test_000000.jpg", count=3)
     assert not (tmp_path / "y").exists()
+
+
+def test_speed_only_twins_of_seed_models_are_written_unchecked_and_marked(
+    tmp_path: Path, built_dist: Path, seed_export_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    exported = seed_export_cli(
+        "--arch", "pwc_r50_fpn", "--width", "0.25", "--num-classes", "3", "--min-size", "128", "--max-size", "192"
+    )
+    assert exported.returncode == 0, exported.stderr
+    seed_model = tmp_path / "x"
+    calibration = REPO_ROOT / "test" / "fixtures" / "images"
+    model_json = quantize_model_directory(
+        seed_model, tmp_path / "int8", calibration, calibration / "landscape.jpg", count=2, speed_only=True
+    )
+    assert model_json == json.loads((tmp_path / "int8" / "model.json").read_text())
+    assert model_json["precision"] == "int8" and model_json["calibration"]["speed_only"] is True
+    assert "no detection check was run" in model_json["calibration"]["self_check"]["skipped"]
+    assert "min_iou" not in model_json["calibration"]["self_check"]
+    # without the flag the check runs on the same random-weight model, and its arbitrary detections fail it
+    with pytest.raises(ExportError, match="int8 self-check"):
+        quantize_model_directory(seed_model, tmp_path / "checked", calibration, calibration / "landscape.jpg", count=2)
+    assert not (tmp_path / "checked").exists()
+
+
+def test_speed_only_is_refused_for_a_model_exported_from_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="--speed-only: .* was not exported from a seed alone"):
+        quantize_model_directory(
+            SHAPES, tmp_path / "int8", TEST_IMAGES, TEST_IMAGES / "test_000148.jpg", count=2, speed_only=True
+        )
+    assert not (tmp_path / "int8").exists()
+
+
+def test_calibration_inputs_of_mixed_sizes_are_padded_like_the_pipeline_to_the_largest(tmp_path: Path) -> None:
+    images = REPO_ROOT / "test" / "fixtures" / "images"
+    model_json = json.loads((SHAPES / "model.json").read_text())
+    alone = [graph_a_inputs(model_json, [images / name])[0]["image"] for name in ("portrait.jpg", "landscape.jpg")]
+    together = [
+        feed["image"] for feed in graph_a_inputs(model_json, [images / "portrait.jpg", images / "landscape.jpg"])
+    ]
+    assert alone[0].shape != alone[1].shape
+    height = max(a.shape[2] for a in alone)
+    width = max(a.shape[3] for a in alone)
+    for single, padded in zip(alone, together):
+        assert padded.shape == (1, 3, height, width)
+        h, w = single.shape[2:]
+        assert (padded[:, :, :h, :w] == single).all()
+        assert not padded[:, :, h:, :].any() and not padded[:, :, :, w:].any()
+
+
+def test_the_quantize_cli_help_names_speed_only_and_box_head() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cpwc.quantize", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "--speed-only" in result.stdout and "--box-head" in result.stdout
+
+
+def test_the_box_head_option_quantizes_graph_b_gemms_and_the_twin_passes_the_check(
+    tmp_path: Path, built_dist: Path
+) -> None:
+    out = tmp_path / "int8"
+    model_json = quantize_model_directory(
+        SHAPES, out, TEST_IMAGES, TEST_IMAGES / "test_000148.jpg", count=4, method="Percentile", box_head=True
+    )
+    assert model_json["calibration"]["float_graphs"] == [] and model_json["calibration"]["box_head_quantized_ops"] == [
+        "Gemm"
+    ]
+    assert model_json["calibration"]["self_check"]["min_iou"] >= CHECK_BOUNDS.min_iou
+    nodes = onnx.load(str(out / "box_head.onnx")).graph.node
+    kinds = [n.op_type for n in nodes]
+    assert kinds.count("Gemm") == 4 and "QuantizeLinear" in kinds and kinds.count("RoiAlign") == 4
+    gemm_inputs = {i for n in nodes if n.op_type == "Gemm" for i in n.input}
+    dequantized = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    assert all(n.input[0] in dequantized and n.input[1] in dequantized for n in nodes if n.op_type == "Gemm")
+    assert gemm_inputs & dequantized
+    assert (
+        model_json["graphs"]["box_head"]["sha256"]
+        != json.loads((SHAPES / "model.json").read_text())["graphs"]["box_head"]["sha256"]
+    )
+
+
+def test_the_box_head_option_needs_the_pytorch_weights(tmp_path: Path) -> None:
+    without_checkpoint = tmp_path / "no-checkpoint"
+    without_checkpoint.mkdir()
+    for name in ("model.json", "backbone_rpn.onnx", "box_head.onnx"):
+        (without_checkpoint / name).write_bytes((SHAPES / name).read_bytes())
+    with pytest.raises(ExportError, match="--box-head: .* not next to its model.json"):
+        quantize_model_directory(
+            without_checkpoint, tmp_path / "int8", TEST_IMAGES, TEST_IMAGES / "test_000148.jpg", count=2, box_head=True
+        )
+    assert not (tmp_path / "int8").exists()

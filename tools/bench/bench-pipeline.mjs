@@ -2,15 +2,19 @@
 // Benchmark of the TypeScript pipeline against PyTorch eager (torchvision FasterRCNN, same weights, same
 // pixels, same thread count), runs interleaved so both see the same machine load. Not a test.
 //
-//   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE] [--json] [--python PY] [--checkpoint FILE]
+//   npm run bench -- [--model DIR]... [--runs N] [--threads T] [--image FILE] [--json [--raw]] [--python PY] [--checkpoint FILE]
 //   npm run bench -- --memory 200 [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off]
 //   npm run bench -- --session-options [--model DIR] [--memory 60]
 //
-// Default models: /tmp/full-fpn and /tmp/full-fpn-480, the full-size cpwc_r50_fpn exported with
-//   npm run export -- --arch cpwc_r50_fpn --seed 0 --out /tmp/full-fpn
-//   npm run export -- --arch cpwc_r50_fpn --seed 0 --min-size 480 --max-size 800 --out /tmp/full-fpn-480
-// (graph inputs 1216x800 and 736x480 for the default image). PyTorch rebuilds the same weights from
-// model.json's provenance (tools/bench/bench_torch.py). Needs `npm run build` (the bench script does it).
+// Default models: DIR/cpwc_r50_fpn-800 and DIR/cpwc_r50_fpn-480 (DIR: $CPWC_BENCH_MODELS, else
+// /tmp/cpwc-bench-models), the full-size cpwc_r50_fpn from seed 0 (graph inputs 1216x800 and 736x480 for the
+// default image). `bash tools/bench/make-bench-models.sh [DIR]` builds them, their pwc_r50_fpn (plain)
+// twins and the int8 twins of all four (speed-only: random weights, see that script), recording each
+// command; it skips what exists. By hand: npm run export -- --arch cpwc_r50_fpn --seed 0 --out DIR/cpwc_r50_fpn-800
+// (add --min-size 480 --max-size 800 for 736x480). PyTorch rebuilds the same weights from model.json's
+// provenance (tools/bench/bench_torch.py). Needs `npm run build` (the bench script does it).
+// Every README speed row at once, interleaved in rounds, as markdown tables + JSON: `npm run bench:readme`
+// (tools/bench/readme-rows.mjs, on top of --json --raw; its header gives the run time).
 //
 // --json prints one object instead of the text report:
 //   {"models": [{"dir", "name", "precision", "input": [w, h], "ts_ms": {<stage>: median, "end_to_end": median},
@@ -20,24 +24,25 @@
 // checkpoint is not next to its model.json, give it with --checkpoint FILE (passed to bench_torch.py, so
 // bench such a model on its own).
 // The text report also gives graph A's GFLOP/s (MACs counted by tools/bench/graph_macs.py at the graph
-// input, x2, over graph A's median) against this CPU's fp32 peak (cpuPeak() below says how).
+// input, x2, over graph A's median) against this CPU's fp32 peak (tools/bench/cpu-peak.mjs says how).
 // PyTorch runs under --python (default: the project's Python, tools/py.sh's rule: $CPWC_PYTHON, else
 // the project venv .venv/bin/python, where `cpwc` is installed).
 import { spawn, fork, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { cpuPeak } from './cpu-peak.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
 const sharp = require('sharp');
 
-const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE] [--json] [--python PY] [--checkpoint FILE]
+const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE] [--json [--raw]] [--python PY] [--checkpoint FILE]
        node tools/bench/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off] [--threads T]
        node tools/bench/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
 `;
@@ -59,6 +64,7 @@ const { values } = parseArgs({
     'session-options': { type: 'boolean', default: false },
     'child-json': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    raw: { type: 'boolean', default: false },
     python: { type: 'string' },
     checkpoint: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -72,10 +78,13 @@ if (values.help) {
 const threads = Number(values.threads);
 const runs = Number(values.runs);
 const warmup = Number(values.warmup);
-const models = values.model ?? ['/tmp/full-fpn', '/tmp/full-fpn-480'];
+const BENCH_MODELS = process.env.CPWC_BENCH_MODELS || '/tmp/cpwc-bench-models';
+const models = values.model ?? [path.join(BENCH_MODELS, 'cpwc_r50_fpn-800'), path.join(BENCH_MODELS, 'cpwc_r50_fpn-480')];
 for (const dir of models) {
   if (!existsSync(path.join(dir, 'model.json'))) {
-    process.stderr.write(`bench: ${dir}/model.json not found; export it first (see the header of tools/bench/bench-pipeline.mjs)\n`);
+    process.stderr.write(
+      `bench: ${dir}/model.json not found; build it first: bash tools/bench/make-bench-models.sh (see the header of tools/bench/bench-pipeline.mjs)\n`,
+    );
     process.exit(1);
   }
 }
@@ -85,32 +94,6 @@ const PYTHON = values.python ?? (process.env.CPWC_PYTHON || path.join(ROOT, '.ve
 /** model.json's precision: "fp32" when it does not say. */
 function precisionOf(dir) {
   return JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')).precision ?? 'fp32';
-}
-
-/**
- * This CPU's peak fp32 rate, from /proc/cpuinfo: cores x clock x FLOP per cycle per core, where FLOP per
- * cycle = 2 (a fused multiply-add is two) x fp32 lanes of the widest vector unit its flags name
- * (avx512f: 16, avx/avx2: 8, else 4) x FMA pipes per core (2: Zen 4/5, Ice Lake-SP and later Xeons; an
- * assumption, flags cannot say it). The clock is /proc/cpuinfo's "cpu MHz" (in a VM the nominal clock;
- * boost can be higher, so the peak can be too).
- */
-function cpuPeak() {
-  let info = '';
-  try {
-    info = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return null;
-  }
-  const flags = new Set((info.match(/^flags\s*:\s*(.*)$/m)?.[1] ?? '').split(/\s+/));
-  const mhz = Number(info.match(/^cpu MHz\s*:\s*([\d.]+)/m)?.[1]);
-  const model = info.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? 'unknown CPU';
-  if (!(mhz > 0)) return null;
-  const lanes = flags.has('avx512f') ? 16 : flags.has('avx') ? 8 : 4;
-  const fma = flags.has('fma') || flags.has('avx512f') ? 2 : 1;
-  const pipes = 2;
-  const cores = availableParallelism();
-  const perCycle = fma * lanes * pipes;
-  return { model, cores, mhz, lanes, perCycle, gflops: (cores * mhz * perCycle) / 1000 };
 }
 
 /** Graph A's multiply-accumulates at this input (tools/bench/graph_macs.py), or null when it cannot count them. */
@@ -288,6 +271,8 @@ function printJson(rows) {
       ts_ms: tsMs,
       torch_ms: { end_to_end: torchEndToEnd },
       speedup: torchEndToEnd / tsMs.end_to_end,
+      // --raw: every run, for tools/bench/readme-rows.mjs, which pools runs over rounds.
+      ...(values.raw ? { ts_runs: row.ts, torch_runs: row.pt.map((t) => t.total_ms) } : {}),
     };
   });
   process.stdout.write(`${JSON.stringify({ models })}\n`);

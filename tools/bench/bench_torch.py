@@ -9,9 +9,9 @@ Serve mode (used by tools/bench/bench-pipeline.mjs, which interleaves it with th
 request per line on stdin, {"image": PATH}, runs it once and answers one JSON line:
 {"total_ms", "stages": {"transform", "backbone", "rpn", "roi_heads", "postprocess"}, "detections"}.
 
-    .venv/bin/python tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 \\
+    .venv/bin/python tools/bench/bench_torch.py --model /tmp/cpwc-bench-models/cpwc_r50_fpn-800 --threads 2 \\
         --image test/fixtures/images/landscape.jpg --runs 5
-    .venv/bin/python tools/bench/bench_torch.py --model /tmp/full-fpn --threads 2 --serve
+    .venv/bin/python tools/bench/bench_torch.py --model /tmp/cpwc-bench-models/cpwc_r50_fpn-800 --threads 2 --serve
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Counts what scripts/cpwc/flops.py counts on the PyTorch side: one MAC per weight
 pooling, additions or resizes. Shapes come from ONNX shape inference with the graph's (single) image
 input fixed to [1, 3, H, W]. Prints one JSON line: {"macs", "nodes_counted", "nodes_without_shape"}.
 
-    .venv/bin/python tools/bench/graph_macs.py --graph /tmp/full-fpn/backbone_rpn.onnx --input 1216 800
+    .venv/bin/python tools/bench/graph_macs.py \\
+        --graph /tmp/cpwc-bench-models/cpwc_r50_fpn-800/backbone_rpn.onnx --input 1216 800
 """
 
 from __future__ import annotations

@@ -4,9 +4,15 @@
 
 QDQ format, per-channel int8 weights, uint8 activations, calibrated on the user's images preprocessed as
 the pipeline does (decode with the project's decoder, torchvision's GeneralizedRCNNTransform from
-model.json). Graph B (RoIAlign + the box head's Gemms) stays fp32. The result is checked against the fp32
+model.json). Graph B (RoIAlign + the box head's Gemms) stays fp32 unless `box_head=True` (`--box-head`):
+then its Gemms are quantized too (RoIAlign stays float; box_head.py). The result is checked against the fp32
 model's detections on a check image through the TypeScript pipeline (`cpwc-detect detect`), and not
 written if the check fails (CHECK_BOUNDS).
+
+`speed_only=True` (`--speed-only`) is for benchmarks of random-weight models only: such weights give no
+confident detection, so the check cannot apply. It is refused for a model exported from a checkpoint (whose
+twin must pass the check), skips the check and marks the twin in model.json (`calibration.speed_only`,
+`calibration.self_check.skipped`) as never checked.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from ..export import REPO_ROOT, ExportError, decode_image
+from .box_head import BOX_HEAD_OPS, box_head_feeds
 
 CLI = REPO_ROOT / "dist" / "cli" / "index.js"
 METHODS = ("MinMax", "Entropy", "Percentile")
@@ -71,16 +78,24 @@ def pipeline_transform(model_json: dict[str, object]) -> GeneralizedRCNNTransfor
 
 
 def graph_a_inputs(model_json: dict[str, object], images: list[Path]) -> list[dict[str, np.ndarray]]:
-    """Graph A's input for each image, exactly as the pipeline builds it."""
+    """Graph A's input for each image, exactly as the pipeline builds it, then zero-padded (bottom and
+    right, as the pipeline pads) to the largest height and width among them: ONNX Runtime's histogram
+    calibrators (Percentile, Entropy) stack each tensor over the images and fail on mixed sizes."""
     transform = pipeline_transform(model_json)
-    feeds = []
+    tensors = []
     with torch.no_grad():
         for path in images:
-            feeds.append({"image": transform([decode_image(path).tensor()])[0].tensors.numpy()})
-    return feeds
+            tensors.append(transform([decode_image(path).tensor()])[0].tensors.numpy())
+    height = max(t.shape[2] for t in tensors)
+    width = max(t.shape[3] for t in tensors)
+    pad = [((0, 0), (0, 0), (0, height - t.shape[2]), (0, width - t.shape[3])) for t in tensors]
+    return [{"image": np.pad(t, p)} for t, p in zip(tensors, pad)]
 
 
-def quantize_graph_a(source: Path, target: Path, feeds: list[dict[str, np.ndarray]], method: str) -> None:
+def quantize_graph(
+    source: Path, target: Path, feeds: list[dict[str, np.ndarray]], method: str, ops: tuple[str, ...] = QUANTIZED_OPS
+) -> None:
+    """Static QDQ quantization of `ops` in one graph (graph A by default; graph B with --box-head)."""
     # Imported here so that the fp32 export does not need onnxruntime's Python package.
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -107,7 +122,7 @@ def quantize_graph_a(source: Path, target: Path, feeds: list[dict[str, np.ndarra
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        op_types_to_quantize=list(QUANTIZED_OPS),
+        op_types_to_quantize=list(ops),
         calibrate_method=getattr(CalibrationMethod, method),
     )
     onnx.checker.check_model(str(target))
@@ -181,6 +196,27 @@ def check_detections(fp32: list[dict], int8: list[dict], bounds: CheckBounds = C
     }
 
 
+def refuse_speed_only(source: Path, model_json: dict[str, object]) -> None:
+    """Raises unless `source` holds randomly initialised weights (a seed export, no checkpoint)."""
+    provenance = model_json.get("provenance") or {}
+    assert isinstance(provenance, dict)
+    if provenance.get("checkpoint") or provenance.get("seed") is None:
+        raise ExportError(
+            f"--speed-only: {source} was not exported from a seed alone (provenance checkpoint "
+            f"{provenance.get('checkpoint')!r}, seed {provenance.get('seed')!r}); only random-weight models, which "
+            "no detection check can apply to, may skip it: drop --speed-only"
+        )
+
+
+def skipped_check(model_json: dict[str, object]) -> dict[str, object]:
+    provenance = model_json.get("provenance") or {}
+    assert isinstance(provenance, dict)
+    return {
+        "skipped": f"--speed-only: random seed-{provenance.get('seed')} weights; no detection check was run. "
+        "For speed measurements only: its detections are not checked against fp32."
+    }
+
+
 def repo_relative(path: Path) -> str:
     resolved = path.resolve()
     return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)
@@ -200,21 +236,31 @@ def quantize_model_directory(
     name: str | None = None,
     command: str = "",
     source_label: str | None = None,
+    speed_only: bool = False,
+    box_head: bool = False,
 ) -> dict[str, object]:
     """Writes the int8 twin of `source` to `out` (replaced) and returns its model.json; `out` is left
-    untouched when anything, the detection check included, fails."""
+    untouched when anything, the detection check included, fails. `speed_only`: see the module doc.
+    `box_head`: graph B's Gemms quantized too (calibrated on graph B's inputs for the same images)."""
     model_json = json.loads((source / "model.json").read_text())
     if model_json.get("precision", "fp32") != "fp32":
         raise ExportError(f"{source}: model.json precision is {model_json['precision']!r}; quantize an fp32 model")
+    if speed_only:
+        refuse_speed_only(source, model_json)
     images = calibration_files(calibration_dir, count)
     if check_image.resolve() in {p.resolve() for p in images}:
         raise ExportError(f"check image {check_image} is a calibration image; the check must not depend on them")
+    feeds_b = box_head_feeds(source, images) if box_head else []  # first: it fails without the PyTorch weights
     with tempfile.TemporaryDirectory(prefix="cpwc-int8-", dir=out.resolve().parent) as tmp:
         staged = Path(tmp) / "model"
         shutil.copytree(source, staged, ignore=shutil.ignore_patterns("checkpoint.pt", "reference.json", "README.md"))
         graph_a = model_json["graphs"]["backbone_rpn"]["file"]
-        quantize_graph_a(source / graph_a, staged / graph_a, graph_a_inputs(model_json, images), method)
+        quantize_graph(source / graph_a, staged / graph_a, graph_a_inputs(model_json, images), method)
         model_json["graphs"]["backbone_rpn"]["sha256"] = sha256(staged / graph_a)
+        graph_b = model_json["graphs"]["box_head"]["file"]
+        if box_head:
+            quantize_graph(source / graph_b, staged / graph_b, feeds_b, method, BOX_HEAD_OPS)
+            model_json["graphs"]["box_head"]["sha256"] = sha256(staged / graph_b)
         model_json["name"] = name or out.resolve().name
         model_json["precision"] = "int8"
         model_json["calibration"] = {
@@ -223,7 +269,8 @@ def quantize_model_directory(
             "weights": "int8 per channel",
             "activations": "uint8 per tensor",
             "quantized_ops": list(QUANTIZED_OPS),
-            "float_graphs": ["box_head"],
+            "float_graphs": [] if box_head else ["box_head"],
+            **({"box_head_quantized_ops": list(BOX_HEAD_OPS)} if box_head else {}),
             "images": str(calibration_dir),
             "count": len(images),
             "files_sha256": hashlib.sha256("".join(sha256(p) for p in images).encode()).hexdigest(),
@@ -231,9 +278,13 @@ def quantize_model_directory(
             "source_graph_sha256": sha256(source / graph_a),
             "command": command,
         }
-        (staged / "model.json").write_text(json.dumps(model_json, indent=2) + "\n")
-        check = check_detections(detect(source, check_image), detect(staged, check_image))
-        model_json["calibration"]["self_check"] = {"image": repo_relative(check_image), **check}
+        if speed_only:
+            model_json["calibration"]["speed_only"] = True
+            model_json["calibration"]["self_check"] = skipped_check(model_json)
+        else:
+            (staged / "model.json").write_text(json.dumps(model_json, indent=2) + "\n")
+            check = check_detections(detect(source, check_image), detect(staged, check_image))
+            model_json["calibration"]["self_check"] = {"image": repo_relative(check_image), **check}
         (staged / "model.json").write_text(json.dumps(model_json, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
