@@ -10,6 +10,9 @@ import { MAX_DETECTIONS_LIMIT } from '../detection/limits';
 import { DEFAULT_MODEL_DIR } from '../detection/model';
 import { defaultIntraOpThreads } from '../detection/session';
 
+/** The execution providers, as the error text and --help list them. */
+const PROVIDER_LIST = EXECUTION_PROVIDERS.join(', ');
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface ServerConfig {
@@ -110,7 +113,7 @@ function boolean(raw: string, source: string): boolean {
 
 function executionProvider(raw: string, source: string): ExecutionProvider {
   const text = raw.trim().toLowerCase();
-  if (!isExecutionProvider(text)) throw new ConfigError(invalidParameterMessage(source, `one of ${EXECUTION_PROVIDERS.join(', ')}`, raw));
+  if (!isExecutionProvider(text)) throw new ConfigError(invalidParameterMessage(source, `one of ${PROVIDER_LIST}`, raw));
   return text;
 }
 
@@ -223,7 +226,7 @@ export const SETTINGS: readonly AnySetting[] = [
     env: ['CPWC_EXECUTION_PROVIDER'],
     placeholder: 'P',
     defaultValue: 'cpu',
-    description: `ONNX Runtime execution provider: ${EXECUTION_PROVIDERS.join(', ')} (cuda/webgpu need their binaries and a GPU: README, "GPU")`,
+    description: `ONNX Runtime execution provider: ${PROVIDER_LIST} (cuda/webgpu need their binaries and a GPU: README, "GPU")`,
     parse: executionProvider,
   },
   {
@@ -415,7 +418,8 @@ function formatDefault(value: unknown, optionalPath = false): string {
 export function usage(): string {
   const rows = SETTINGS.map((s) => {
     const flag = `--${s.flag} ${s.placeholder}`;
-    return `  ${flag.padEnd(26)} ${s.description}\n  ${''.padEnd(26)} env ${s.env.join(' or ')}; default ${formatDefault(s.defaultValue, s.placeholder === 'DIR' || s.placeholder === 'NAME')}`;
+    const shownDefault = formatDefault(s.defaultValue, s.placeholder === 'DIR' || s.placeholder === 'NAME');
+    return `  ${flag.padEnd(26)} ${s.description}\n  ${''.padEnd(26)} env ${s.env.join(' or ')}; default ${shownDefault}`;
   });
   return [
     'Usage: cpwc-detect serve [options]',

@@ -102,7 +102,7 @@ it('finds no failure on a server with keys, with and without the Bearer header (
   }
 });
 
-it('finds no failure on a server with a model repository (the default shapes model and tiny-fpn; seed 4, 15 examples per operation)', async () => {
+it('finds no failure on a server with a model repository (shapes model and tiny-fpn; seed 4, 15 examples per operation)', async () => {
   // the /v2/repository/* routes answer only here: load, unload and index act on a real repository
   const root = path.join(workDir, 'repository');
   mkdirSync(root);

@@ -147,7 +147,7 @@ describe('real Python clients against a listening server', () => {
     expect(succeeded<TritonAnswer>(versioned).CLASS_IDS).toEqual(tritonExpected(all).CLASS_IDS);
   });
 
-  it("deepstack-python DeepstackObject.detect, default and custom model: /v1/detect's detections at min_confidence, DeepStack-rounded", async () => {
+  it("deepstack-python DeepstackObject.detect, default and custom model: /v1/detect's detections, DeepStack-rounded", async () => {
     const port = Number(new URL(fixture.servers.open.url).port);
     const [detection, custom, unknown] = await runPythonClients([
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, min_confidence: 0.6 },

@@ -227,7 +227,8 @@ export class RunDirectory {
     if (actual < expectedDetectionsLength) {
       throw new CocoEvalError(
         'RUN_MISMATCH',
-        `${this.detectionsPath} is shorter (${actual} bytes) than images.jsonl records (${expectedDetectionsLength}): the run directory is damaged; start a new run`,
+        `${this.detectionsPath} is shorter (${actual} bytes) than images.jsonl records (${expectedDetectionsLength}): ` +
+          'the run directory is damaged; start a new run',
         { file: this.detectionsPath },
       );
     }
@@ -300,7 +301,8 @@ export function readRecordedImages(dir: string): RecordedImage[] {
       if (record.detections_end > detections.length || record.detections_end < start) {
         throw new CocoEvalError(
           'RUN_MISMATCH',
-          `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ${detectionsPath} has ${detections.length}: the run directory is damaged`,
+          `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ` +
+            `${detectionsPath} has ${detections.length}: the run directory is damaged`,
           {
             file: detectionsPath,
             location: `line ${i + 1}`,
