@@ -4,7 +4,7 @@
  * the default. `cpwc-detect serve --help` is generated from the same table.
  */
 import { parseArgs } from 'node:util';
-import { describeNumberRule, invalidParameterMessage, parseNumberText } from '../common/validate';
+import { commaList, describeNumberRule, invalidParameterMessage, parseNumberText } from '../common/validate';
 import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
 import { MAX_DETECTIONS_LIMIT } from '../detection/limits';
 import { DEFAULT_MODEL_DIR } from '../detection/model';
@@ -132,10 +132,7 @@ function nonEmpty(raw: string, source: string): string {
 }
 
 function apiKeys(raw: string, source: string): string[] {
-  const keys = raw
-    .split(',')
-    .map((k) => k.trim())
-    .filter((k) => k !== '');
+  const keys = commaList(raw);
   for (const key of keys) {
     if (key.length < 8) throw new ConfigError(`${source}: every API key must have at least 8 characters`);
   }
@@ -143,10 +140,7 @@ function apiKeys(raw: string, source: string): string[] {
 }
 
 function corsOrigins(raw: string, source: string): string[] {
-  const origins = raw
-    .split(',')
-    .map((o) => o.trim())
-    .filter((o) => o !== '');
+  const origins = commaList(raw);
   for (const origin of origins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/i.test(origin)) {
       throw new ConfigError(`${source}: each origin must be '*' or scheme://host[:port] without a path, got '${origin}'`);
