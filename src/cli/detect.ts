@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { commaList } from '../common/validate';
 import { Detector } from '../detection/detector';
 import { DetectError } from '../detection/errors';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../detection/execution-provider';
@@ -84,10 +85,8 @@ export async function run(argv: string[]): Promise<number> {
     options = {
       scoreThreshold: numberFlag('--score-threshold', values['score-threshold'], { min: 0, max: 1 }),
       maxDetections: numberFlag('--max-detections', values['max-detections'], { integer: true, min: 1, max: MAX_DETECTIONS_LIMIT }),
-      classes: values.classes
-        ?.split(',')
-        .map((c) => c.trim())
-        .filter((c) => c.length > 0), // labels or ids ('2'): the library resolves both (src/detection/classes.ts)
+      // labels or ids ('2'): the library resolves both (src/detection/classes.ts)
+      classes: values.classes === undefined ? undefined : commaList(values.classes),
     };
     threads = numberFlag('--threads', values.threads, { integer: true, min: 1 });
     executionProvider = choiceFlag('--execution-provider', values['execution-provider'], EXECUTION_PROVIDERS);

@@ -227,11 +227,13 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
       else {
         process.stdout.write(
           `shard ${shard.index}/${shard.count}: ${summary.images_done} of ${summary.images_in_shard} images done` +
-            `${summary.images_failed > 0 ? `, ${summary.images_failed} unreadable` : ''} (${summary.images_this_session} this session), in ${summary.shard_dir}\n`,
+            `${summary.images_failed > 0 ? `, ${summary.images_failed} unreadable` : ''}` +
+            ` (${summary.images_this_session} this session), in ${summary.shard_dir}\n`,
         );
       }
       process.stderr.write(
-        `eval: shard ${shard.index}/${shard.count} finished; when every shard has, run the same command without --shard to merge and score\n`,
+        `eval: shard ${shard.index}/${shard.count} finished; ` +
+          'when every shard has, run the same command without --shard to merge and score\n',
       );
       return 0;
     }
@@ -240,7 +242,8 @@ async function runBatchMode(values: EvalCliOptions, annotations: string, imagesD
     printNotes(result.evaluation);
     if (result.batch.images_skipped > 0) {
       process.stderr.write(
-        `note: ${result.batch.images_skipped} image(s) could not be read or decoded and were left out of scoring (--allow-missing); see ${outDir}/images.jsonl\n`,
+        `note: ${result.batch.images_skipped} image(s) could not be read or decoded and were left out of scoring (--allow-missing); ` +
+          `see ${outDir}/images.jsonl\n`,
       );
     }
     if (result.report.pngError !== undefined) process.stderr.write(`warning: pr_curves.png not rendered (${result.report.pngError})\n`);

@@ -16,7 +16,10 @@ interface CommandModule {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
-  return `Usage: cpwc-detect <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'cpwc-detect <command> --help' for a command's options.\n`;
+  return (
+    `Usage: cpwc-detect <command> [options]\n\nCommands:\n${lines.join('\n')}\n\n` +
+    "Run 'cpwc-detect <command> --help' for a command's options.\n"
+  );
 }
 
 async function main(argv: string[]): Promise<number> {

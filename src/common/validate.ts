@@ -129,6 +129,14 @@ export function checkNumber(
 /** A parse that either gives a value or says why not (the message is the layer's to wrap). */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
+/** The entries of a comma-separated list (a flag, an environment variable, a query parameter), trimmed, empty ones dropped. */
+export function commaList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+}
+
 /**
  * A number written as text (a flag, an environment variable, a query parameter): surrounding
  * whitespace ignored, then JavaScript's Number(); empty text is not a number. The message shows

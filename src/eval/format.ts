@@ -70,7 +70,11 @@ export function areaTableMarkdown(rows: readonly AreaRow[]): string[] {
   return markdownTable(
     [
       { title: 'area', align: 'left', cell: (r: AreaRow) => r.area },
-      { title: 'GT area range (px²)', align: 'left', cell: (r: AreaRow) => `[${r.range[0]}, ${r.range[1] === 1e10 ? '∞' : r.range[1]}]` },
+      {
+        title: 'GT area range (px²)',
+        align: 'left',
+        cell: (r: AreaRow) => `[${r.range[0]}, ${r.range[1] === 1e10 ? '∞' : r.range[1]}]`,
+      },
       { title: 'AP@[.50:.95]', align: 'right', cell: (r: AreaRow) => metric(r.ap) },
       { title: 'AR@100', align: 'right', cell: (r: AreaRow) => metric(r.ar100) },
       { title: 'GT (non-crowd)', align: 'right', cell: (r: AreaRow) => String(r.num_gt_non_crowd) },

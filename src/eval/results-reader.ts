@@ -129,7 +129,8 @@ export function readResultsFile(
     if (first === OPEN_BRACE) return { format: 'json-lines', records: readLines(window, file, onRecord, start, newlines) };
     throw new CocoEvalError(
       'JSON_MALFORMED',
-      `${file}: expected a JSON array of detections ('[') or JSON Lines (one '{...}' per line), found ${JSON.stringify(String.fromCharCode(first))}`,
+      `${file}: expected a JSON array of detections ('[') or JSON Lines (one '{...}' per line), ` +
+        `found ${JSON.stringify(String.fromCharCode(first))}`,
       { file, location: 'byte 0' },
     );
   } finally {

@@ -182,7 +182,8 @@ export function summarize(ev: CocoEvaluation): EvalSummary {
     const title = (spec.ap ? 'Average Precision' : 'Average Recall').padEnd(18);
     const type = spec.ap ? '(AP)' : '(AR)';
     const iou = (spec.iouThr === undefined ? iouRange : formatFixed(spec.iouThr, 2)).padEnd(9);
-    return ` ${title} ${type} @[ IoU=${iou} | area=${spec.area.padStart(6)} | maxDets=${String(spec.maxDets).padStart(3)} ] = ${formatFixed(stats[i]!, 3)}`;
+    const maxDets = String(spec.maxDets).padStart(3);
+    return ` ${title} ${type} @[ IoU=${iou} | area=${spec.area.padStart(6)} | maxDets=${maxDets} ] = ${formatFixed(stats[i]!, 3)}`;
   });
 
   return { stats, ap_per_iou_threshold: apPerIou, per_category: perCategory, summary_text: summaryText };

@@ -258,7 +258,8 @@ export function createApp(options: AppOptions): DetectionApp {
       .type('html')
       .setHeader(
         'Content-Security-Policy',
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob: data:; " +
+          "connect-src 'self'; base-uri 'none'; form-action 'none'",
       )
       .send(demoPage);
   });

@@ -71,7 +71,8 @@ function streamBody(req: IncomingMessage, options: ReadOptions, onChunk: (chunk:
               fail(
                 new HttpError(
                   'UPLOAD_TOO_SLOW',
-                  `the body arrived at ${Math.round(received / seconds)} bytes/s, under the ${minRate} bytes/s this route needs before its API key is known`,
+                  `the body arrived at ${Math.round(received / seconds)} bytes/s, ` +
+                    `under the ${minRate} bytes/s this route needs before its API key is known`,
                   {
                     headers: { Connection: 'close' },
                   },

@@ -4,11 +4,14 @@
  * the default. `cpwc-detect serve --help` is generated from the same table.
  */
 import { parseArgs } from 'node:util';
-import { describeNumberRule, invalidParameterMessage, parseNumberText } from '../common/validate';
+import { commaList, describeNumberRule, invalidParameterMessage, parseNumberText } from '../common/validate';
 import { EXECUTION_PROVIDERS, isExecutionProvider, type ExecutionProvider } from '../detection/execution-provider';
 import { MAX_DETECTIONS_LIMIT } from '../detection/limits';
 import { DEFAULT_MODEL_DIR } from '../detection/model';
 import { defaultIntraOpThreads } from '../detection/session';
+
+/** The execution providers, as the error text and --help list them. */
+const PROVIDER_LIST = EXECUTION_PROVIDERS.join(', ');
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -110,7 +113,7 @@ function boolean(raw: string, source: string): boolean {
 
 function executionProvider(raw: string, source: string): ExecutionProvider {
   const text = raw.trim().toLowerCase();
-  if (!isExecutionProvider(text)) throw new ConfigError(invalidParameterMessage(source, `one of ${EXECUTION_PROVIDERS.join(', ')}`, raw));
+  if (!isExecutionProvider(text)) throw new ConfigError(invalidParameterMessage(source, `one of ${PROVIDER_LIST}`, raw));
   return text;
 }
 
@@ -129,10 +132,7 @@ function nonEmpty(raw: string, source: string): string {
 }
 
 function apiKeys(raw: string, source: string): string[] {
-  const keys = raw
-    .split(',')
-    .map((k) => k.trim())
-    .filter((k) => k !== '');
+  const keys = commaList(raw);
   for (const key of keys) {
     if (key.length < 8) throw new ConfigError(`${source}: every API key must have at least 8 characters`);
   }
@@ -140,10 +140,7 @@ function apiKeys(raw: string, source: string): string[] {
 }
 
 function corsOrigins(raw: string, source: string): string[] {
-  const origins = raw
-    .split(',')
-    .map((o) => o.trim())
-    .filter((o) => o !== '');
+  const origins = commaList(raw);
   for (const origin of origins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/i.test(origin)) {
       throw new ConfigError(`${source}: each origin must be '*' or scheme://host[:port] without a path, got '${origin}'`);
@@ -223,7 +220,7 @@ export const SETTINGS: readonly AnySetting[] = [
     env: ['CPWC_EXECUTION_PROVIDER'],
     placeholder: 'P',
     defaultValue: 'cpu',
-    description: `ONNX Runtime execution provider: ${EXECUTION_PROVIDERS.join(', ')} (cuda/webgpu need their binaries and a GPU: README, "GPU")`,
+    description: `ONNX Runtime execution provider: ${PROVIDER_LIST} (cuda/webgpu need their binaries and a GPU: README, "GPU")`,
     parse: executionProvider,
   },
   {
@@ -415,7 +412,8 @@ function formatDefault(value: unknown, optionalPath = false): string {
 export function usage(): string {
   const rows = SETTINGS.map((s) => {
     const flag = `--${s.flag} ${s.placeholder}`;
-    return `  ${flag.padEnd(26)} ${s.description}\n  ${''.padEnd(26)} env ${s.env.join(' or ')}; default ${formatDefault(s.defaultValue, s.placeholder === 'DIR' || s.placeholder === 'NAME')}`;
+    const shownDefault = formatDefault(s.defaultValue, s.placeholder === 'DIR' || s.placeholder === 'NAME');
+    return `  ${flag.padEnd(26)} ${s.description}\n  ${''.padEnd(26)} env ${s.env.join(' or ')}; default ${shownDefault}`;
   });
   return [
     'Usage: cpwc-detect serve [options]',

@@ -1,8 +1,8 @@
 /**
  * Each protocol answers errors in its own shape: the native API `{"error": {code, message}}`,
  * DeepStack / CodeProject.AI `{"success": false, "error", "code"}`, Hugging Face and KServe v2
- * `{"error": "message"}`, Triton's repository API `{"error": "message", "code": "CODE"}`. A route marks its style on the response before anything can fail; the
- * app's one error handler reads it.
+ * `{"error": "message"}`, Triton's repository API `{"error": "message", "code": "CODE"}`. A route marks
+ * its style on the response before anything can fail; the app's one error handler reads it.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { errorBody, type HttpError } from './errors';

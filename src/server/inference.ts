@@ -27,12 +27,16 @@ function rejectOnAbort(signal: AbortSignal): { promise: Promise<never>; dispose:
   return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
+/** The admission pools (the `pool` label of cpwc_admitted_requests). */
+type AdmissionPool = 'authenticated' | 'key_in_body';
+
 export class InferenceService {
   readonly limiter: ConcurrencyLimiter;
-  /** Requests between admission and response: uploading, queued or running. */
-  private admittedCount = 0;
-  /** Uploads whose API key is inside the body, not yet checked (a pool of their own). */
-  private unverifiedCount = 0;
+  /**
+   * Places taken, by admission pool: `authenticated`, requests between admission and response (uploading,
+   * queued or running); `key_in_body`, uploads whose API key is inside the body, not yet checked.
+   */
+  private readonly inPool: Record<AdmissionPool, number> = { authenticated: 0, key_in_body: 0 };
   private readonly capacity: number;
 
   /** One pool for the whole server: every model's inferences share its slots and queue. */
@@ -55,7 +59,7 @@ export class InferenceService {
   private recentTotalMs = 0;
 
   get admitted(): number {
-    return this.admittedCount;
+    return this.inPool.authenticated;
   }
 
   /**
@@ -65,22 +69,11 @@ export class InferenceService {
    * request is over.
    */
   admit(): () => void {
-    if (this.admittedCount >= this.capacity) {
-      throw new HttpError('QUEUE_FULL', undefined, { headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) } });
-    }
-    this.admittedCount += 1;
-    this.metrics.admittedRequests.set({ pool: 'authenticated' }, this.admittedCount);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.admittedCount -= 1;
-      this.metrics.admittedRequests.set({ pool: 'authenticated' }, this.admittedCount);
-    };
+    return this.enter('authenticated', undefined);
   }
 
   get unverifiedUploads(): number {
-    return this.unverifiedCount;
+    return this.inPool.key_in_body;
   }
 
   /**
@@ -90,23 +83,28 @@ export class InferenceService {
    * Once the key is checked, the request gives this place back and is admitted with `admit()`.
    */
   admitUnverified(): () => void {
-    if (this.unverifiedCount >= this.capacity) {
-      throw new HttpError(
-        'QUEUE_FULL',
-        'the server is busy: every place for uploads with the API key in the body is taken; retry later, or send Authorization: Bearer',
-        {
-          headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) },
-        },
-      );
+    return this.enter(
+      'key_in_body',
+      'the server is busy: every place for uploads with the API key in the body is taken; retry later, or send Authorization: Bearer',
+    );
+  }
+
+  /**
+   * Takes a place in `pool`, or refuses with QUEUE_FULL (and `message`, else the code's own) when its
+   * `concurrency + queueSize` places are taken. The returned function gives the place back, once.
+   */
+  private enter(pool: AdmissionPool, message: string | undefined): () => void {
+    if (this.inPool[pool] >= this.capacity) {
+      throw new HttpError('QUEUE_FULL', message, { headers: { 'Retry-After': String(this.retryAfterSeconds(this.limits.concurrency)) } });
     }
-    this.unverifiedCount += 1;
-    this.metrics.admittedRequests.set({ pool: 'key_in_body' }, this.unverifiedCount);
+    this.inPool[pool] += 1;
+    this.metrics.admittedRequests.set({ pool }, this.inPool[pool]);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.unverifiedCount -= 1;
-      this.metrics.admittedRequests.set({ pool: 'key_in_body' }, this.unverifiedCount);
+      this.inPool[pool] -= 1;
+      this.metrics.admittedRequests.set({ pool }, this.inPool[pool]);
     };
   }
 

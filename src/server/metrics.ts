@@ -43,7 +43,9 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
   });
   const inferenceStageDuration = new Histogram({
     name: `${PREFIX}inference_stage_duration_seconds`,
-    help: 'Duration of each detection pipeline stage (decode, transform, backbone_rpn, rpn_postprocess, box_head, postprocess, total), by model',
+    help:
+      'Duration of each detection pipeline stage ' +
+      '(decode, transform, backbone_rpn, rpn_postprocess, box_head, postprocess, total), by model',
     labelNames: ['stage', 'model'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
@@ -58,7 +60,9 @@ export function createMetrics(options: { collectProcessMetrics?: boolean } = {})
   const inferencesInFlight = new Gauge({ name: `${PREFIX}inferences_in_flight`, help: 'Inferences running now', registers });
   const admittedRequests = new Gauge({
     name: `${PREFIX}admitted_requests`,
-    help: 'Detection requests admitted and not yet answered (uploading, queued or running), by pool: authenticated, or key_in_body (API key in the body, not yet checked)',
+    help:
+      'Detection requests admitted and not yet answered (uploading, queued or running), ' +
+      'by pool: authenticated, or key_in_body (API key in the body, not yet checked)',
     labelNames: ['pool'] as const,
     registers,
   });

@@ -80,19 +80,22 @@ const repositoryErrors = (doc: DocContext): Json => ({
 /** Errors of the routes that read an image and run a model; `keyInBody`: DeepStack's, whose API key may come in the body. */
 const detectionErrors = (doc: DocContext, keyInBody: boolean): Json => ({
   '400': doc.error(
-    'Bad input: empty, corrupt or truncated image, invalid parameter, malformed multipart body (codes IMAGE_EMPTY, IMAGE_DECODE_FAILED, IMAGE_MISSING, INVALID_PARAMETER, MULTIPART_INVALID)',
+    'Bad input: empty, corrupt or truncated image, invalid parameter, malformed multipart body (codes IMAGE_EMPTY, ' +
+      'IMAGE_DECODE_FAILED, IMAGE_MISSING, INVALID_PARAMETER, MULTIPART_INVALID)',
   ),
   '401': doc.error('Missing or wrong API key (UNAUTHORIZED), when keys are configured'),
   ...(keyInBody
     ? { '408': doc.error('The API key is in the body and the body arrived under the minimum transfer rate (UPLOAD_TOO_SLOW)') }
     : {}),
   '413': doc.error(
-    'Body over the byte limit (BODY_TOO_LARGE), multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS) or image over the pixel limit (IMAGE_TOO_LARGE)',
+    'Body over the byte limit (BODY_TOO_LARGE), multipart body over the field or part limit (MULTIPART_TOO_MANY_PARTS) or image ' +
+      'over the pixel limit (IMAGE_TOO_LARGE)',
   ),
   '415': doc.error('The bytes are not an image in a supported format (IMAGE_UNSUPPORTED_FORMAT)'),
   '404': doc.error('Unknown or unloaded model (MODEL_NOT_FOUND)'),
   '503': doc.error(
-    'Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), the model is loading or failed to load (MODEL_NOT_READY), or the server is shutting down (SHUTTING_DOWN)',
+    'Every inference slot and queue place is taken (QUEUE_FULL, with Retry-After), the model is loading or failed to load ' +
+      '(MODEL_NOT_READY), or the server is shutting down (SHUTTING_DOWN)',
   ),
   '504': doc.error('The request did not finish within the deadline (DEADLINE_EXCEEDED)'),
   '500': doc.error('Internal error (INTERNAL); never carries internals'),
@@ -133,7 +136,9 @@ function detectParams(doc: DocContext): Json[] {
       name: CLASSES.name,
       in: 'query',
       schema: CLASSES.schema,
-      description: `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, LISTED_CLASSES).join(', ')}${labels.length > LISTED_CLASSES ? ', …' : ''})`,
+      description:
+        `Comma-separated class labels or ids to keep (labels: ${labels.slice(0, LISTED_CLASSES).join(', ')}` +
+        `${labels.length > LISTED_CLASSES ? ', …' : ''})`,
     },
     {
       name: MODEL.name,
@@ -146,7 +151,8 @@ function detectParams(doc: DocContext): Json[] {
       in: 'query',
       schema: RENDER.schema,
       description:
-        'Return the image with the boxes drawn instead of JSON (1, true, png: PNG; jpeg, jpg: JPEG; 0, false: JSON; case-insensitive; also chosen by Accept: image/png or image/jpeg)',
+        'Return the image with the boxes drawn instead of JSON (1, true, png: PNG; jpeg, jpg: JPEG; 0, false: JSON; ' +
+        'case-insensitive; also chosen by Accept: image/png or image/jpeg)',
     },
   ];
 }
@@ -220,7 +226,8 @@ const kserveReady = (versioned: boolean): Operation =>
       '404': doc.error('Unknown model or version (MODEL_NOT_FOUND)'),
       '503': {
         description:
-          '{"name", "ready": false}: the server is starting or draining; or {"error"}: the model is loading or failed to load (MODEL_NOT_READY)',
+          '{"name", "ready": false}: the server is starting or draining; or {"error"}: the model is loading or failed to load ' +
+          '(MODEL_NOT_READY)',
       },
     }),
     versioned,
@@ -258,8 +265,11 @@ const kserveInfer =
     requestBody: {
       required: true,
       description:
-        'JSON {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["<base64 image>"]}], "outputs": [{"name": "BOXES", "parameters": {"binary_data": false}}], "parameters": {"score_threshold": 0.5, "max_detections": 100, "binary_data_output": false}}; ' +
-        'or that JSON (with "parameters": {"binary_data_size": K} on the input instead of data) followed by the tensor: a 4-byte little-endian length and the image bytes.',
+        'JSON {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["<base64 image>"]}], "outputs": [{"name": ' +
+        '"BOXES", "parameters": {"binary_data": false}}], "parameters": {"score_threshold": 0.5, "max_detections": 100, ' +
+        '"binary_data_output": false}}; ' +
+        'or that JSON (with "parameters": {"binary_data_size": K} on the input instead of data) followed by the tensor: a 4-byte ' +
+        'little-endian length and the image bytes.',
       content: {
         'application/json': { schema: { $ref: '#/components/schemas/KServeInferRequest' } },
         'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
@@ -268,7 +278,8 @@ const kserveInfer =
     responses: {
       '200': {
         description:
-          'BOXES FP32 [N,4] (xmin, ymin, xmax, ymax in original pixels), SCORES FP32 [N] descending, CLASS_IDS INT64 [N], LABELS BYTES [N]; binary outputs follow the JSON (Inference-Header-Content-Length)',
+          'BOXES FP32 [N,4] (xmin, ymin, xmax, ymax in original pixels), SCORES FP32 [N] descending, CLASS_IDS INT64 [N], LABELS ' +
+          'BYTES [N]; binary outputs follow the JSON (Inference-Header-Content-Length)',
         content: {
           'application/json': { schema: { type: 'object' } },
           'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
@@ -388,7 +399,8 @@ const OPERATIONS: Operations = {
       requestBody: {
         required: true,
         description:
-          'The raw image with any or no Content-Type, or JSON {"inputs": "<base64 image>", "parameters": {"threshold": t}} (Content-Type: application/json). Default threshold: the server\'s score threshold.',
+          'The raw image with any or no Content-Type, or JSON {"inputs": "<base64 image>", "parameters": {"threshold": t}} ' +
+          "(Content-Type: application/json). Default threshold: the server's score threshold.",
         content: {
           'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
           'image/*': { schema: { type: 'string', format: 'binary' } },
@@ -447,7 +459,8 @@ const OPERATIONS: Operations = {
       responses: {
         '200': {
           description:
-            '`models`: the models that answer, with their metadata and state; `repository`: every model with its state (loading, ready, failed, unloaded) and last load error; `default`: the default model',
+            '`models`: the models that answer, with their metadata and state; `repository`: every model with its state (loading, ' +
+            'ready, failed, unloaded) and last load error; `default`: the default model',
           content: { 'application/json': { schema: { type: 'object' } } },
         },
         '401': doc.error('Missing or wrong API key'),
@@ -481,7 +494,8 @@ const OPERATIONS: Operations = {
   '/v2/repository/index': {
     POST: (doc) => ({
       summary:
-        'Triton repository index: rescans the model repository (as one poll), then lists every model with state READY, LOADING or UNAVAILABLE and the reason; body {"ready": true} keeps the ready ones',
+        'Triton repository index: rescans the model repository (as one poll), then lists every model with state READY, LOADING or ' +
+        'UNAVAILABLE and the reason; body {"ready": true} keeps the ready ones',
       tags: ['repository'],
       security: doc.security,
       requestBody: {
@@ -504,7 +518,8 @@ const OPERATIONS: Operations = {
   '/v2/repository/models/:model/load': {
     POST: (doc) => ({
       summary:
-        'Triton repository load: (re)loads the model directory {model}, warms it up, and answers once it takes requests; a failed load keeps the working version',
+        'Triton repository load: (re)loads the model directory {model}, warms it up, and answers once it takes requests; a failed ' +
+        'load keeps the working version',
       tags: ['repository'],
       security: doc.security,
       parameters: [modelPathParam()],
@@ -560,7 +575,9 @@ export function buildOpenApi(model: ServedModel, config: ServerConfig): Json {
     info: {
       title: 'cpwc-detect',
       version: '1',
-      description: `Object detection with a Faster R-CNN / CPWC ResNet-50 model (serving '${model.name}', ${model.architecture}). Errors: ${Object.keys(ERRORS).join(', ')}.`,
+      description:
+        `Object detection with a Faster R-CNN / CPWC ResNet-50 model (serving '${model.name}', ${model.architecture}). ` +
+        `Errors: ${Object.keys(ERRORS).join(', ')}.`,
     },
     paths: paths(model, config),
     components: COMPONENTS,

@@ -2,7 +2,7 @@
  * Validation of request parameters (query string or multipart text fields), in one place.
  * Every failure is an INVALID_PARAMETER naming the parameter, what was expected and what came.
  */
-import { invalidParameterMessage, parseNumberText } from '../common/validate';
+import { commaList, invalidParameterMessage, parseNumberText } from '../common/validate';
 import { resolveClasses } from '../detection/classes';
 import type { DetectOptions } from '../detection/types';
 import { HttpError } from './errors';
@@ -32,10 +32,7 @@ export function parseNumber(source: ParamSource, parameter: NumberParameter): nu
 export function parseClasses(source: ParamSource, name: string, modelClasses: readonly string[]): number[] | undefined {
   const raw = source(name);
   if (raw === undefined) return undefined;
-  const entries = raw
-    .split(',')
-    .map((e) => e.trim())
-    .filter((e) => e !== '');
+  const entries = commaList(raw);
   if (entries.length === 0) throw invalid(name, 'a comma-separated list of class labels or ids', raw);
   // past the listed classes, the client finds the rest in GET /v1/models
   const resolved = resolveClasses(modelClasses, entries, '(GET /v1/models)');

@@ -96,7 +96,8 @@ describe('results-file mode', () => {
     expect(md).toContain(`| ${scored.category_id} | ${scored.name} | ${metric(scored.ap)} |`);
     const csv = readFileSync(join(dir, 'per_category.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).toBe(
-      'category_id,name,ap,ap50,ap75,ap_small,ap_medium,ap_large,ar1,ar10,ar100,ar_small,ar_medium,ar_large,num_gt_non_crowd,num_detections',
+      'category_id,name,ap,ap50,ap75,ap_small,ap_medium,ap_large,' +
+        'ar1,ar10,ar100,ar_small,ar_medium,ar_large,num_gt_non_crowd,num_detections',
     );
     expect(csv).toHaveLength(categories + 1);
     const svg = readFileSync(join(dir, 'pr_curves.svg'), 'utf8');

@@ -1,5 +1,6 @@
 import {
   checkNumber,
+  commaList,
   describeActual,
   describeJson,
   describeNumberRule,
@@ -88,5 +89,16 @@ describe('number rules', () => {
       ok: false,
       message: "--n must be an integer in [1, 10], got '1e6'",
     });
+  });
+});
+
+describe('commaList', () => {
+  it('splits on commas, trims each entry and drops the empty ones', () => {
+    expect(commaList(' circle, 2 ,,square,')).toEqual(['circle', '2', 'square']);
+    expect(commaList('a b,c')).toEqual(['a b', 'c']);
+  });
+
+  it('gives no entries for empty, blank or commas-only text', () => {
+    expect([commaList(''), commaList('   '), commaList(' , ,')]).toEqual([[], [], []]);
   });
 });

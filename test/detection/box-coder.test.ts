@@ -1,5 +1,5 @@
 import { BoxCoder, type BoxCoderWeights } from '../../src/detection/box-coder';
-import { float32FromBase64, hashArray, hashBoxes, readTorchvisionFixture } from './hash-values';
+import { float32FromBase64, hashArray, hashBoxes, readTorchvisionFixture, unequalIndices } from './hash-values';
 
 interface BoxCoderFixture {
   cases: Array<{
@@ -27,9 +27,7 @@ describe('BoxCoder.decode', () => {
       const decoded = new BoxCoder(c.weights, c.bbox_xform_clip).decode(deltas, boxes);
       const expected = float32FromBase64(c.decoded);
       expect(decoded.length).toBe(expected.length);
-      const mismatches: number[] = [];
-      for (let i = 0; i < expected.length; i++) if (decoded[i] !== expected[i]) mismatches.push(i);
-      expect(mismatches).toEqual([]);
+      expect(unequalIndices(decoded, expected)).toEqual([]);
     },
   );
 

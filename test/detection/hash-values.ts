@@ -42,6 +42,13 @@ export function float32FromBase64(text: string): Float32Array {
   return out;
 }
 
+/** The indices where `actual` differs from `expected`, by !== (exact values; NaN never equal, -0 equal to 0). */
+export function unequalIndices(actual: ArrayLike<number>, expected: ArrayLike<number>): number[] {
+  const indices: number[] = [];
+  for (let i = 0; i < expected.length; i++) if (actual[i] !== expected[i]) indices.push(i);
+  return indices;
+}
+
 export const TORCHVISION_FIXTURES = path.join(__dirname, '..', 'fixtures', 'torchvision');
 
 export function readTorchvisionFixture<T>(name: string): T {

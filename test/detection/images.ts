@@ -27,8 +27,11 @@ function pngChunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([length, body, crc]);
 }
 
-/** A small, valid-looking PNG whose header claims `width` x `height` RGB pixels (a decompression bomb's header). */
-export function pngClaiming(width: number, height: number): Buffer {
+/**
+ * A small, valid-looking PNG whose header claims `width` x `height` RGB pixels (a decompression bomb's
+ * header), its IDAT `pixelBytes` deflated zero bytes.
+ */
+export function pngClaiming(width: number, height: number, pixelBytes = 1024): Buffer {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);
@@ -36,7 +39,7 @@ export function pngClaiming(width: number, height: number): Buffer {
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     pngChunk('IHDR', header),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(1024))),
+    pngChunk('IDAT', deflateSync(Buffer.alloc(pixelBytes))),
     pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }

@@ -7,7 +7,7 @@ import {
   transformImage,
   type TransformConfig,
 } from '../../src/detection/transform';
-import { float32FromBase64, readTorchvisionFixture } from './hash-values';
+import { float32FromBase64, readTorchvisionFixture, unequalIndices } from './hash-values';
 
 interface TransformFixture {
   photo: string;
@@ -60,9 +60,7 @@ describe('transformImage (normalize, bilinear resize, pad) on patches of a real 
       expect([geometry.padded.width, geometry.padded.height]).toEqual(c.padded);
       const expected = float32FromBase64(c.tensor);
       expect(tensor.length).toBe(expected.length);
-      const mismatches: number[] = [];
-      for (let i = 0; i < expected.length; i++) if (tensor[i] !== expected[i]) mismatches.push(i);
-      expect(mismatches).toEqual([]);
+      expect(unequalIndices(tensor, expected)).toEqual([]);
     },
   );
 

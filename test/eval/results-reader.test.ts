@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CocoEvalError } from '../../src/eval/errors';
+import type { CocoEvalError } from '../../src/eval/errors';
 import { evaluateFiles } from '../../src/eval/evaluate';
 import { readResultsFile, type ResultsFormat } from '../../src/eval/results-reader';
-import { tempDir, writeSyntheticCase, writeTemp } from '../helpers/eval';
+import { cocoEvalError, tempDir, writeSyntheticCase, writeTemp } from '../helpers/eval';
 
 function readAll(file: string, chunkBytes?: number): { records: unknown[]; lines: number[]; format: ResultsFormat } {
   const records: unknown[] = [];
@@ -20,13 +20,7 @@ function readAll(file: string, chunkBytes?: number): { records: unknown[]; lines
 }
 
 function readError(file: string, chunkBytes?: number): CocoEvalError {
-  try {
-    readAll(file, chunkBytes);
-  } catch (err) {
-    if (err instanceof CocoEvalError) return err;
-    throw err;
-  }
-  throw new Error('expected an CocoEvalError');
+  return cocoEvalError(() => readAll(file, chunkBytes));
 }
 
 const dir = tempDir();

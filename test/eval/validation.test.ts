@@ -1,7 +1,7 @@
-import { CocoEvalError, type CocoEvalErrorCode } from '../../src/eval/errors';
+import type { CocoEvalError, CocoEvalErrorCode } from '../../src/eval/errors';
 import { loadDetectionsFile } from '../../src/eval/detections';
 import { loadGroundTruthFile } from '../../src/eval/ground-truth';
-import { cocoDataset, tempDir, writeTemp } from '../helpers/eval';
+import { cocoDataset, cocoEvalError, tempDir, writeTemp } from '../helpers/eval';
 
 const dir = tempDir();
 const gtFile = writeTemp(
@@ -10,16 +10,6 @@ const gtFile = writeTemp(
   JSON.stringify(cocoDataset({ images: [1, 2], categories: [1, 2], annotations: [{ image_id: 1, category_id: 1, bbox: [0, 0, 10, 10] }] })),
 );
 const gt = loadGroundTruthFile(gtFile);
-
-function caught(fn: () => unknown): CocoEvalError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CocoEvalError) return err;
-    throw err;
-  }
-  throw new Error('expected an CocoEvalError');
-}
 
 const good = { image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], score: 0.5 };
 
@@ -59,7 +49,7 @@ describe('detections', () => {
     ['an unknown image', { ...good, image_id: 7 }, 'UNKNOWN_IMAGE', 'image_id', `image_id 7 is not an image of ${gtFile}`],
   ])('rejects %s, naming the file, the element and the field', (_what, bad, code, field, message) => {
     const file = writeTemp(dir, 'dt.json', JSON.stringify([good, bad]).replace('"OVERFLOW"', '1e999'));
-    const err = caught(() => loadDetectionsFile(file, gt));
+    const err = cocoEvalError(() => loadDetectionsFile(file, gt));
     expect(err.code).toBe(code);
     expect(err.file).toBe(file);
     expect(err.location).toBe('element 1 (line 1)');
@@ -69,7 +59,7 @@ describe('detections', () => {
 
   it('names the line in JSON Lines files', () => {
     const file = writeTemp(dir, 'dt.jsonl', `${JSON.stringify(good)}\n${JSON.stringify({ ...good, image_id: 9 })}\n`);
-    const err = caught(() => loadDetectionsFile(file, gt));
+    const err = cocoEvalError(() => loadDetectionsFile(file, gt));
     expect(err.code).toBe('UNKNOWN_IMAGE');
     expect(err.message).toContain(`${file}: line 2: image_id 9`);
   });
@@ -85,7 +75,7 @@ describe('detections', () => {
 describe('ground truth', () => {
   function gtError(content: string): CocoEvalError {
     const file = writeTemp(dir, 'bad-gt.json', content);
-    return caught(() => loadGroundTruthFile(file));
+    return cocoEvalError(() => loadGroundTruthFile(file));
   }
   const dataset = (annotations: unknown[]): string =>
     JSON.stringify({ images: [{ id: 1 }], categories: [{ id: 1, name: 'a' }], annotations });

@@ -230,6 +230,7 @@ it(`answers ${3 * CASES_PER_KIND} mutated images and multipart bodies with docum
   expect(after.detections).toEqual((before as Record<string, unknown>).detections);
   expect(maxRss - rssAfterFirstRound).toBeLessThan(RSS_BOUND_BYTES);
   process.stdout.write(
-    `mutation fuzz: ${cases.length} cases, statuses ${JSON.stringify(Object.fromEntries(statuses))}, RSS after round 1 ${Math.round(rssAfterFirstRound / 1048576)} MiB, peak ${Math.round(maxRss / 1048576)} MiB\n`,
+    `mutation fuzz: ${cases.length} cases, statuses ${JSON.stringify(Object.fromEntries(statuses))}, ` +
+      `RSS after round 1 ${Math.round(rssAfterFirstRound / 1048576)} MiB, peak ${Math.round(maxRss / 1048576)} MiB\n`,
   );
 });

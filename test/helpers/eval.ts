@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DetectionTable, type Detections } from '../../src/eval/detections';
+import { CocoEvalError } from '../../src/eval/errors';
 import { evaluateLoaded, type EvaluationRun } from '../../src/eval/evaluate';
 import { parseGroundTruth, type GroundTruth } from '../../src/eval/ground-truth';
 import { syntheticCoco, type SyntheticCase, type SyntheticOptions } from '../eval/synthetic-coco';
@@ -78,6 +79,17 @@ export function evaluate(spec: DatasetSpec, records: readonly ResultRecord[]): E
 
 export function tempDir(prefix = 'cpwc-eval-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** The CocoEvalError `fn` throws; any other error is rethrown, and returning is a failure. */
+export function cocoEvalError(fn: () => unknown): CocoEvalError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CocoEvalError) return err;
+    throw err;
+  }
+  throw new Error('expected a CocoEvalError');
 }
 
 export function writeTemp(dir: string, name: string, content: string | Buffer): string {

@@ -1,11 +1,12 @@
 /** Shared set-up for the server tests: the tiny fixture model behind a real listening server. */
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import type { DestinationStream } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { Detector } from '../../src/detection/detector';
 import type { Detection } from '../../src/detection/types';
 import { defaultConfig, type ServerConfig } from '../../src/server/config';
 import { createLogger } from '../../src/server/logging';
+import { ModelRepository } from '../../src/server/model-repository';
 import { createRenderer } from '../../src/server/renderer';
 import { startServer, type RunningServer } from '../../src/server/server';
 import type { ServedDetector } from '../../src/server/served-model';
@@ -53,6 +54,36 @@ export async function startTestServer(detector: ServedDetector, overrides: Parti
   });
   if (warm) await running.detection.warmUp();
   return Object.assign(running, { logs, rawLogs });
+}
+
+/**
+ * A listening server over the model repository at `root` (polling off; `overrides` on testConfig), every model
+ * loaded with one thread, warmed up and every load settled; shut down again when that fails.
+ */
+export async function startRepositoryServer(root: string, overrides: Partial<ServerConfig>, logger: Logger): Promise<RunningServer> {
+  const config = testConfig({ modelRepository: root, repositoryPollS: 0, ...overrides });
+  const running = await startServer({
+    config,
+    logger,
+    processMetrics: false,
+    repository: ({ inference, metrics, logger: log }) =>
+      new ModelRepository({
+        root,
+        defaultModel: config.defaultModel,
+        load: (dir) => Detector.load(dir, { intraOpThreads: 1 }),
+        inference,
+        metrics,
+        logger: log,
+      }),
+  });
+  try {
+    await running.detection.warmUp();
+    await running.detection.repository?.whenSettled();
+  } catch (err) {
+    await running.shutdown();
+    throw err;
+  }
+  return running;
 }
 
 /** What `useFixtureServer` started; reading a field before its beforeAll has run fails with a clear message. */
@@ -163,6 +194,21 @@ export async function detectOverHttp(server: TestServer, image: Uint8Array, key:
   });
   expect(response.status).toBe(200);
   return ((await response.json()) as { detections: Detection[] }).detections;
+}
+
+/**
+ * Native detections as a DeepStack client must see them: labels lower-case, pixel coordinates rounded
+ * (written here from DeepStack's documented format, not taken from the server's code).
+ */
+export function deepstackRounded(detections: readonly Detection[]): Record<string, unknown>[] {
+  return detections.map((d) => ({
+    label: d.label.toLowerCase(),
+    confidence: d.score,
+    x_min: Math.round(d.box.xmin),
+    y_min: Math.round(d.box.ymin),
+    x_max: Math.round(d.box.xmax),
+    y_max: Math.round(d.box.ymax),
+  }));
 }
 
 export interface ErrorBody {

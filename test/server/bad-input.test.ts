@@ -4,51 +4,15 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { Detector } from '../../src/detection/detector';
+import { pngClaiming } from '../detection/images';
 import { IMAGES, loadFixtureDetector, metricValue, multipart, startTestServer, type ErrorBody, type TestServer } from '../helpers/server';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 const alphaPng = readFileSync(path.join(IMAGES, 'alpha.png'));
 const rocketWebp = readFileSync(path.join(IMAGES, 'rocket.webp'));
 const hubbleGif = readFileSync(path.join(IMAGES, 'hubble.gif'));
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(bytes: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const typeAndData = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(typeAndData));
-  return Buffer.concat([length, typeAndData, crc]);
-}
-
-/** A valid-looking PNG of a few hundred bytes whose header declares width x height. */
-function pngDeclaring(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // RGB
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(3 * 64 + 1))),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** The JPEG with its SOF0 frame header patched to declare width x height. */
 function jpegDeclaring(jpeg: Buffer, width: number, height: number): Buffer {
@@ -122,11 +86,11 @@ beforeAll(async () => {
     { name: 'truncated TIFF (first half)', body: half(tiff), status: 400, code: 'IMAGE_DECODE_FAILED' },
     { name: 'JPEG header only (200 bytes)', body: landscape.subarray(0, 200), status: 400, code: 'IMAGE_DECODE_FAILED' },
     { name: 'a 100-megapixel PNG', body: hundredMegapixels, status: 413, code: 'IMAGE_TOO_LARGE' },
-    { name: 'a tiny PNG declaring 100000 x 100000', body: pngDeclaring(100_000, 100_000), status: 413, code: 'IMAGE_TOO_LARGE' },
+    { name: 'a tiny PNG declaring 100000 x 100000', body: pngClaiming(100_000, 100_000, 3 * 64 + 1), status: 413, code: 'IMAGE_TOO_LARGE' },
     { name: 'a JPEG declaring 65000 x 65000', body: jpegDeclaring(landscape, 65_000, 65_000), status: 413, code: 'IMAGE_TOO_LARGE' },
     {
       name: 'a tiny PNG declaring 3000 x 3000 with almost no pixel data',
-      body: pngDeclaring(3_000, 3_000),
+      body: pngClaiming(3_000, 3_000, 3 * 64 + 1),
       status: 400,
       code: 'IMAGE_DECODE_FAILED',
     },

@@ -9,11 +9,10 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { Detector } from '../../src/detection/detector';
 import { createLogger } from '../../src/server/logging';
-import { ModelRepository } from '../../src/server/model-repository';
-import { startServer, type RunningServer } from '../../src/server/server';
+import type { RunningServer } from '../../src/server/server';
 import { launchChromium } from '../helpers/browser';
 import { fixtureModel } from '../helpers/fixture-models';
-import { IMAGES, testConfig } from '../helpers/server';
+import { IMAGES, startRepositoryServer } from '../helpers/server';
 
 const imagePath = path.join(IMAGES, 'landscape.jpg');
 
@@ -27,23 +26,7 @@ beforeAll(async () => {
   const root = path.join(scratch, 'repo');
   cpSync(fixtureModel('tiny-c4'), path.join(root, 'tiny-c4'), { recursive: true });
   cpSync(fixtureModel('tiny-fpn'), path.join(root, 'tiny-fpn'), { recursive: true });
-  const config = testConfig({ modelRepository: root, repositoryPollS: 0, defaultModel: 'tiny-fpn' });
-  server = await startServer({
-    config,
-    logger: createLogger('silent'),
-    processMetrics: false,
-    repository: ({ inference, metrics, logger }) =>
-      new ModelRepository({
-        root,
-        defaultModel: 'tiny-fpn',
-        load: (dir) => Detector.load(dir, { intraOpThreads: 1 }),
-        inference,
-        metrics,
-        logger,
-      }),
-  });
-  await server.detection.warmUp();
-  await server.detection.repository?.whenSettled();
+  server = await startRepositoryServer(root, { defaultModel: 'tiny-fpn' }, createLogger('silent'));
   browser = await launchChromium(path.join(scratch, 'profile'));
   page = browser.pages()[0] ?? (await browser.newPage());
 }, 60_000);

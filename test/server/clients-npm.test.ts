@@ -10,7 +10,7 @@ import { InferenceClient, InferenceClientProviderApiError } from '@huggingface/i
 import sharp from 'sharp';
 import type { Detection } from '../../src/detection/types';
 import { NodeRedRuntime, type RuntimeNode } from './clients/node-red-runtime';
-import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers, detectOverHttp } from '../helpers/server';
+import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers, deepstackRounded, detectOverHttp } from '../helpers/server';
 
 // the node package's modules, as Node-RED loads them (CommonJS, `module.exports = function (RED)`)
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -127,16 +127,6 @@ describe('real npm clients against a listening server', () => {
       };
       return { runtime, detection, custom };
     };
-    const deepstackShape = (ds: Detection[]) =>
-      ds.map((d) => ({
-        label: d.label.toLowerCase(),
-        confidence: d.score,
-        x_min: Math.round(d.box.xmin),
-        y_min: Math.round(d.box.ymin),
-        x_max: Math.round(d.box.xmax),
-        y_max: Math.round(d.box.ymax),
-      }));
-
     beforeEach(() => {
       // the nodes console.log every error they report; the test reads what node.error() got
       jest.spyOn(console, 'log').mockImplementation(() => undefined);
@@ -146,7 +136,7 @@ describe('real npm clients against a listening server', () => {
     afterAll(() => Promise.all(runtimes.map((r) => r.idle())));
 
     it("object detection and custom model nodes get /v1/detect's detections at their confidence, filters and drawing work", async () => {
-      const reference = deepstackShape(await nativeDetections(fixture.servers.open, landscape, '?score_threshold=0.5'));
+      const reference = deepstackRounded(await nativeDetections(fixture.servers.open, landscape, '?score_threshold=0.5'));
       const filtered = reference.filter((p) => p.label === 'class_5');
       expect(filtered.length).toBeGreaterThan(0);
       expect(filtered.length).toBeLessThan(reference.length);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Detection } from '../../src/detection/types';
 import { failed, runPythonClients, succeeded } from './clients/python-clients';
-import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers, detectOverHttp } from '../helpers/server';
+import { FIXTURE_MODEL, IMAGES, type TestServer, useFixtureServers, deepstackRounded, detectOverHttp } from '../helpers/server';
 
 const MODEL = path.basename(FIXTURE_MODEL);
 const LANDSCAPE = path.join(IMAGES, 'landscape.jpg');
@@ -147,21 +147,14 @@ describe('real Python clients against a listening server', () => {
     expect(succeeded<TritonAnswer>(versioned).CLASS_IDS).toEqual(tritonExpected(all).CLASS_IDS);
   });
 
-  it("deepstack-python DeepstackObject.detect, default and custom model: /v1/detect's detections at min_confidence, DeepStack-rounded", async () => {
+  it("deepstack-python DeepstackObject.detect, default and custom model: /v1/detect's detections, DeepStack-rounded", async () => {
     const port = Number(new URL(fixture.servers.open.url).port);
     const [detection, custom, unknown] = await runPythonClients([
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, min_confidence: 0.6 },
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, min_confidence: 0.6, custom_model: MODEL },
       { client: 'deepstack', ip: '127.0.0.1', port, image: LANDSCAPE, custom_model: 'no-such-model' },
     ]);
-    const reference = (await nativeDetections(fixture.servers.open, image, '?score_threshold=0.6')).map((d) => ({
-      label: d.label.toLowerCase(),
-      confidence: d.score,
-      x_min: Math.round(d.box.xmin),
-      y_min: Math.round(d.box.ymin),
-      x_max: Math.round(d.box.xmax),
-      y_max: Math.round(d.box.ymax),
-    }));
+    const reference = deepstackRounded(await nativeDetections(fixture.servers.open, image, '?score_threshold=0.6'));
     expect(reference.length).toBeGreaterThan(0);
     expect(succeeded(detection)).toEqual(reference);
     expect(succeeded(custom)).toEqual(reference);

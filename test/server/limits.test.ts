@@ -36,6 +36,11 @@ async function metrics(server: TestServer): Promise<string> {
   return (await fetch(`${server.url}/metrics`)).text();
 }
 
+/** How many times the model has run to the end, from a /metrics text (the total stage's count). */
+function modelRuns(text: string): number {
+  return metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`) ?? 0;
+}
+
 describe('bounded queue', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -90,11 +95,7 @@ describe('bounded queue', () => {
   });
 
   it('drops a queued request whose client disconnected, without running the model for it', async () => {
-    const before =
-      metricValue(
-        await metrics(server),
-        `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`,
-      ) ?? 0;
+    const before = modelRuns(await metrics(server));
     const slot = holdSlot(server);
     const client = new AbortController();
     const abandoned = fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape, signal: client.signal });
@@ -105,9 +106,7 @@ describe('bounded queue', () => {
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(
-      metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`) ?? 0,
-    ).toBe(before);
+    expect(modelRuns(text)).toBe(before);
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="CLIENT_CLOSED"}')).toBe(3);
     expect(metricValue(text, 'cpwc_http_request_duration_seconds_count{method="POST",route="/v1/detect",status="499"}')).toBe(3);
     // and the server is fine afterwards
@@ -125,11 +124,7 @@ describe('deadlines', () => {
   });
 
   it('answers 504 DEADLINE_EXCEEDED when the deadline passes in the queue, and never runs it', async () => {
-    const before =
-      metricValue(
-        await metrics(server),
-        `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`,
-      ) ?? 0;
+    const before = modelRuns(await metrics(server));
     const slot = holdSlot(server);
     const response = await fetch(`${server.url}/v1/detect`, { method: 'POST', body: landscape });
     // answered while the slot is still held: the request never left the queue
@@ -142,9 +137,7 @@ describe('deadlines', () => {
     slot.release();
     await slot.done;
     const text = await metrics(server);
-    expect(
-      metricValue(text, `cpwc_inference_stage_duration_seconds_count{stage="total",model="${fixture.detector.model.name}"}`) ?? 0,
-    ).toBe(before);
+    expect(modelRuns(text)).toBe(before);
     expect(metricValue(text, 'cpwc_rejected_requests_total{reason="DEADLINE_EXCEEDED"}')).toBe(1);
   });
 

@@ -355,7 +355,8 @@ describe('protocol routes', () => {
   describe("Triton's repository API on a server of one detector", () => {
     it('answers index, load and unload with a documented 404 NOT_FOUND in Triton shape, whatever the body (no 405)', async () => {
       const message =
-        'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)';
+        'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository ' +
+        'has one)';
       const cases: Array<[string, string, string | undefined]> = [
         ['/v2/repository/index', '/v2/repository/index', undefined],
         ['/v2/repository/index', '/v2/repository/index', '{"ready": {}}'],

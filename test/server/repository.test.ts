@@ -18,7 +18,7 @@ import type { ModelStatus } from '../../src/server/model-catalog';
 import { ModelRepository } from '../../src/server/model-repository';
 import { startServer, type RunningServer } from '../../src/server/server';
 import { fixtureModel } from '../helpers/fixture-models';
-import { IMAGES, metricValue, multipart, testConfig, waitFor, type ErrorBody } from '../helpers/server';
+import { IMAGES, metricValue, multipart, startRepositoryServer, testConfig, waitFor, type ErrorBody } from '../helpers/server';
 
 const landscape = readFileSync(path.join(IMAGES, 'landscape.jpg'));
 const SHAPES = 'shapes-cpwc-r50-fpn';
@@ -61,25 +61,9 @@ function copyModel(from: string, to: string, tag?: string, edit?: (json: Record<
 }
 
 async function startRepoServer(root: string, overrides: Partial<ServerConfig> = {}): Promise<RepoServer> {
-  const config = testConfig({ modelRepository: root, repositoryPollS: 0, concurrency: 2, queueSize: 16, ...overrides });
   const logs: Array<Record<string, unknown>> = [];
   const destination: DestinationStream = { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) };
-  const running = await startServer({
-    config,
-    logger: createLogger('info', destination),
-    processMetrics: false,
-    repository: ({ inference, metrics, logger }) =>
-      new ModelRepository({
-        root,
-        defaultModel: config.defaultModel,
-        load: (dir) => Detector.load(dir, { intraOpThreads: 1 }),
-        inference,
-        metrics,
-        logger,
-      }),
-  });
-  await running.detection.warmUp();
-  await running.detection.repository?.whenSettled();
+  const running = await startRepositoryServer(root, { concurrency: 2, queueSize: 16, ...overrides }, createLogger('info', destination));
   return Object.assign(running, { logs, root });
 }
 

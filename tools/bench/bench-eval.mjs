@@ -209,14 +209,20 @@ if (values.json) {
   const row = (label, r) =>
     r.error !== undefined
       ? `  ${label.padEnd(26)} not measured: ${r.error}`
-      : `  ${`${label} ${r.version}`.padEnd(26)} ${r.cpu_seconds_median.toFixed(3).padStart(8)} s   (loading ${r.load_cpu_seconds_median.toFixed(3)} s more)   ${r.speedup >= 1 ? `ours uses ${r.speedup.toFixed(1)}x less CPU` : `ours uses ${(1 / r.speedup).toFixed(1)}x more CPU`}; stats within ${r.max_stat_difference.toExponential(1)}`;
+      : `  ${`${label} ${r.version}`.padEnd(26)} ${r.cpu_seconds_median.toFixed(3).padStart(8)} s   ` +
+        `(loading ${r.load_cpu_seconds_median.toFixed(3)} s more)   ` +
+        `${r.speedup >= 1 ? `ours uses ${r.speedup.toFixed(1)}x less CPU` : `ours uses ${(1 / r.speedup).toFixed(1)}x more CPU`}; ` +
+        `stats within ${r.max_stat_difference.toExponential(1)}`;
   process.stdout.write(
     [
-      `COCO bbox eval on ${target.name}: ${result.images} images, ${result.gt_annotations} GT, ${detections} detections; user+sys CPU, median of ${runs} interleaved rounds`,
-      `  ${'cpwc-detect eval'.padEnd(26)} ${ours.toFixed(3).padStart(8)} s   (whole process: start-up, parsing, scoring; min ${result.cpu_seconds_min.toFixed(3)}, max ${result.cpu_seconds_max.toFixed(3)}; empty node ${nodeStartup.toFixed(3)} s)`,
+      `COCO bbox eval on ${target.name}: ${result.images} images, ${result.gt_annotations} GT, ${detections} detections; ` +
+        `user+sys CPU, median of ${runs} interleaved rounds`,
+      `  ${'cpwc-detect eval'.padEnd(26)} ${ours.toFixed(3).padStart(8)} s   (whole process: start-up, parsing, scoring; min ` +
+        `${result.cpu_seconds_min.toFixed(3)}, max ${result.cpu_seconds_max.toFixed(3)}; empty node ${nodeStartup.toFixed(3)} s)`,
       row('pycocotools', result.pycocotools),
       row('faster-coco-eval', result.faster_coco_eval),
-      `  Python columns: evaluate + accumulate + summarize only.${target.expected === undefined ? '' : ' Our stats equal expected.json in every run.'}`,
+      `  Python columns: evaluate + accumulate + summarize only.` +
+        `${target.expected === undefined ? '' : ' Our stats equal expected.json in every run.'}`,
       '',
     ].join('\n'),
   );

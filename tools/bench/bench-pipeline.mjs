@@ -42,10 +42,12 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const { Detector } = require(path.join(ROOT, 'dist', 'detection', 'detector.js'));
 const sharp = require('sharp');
 
-const USAGE = `usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE] [--json [--raw]] [--python PY] [--checkpoint FILE]
-       node tools/bench/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] [--arena-shrinkage on|off] [--threads T]
-       node tools/bench/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]
-`;
+const USAGE =
+  'usage: node tools/bench/bench-pipeline.mjs [--model DIR]... [--runs N] [--warmup N] [--threads T] [--image FILE] [--json [--raw]] ' +
+  '[--python PY] [--checkpoint FILE]\n' +
+  '       node tools/bench/bench-pipeline.mjs --memory N [--model DIR] [--arena on|off] [--mem-pattern on|off] [--spinning on|off] ' +
+  '[--arena-shrinkage on|off] [--threads T]\n' +
+  '       node tools/bench/bench-pipeline.mjs --session-options [--model DIR] [--runs N] [--memory N] [--threads T]\n';
 
 const { values } = parseArgs({
   options: {
@@ -83,7 +85,8 @@ const models = values.model ?? [path.join(BENCH_MODELS, 'cpwc_r50_fpn-800'), pat
 for (const dir of models) {
   if (!existsSync(path.join(dir, 'model.json'))) {
     process.stderr.write(
-      `bench: ${dir}/model.json not found; build it first: bash tools/bench/make-bench-models.sh (see the header of tools/bench/bench-pipeline.mjs)\n`,
+      `bench: ${dir}/model.json not found; build it first: bash tools/bench/make-bench-models.sh ` +
+        '(see the header of tools/bench/bench-pipeline.mjs)\n',
     );
     process.exit(1);
   }
@@ -282,7 +285,8 @@ function printLatency(image, rows) {
   const peak = cpuPeak();
   const out = [];
   out.push(
-    `TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via ${PYTHON}), ${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`,
+    `TypeScript (onnxruntime-node ${require('onnxruntime-node/package.json').version}) vs PyTorch eager (torch via ${PYTHON}), ` +
+      `${threads} threads each, ${runs} interleaved runs after ${warmup} warm-up`,
   );
   out.push(`image: ${path.basename(image)}; times in ms (median / p95)`);
   for (const row of rows) {
@@ -295,10 +299,12 @@ function printLatency(image, rows) {
     const outsideShare = row.ts.map((t) => (t.total - t.backbone_rpn - t.box_head) / t.total);
     out.push('');
     out.push(
-      `${path.basename(row.modelDir)}: graph input ${row.input.width}x${row.input.height} (resized ${row.resized.width}x${row.resized.height})`,
+      `${path.basename(row.modelDir)}: graph input ${row.input.width}x${row.input.height} (resized ${row.resized.width}x` +
+        `${row.resized.height})`,
     );
     out.push(
-      `  ${'stage'.padEnd(28)}${'TS med'.padStart(8)}${'TS p95'.padStart(8)}   ${'torch stage'.padEnd(18)}${'med'.padStart(8)}${'p95'.padStart(8)}`,
+      `  ${'stage'.padEnd(28)}${'TS med'.padStart(8)}${'TS p95'.padStart(8)}   ${'torch stage'.padEnd(18)}${'med'.padStart(8)}` +
+        `${'p95'.padStart(8)}`,
     );
     const pairs = [
       ['decode', null],
@@ -316,13 +322,16 @@ function printLatency(image, rows) {
       out.push(`  ${label.padEnd(28)}${ms(m(stage))}${ms(q(stage))}   ${torchPart}`);
     }
     out.push(
-      `  ${'end to end'.padEnd(28)}${ms(m('total'))}${ms(q('total'))}   ${'end to end'.padEnd(18)}${ms(median(torchTotal))}${ms(p95(torchTotal))}`,
+      `  ${'end to end'.padEnd(28)}${ms(m('total'))}${ms(q('total'))}   ${'end to end'.padEnd(18)}${ms(median(torchTotal))}` +
+        `${ms(p95(torchTotal))}`,
     );
     out.push(
-      `  speed-up, torch / TS end to end: median ${(median(torchTotal) / m('total')).toFixed(2)}x, p95 ${(p95(torchTotal) / q('total')).toFixed(2)}x`,
+      `  speed-up, torch / TS end to end: median ${(median(torchTotal) / m('total')).toFixed(2)}x, p95 ` +
+        `${(p95(torchTotal) / q('total')).toFixed(2)}x`,
     );
     out.push(
-      `  outside the two graphs: median ${median(outside).toFixed(1)} ms = ${(100 * median(outsideShare)).toFixed(1)}% of a request (p95 ${(100 * p95(outsideShare)).toFixed(1)}%)`,
+      `  outside the two graphs: median ${median(outside).toFixed(1)} ms = ${(100 * median(outsideShare)).toFixed(1)}% of a ` +
+        `request (p95 ${(100 * p95(outsideShare)).toFixed(1)}%)`,
     );
     out.push(`  torch rpn+roi_heads include their graph parts; TS graph stages include the transfer to the worker thread`);
     if (row.precision !== 'fp32') out.push(`  this model is ${row.precision}; PyTorch ran the same checkpoint in fp32`);
@@ -337,14 +346,16 @@ function printLatency(image, rows) {
             ? ` = ${((100 * gflops) / peak.gflops).toFixed(0)}% of this CPU's fp32 peak`
             : ` (${row.precision} operations: not comparable with the fp32 peak)`;
       out.push(
-        `  graph A: ${(macs / 1e9).toFixed(1)} GMAC at ${row.input.width}x${row.input.height}, ${gflops.toFixed(0)} GFLOP/s (2 x MACs / graph A median)${share}`,
+        `  graph A: ${(macs / 1e9).toFixed(1)} GMAC at ${row.input.width}x${row.input.height}, ${gflops.toFixed(0)} GFLOP/s (2 ` +
+          `x MACs / graph A median)${share}`,
       );
     }
   }
   if (peak !== null) {
     out.push('');
     out.push(
-      `CPU: ${peak.model}, ${peak.cores} cores x ${peak.mhz.toFixed(0)} MHz x ${peak.perCycle} fp32 FLOP/cycle (2 per FMA x ${peak.lanes} lanes x 2 FMA pipes) = ${peak.gflops.toFixed(0)} GFLOP/s peak`,
+      `CPU: ${peak.model}, ${peak.cores} cores x ${peak.mhz.toFixed(0)} MHz x ${peak.perCycle} fp32 FLOP/cycle (2 per FMA x ` +
+        `${peak.lanes} lanes x 2 FMA pipes) = ${peak.gflops.toFixed(0)} GFLOP/s peak`,
     );
   }
   process.stdout.write(`${out.join('\n')}\n`);
@@ -413,7 +424,8 @@ async function compareSessionOptions() {
       .map(([n, v]) => `@${n} ${v.toFixed(0)}`)
       .join(' ');
     process.stdout.write(
-      `  ${variant.join(' ').padEnd(70)} median ${result.median_total_ms.toFixed(0)} ms  RSS MiB loaded ${result.rss_loaded_mib.toFixed(0)} ${after} max ${result.rss_max_mib.toFixed(0)}\n`,
+      `  ${variant.join(' ').padEnd(70)} median ${result.median_total_ms.toFixed(0)} ms  RSS MiB loaded ` +
+        `${result.rss_loaded_mib.toFixed(0)} ${after} max ${result.rss_max_mib.toFixed(0)}\n`,
     );
   }
 }

@@ -108,7 +108,8 @@ async function main() {
       const within = ms.filter((v) => v <= FRIGATE_TIMEOUT_MS).length;
       const f = (v) => v.toFixed(1);
       console.log(
-        `| ${path.basename(model)} | ${requests} | ${f(percentile(ms, 50))} / ${f(percentile(ms, 90))} / ${f(ms[ms.length - 1])} | ${percentile(inference, 50)} | ${within}/${requests} |`,
+        `| ${path.basename(model)} | ${requests} | ${f(percentile(ms, 50))} / ${f(percentile(ms, 90))} / ` +
+          `${f(ms[ms.length - 1])} | ${percentile(inference, 50)} | ${within}/${requests} |`,
       );
     } finally {
       await server.stop();

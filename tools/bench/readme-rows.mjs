@@ -26,8 +26,10 @@ import { parseArgs } from 'node:util';
 import { cpuPeak } from './cpu-peak.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const USAGE = `usage: node tools/bench/readme-rows.mjs [--models DIR] [--rounds R] [--runs N] [--default-runs N] [--warmup N] [--json FILE] [--python PY]
-  --models DIR        full-size model directories from tools/bench/make-bench-models.sh (default $CPWC_BENCH_MODELS, else /tmp/cpwc-bench-models)
+const USAGE = `usage: node tools/bench/readme-rows.mjs [--models DIR] [--rounds R] [--runs N] [--default-runs N] [--warmup N]
+                                       [--json FILE] [--python PY]
+  --models DIR        full-size model directories from tools/bench/make-bench-models.sh
+                      (default $CPWC_BENCH_MODELS, else /tmp/cpwc-bench-models)
   --rounds R          times the whole row list is run (default 3)
   --runs N            runs per full-size row and round (default 2)
   --default-runs N    runs per default-model row and round (default 10)
@@ -203,11 +205,18 @@ function markdown(report) {
   const lines = [];
   const { machine, conditions } = report;
   lines.push(
-    `Machine: ${machine.cpu}, ${machine.cores} cores × ${machine.mhz.toFixed(0)} MHz, fp32 peak ${machine.fp32_peak_gflops.toFixed(0)} GFLOP/s (tools/bench/cpu-peak.mjs); onnxruntime-node ${conditions.onnxruntime_node}, torch ${conditions.torch}; ${conditions.threads} threads each; ${conditions.rounds} rounds × ${conditions.runs} runs (full size) / × ${conditions.default_runs} (default model) after ${conditions.warmup} warm-up per row and round; load average ${conditions.load_before.toFixed(1)} before, ${conditions.load_after.toFixed(1)} after; ${(conditions.wall_s / 60).toFixed(1)} min. Median ms; PyTorch eager in fp32 for every row.`,
+    `Machine: ${machine.cpu}, ${machine.cores} cores × ${machine.mhz.toFixed(0)} MHz, ` +
+      `fp32 peak ${machine.fp32_peak_gflops.toFixed(0)} GFLOP/s (tools/bench/cpu-peak.mjs); ` +
+      `onnxruntime-node ${conditions.onnxruntime_node}, torch ${conditions.torch}; ${conditions.threads} threads each; ` +
+      `${conditions.rounds} rounds × ${conditions.runs} runs (full size) / × ${conditions.default_runs} (default model) ` +
+      `after ${conditions.warmup} warm-up per row and round; ` +
+      `load average ${conditions.load_before.toFixed(1)} before, ${conditions.load_after.toFixed(1)} after; ` +
+      `${(conditions.wall_s / 60).toFixed(1)} min. Median ms; PyTorch eager in fp32 for every row.`,
   );
   lines.push('');
   lines.push(
-    '| model | precision | graph input | TS end to end | graph A | graph B | outside the graphs | PyTorch eager | speed-up | graph A GFLOP/s |',
+    '| model | precision | graph input | TS end to end | graph A | graph B | outside the graphs | PyTorch eager | speed-up ' +
+      '| graph A GFLOP/s |',
   );
   lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of report.rows) {
@@ -217,9 +226,10 @@ function markdown(report) {
         : r.graph_a_share_of_fp32_peak === null
           ? `${r.graph_a_gflops.toFixed(0)} (int8)`
           : `${r.graph_a_gflops.toFixed(0)} (${(100 * r.graph_a_share_of_fp32_peak).toFixed(0)}%)`;
-    lines.push(
-      `| ${r.model} | ${r.precision} | ${size(r.input)} | ${f(r.ts_ms.end_to_end)} | ${f(r.ts_ms.graph_a)} | ${f(r.ts_ms.graph_b)} | ${f(r.ts_ms.outside_graphs)} (${(100 * r.outside_share).toFixed(1)}%) | ${f(r.torch_fp32_ms.end_to_end)} | ${r.speedup.toFixed(2)}× | ${rate} |`,
-    );
+    const outside = `${f(r.ts_ms.outside_graphs)} (${(100 * r.outside_share).toFixed(1)}%)`;
+    const cells = [r.model, r.precision, size(r.input), f(r.ts_ms.end_to_end), f(r.ts_ms.graph_a), f(r.ts_ms.graph_b), outside];
+    cells.push(f(r.torch_fp32_ms.end_to_end), `${r.speedup.toFixed(2)}×`, rate);
+    lines.push(`| ${cells.join(' | ')} |`);
   }
   lines.push('');
   lines.push('| graph A ratio | graph input | precision / model | ratio |');
@@ -228,7 +238,8 @@ function markdown(report) {
     lines.push(`| CPWC ÷ plain (time) | ${size(r.input)} | ${r.precision} | ${r.ratio.toFixed(2)}× |`);
   for (const r of report.ratios.fp32_over_int8_graph_a)
     lines.push(
-      `| fp32 ÷ int8 (int8 speed-up; end to end ${r.end_to_end_ratio.toFixed(2)}×) | ${size(r.input)} | ${r.model} | ${r.ratio.toFixed(2)}× |`,
+      `| fp32 ÷ int8 (int8 speed-up; end to end ${r.end_to_end_ratio.toFixed(2)}×) ` +
+        `| ${size(r.input)} | ${r.model} | ${r.ratio.toFixed(2)}× |`,
     );
   return lines.join('\n');
 }

@@ -53,7 +53,8 @@ export function findShards(outDir: string, manifest: RunManifest): ShardDirector
     if (difference !== undefined) {
       throw new CocoEvalError(
         'RUN_MISMATCH',
-        `shard ${dir} was written for a different ${difference.field.replace(/_/g, ' ')} (${difference.was}, this run: ${difference.now}); ` +
+        `shard ${dir} was written for a different ${difference.field.replace(/_/g, ' ')} ` +
+          `(${difference.was}, this run: ${difference.now}); ` +
           'it is not part of this run: delete it, or run the merge with the options the shards used',
         { file: manifestPath, field: difference.field },
       );
@@ -72,8 +73,8 @@ function byShardName(a: string, b: string): number {
 
 /**
  * Copies into `run` every image a shard detected that `run` has not, in shard order; returns
- * what each shard held, and the ids any shard recorded (detected or failed). Images a shard could not read are not copied: the merge run tries them
- * again itself, like every image no shard finished.
+ * what each shard held, and the ids any shard recorded (detected or failed). Images a shard could not
+ * read are not copied: the merge run tries them again itself, like every image no shard finished.
  */
 export function importShards(
   run: RunDirectory,

@@ -90,5 +90,6 @@ export function identityOfDescription(description: unknown, source: string): Mod
 
 /** "tiny-fpn (graphs 0519198138…, 2e8707b842…)" for messages. */
 export function describeIdentity(identity: ModelIdentity): string {
-  return `${identity.name} (graphs ${identity.graphs_sha256.backbone_rpn.slice(0, 10)}…, ${identity.graphs_sha256.box_head.slice(0, 10)}…)`;
+  const graphs = identity.graphs_sha256;
+  return `${identity.name} (graphs ${graphs.backbone_rpn.slice(0, 10)}…, ${graphs.box_head.slice(0, 10)}…)`;
 }

@@ -206,20 +206,7 @@ export class RunDirectory {
     let expectedDetectionsLength = 0;
     complete.split('\n').forEach((line, i) => {
       if (line.trim() === '') return;
-      let record: ImageRecord;
-      try {
-        record = JSON.parse(line) as ImageRecord;
-      } catch (cause) {
-        throw new CocoEvalError(
-          'JSON_MALFORMED',
-          `${this.imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`,
-          {
-            file: this.imagesPath,
-            location: `line ${i + 1}`,
-          },
-          { cause },
-        );
-      }
+      const record = parseImageRecord(line, i, this.imagesPath);
       this.images.set(record.image_id, record);
       expectedDetectionsLength = record.detections_end;
     });
@@ -227,7 +214,8 @@ export class RunDirectory {
     if (actual < expectedDetectionsLength) {
       throw new CocoEvalError(
         'RUN_MISMATCH',
-        `${this.detectionsPath} is shorter (${actual} bytes) than images.jsonl records (${expectedDetectionsLength}): the run directory is damaged; start a new run`,
+        `${this.detectionsPath} is shorter (${actual} bytes) than images.jsonl records (${expectedDetectionsLength}): ` +
+          'the run directory is damaged; start a new run',
         { file: this.detectionsPath },
       );
     }
@@ -268,6 +256,20 @@ export interface RecordedImage {
   lines: string;
 }
 
+/** Line `i` (0-based) of images.jsonl at `imagesPath`, parsed; JSON_MALFORMED naming the line when it is not JSON. */
+function parseImageRecord(line: string, i: number, imagesPath: string): ImageRecord {
+  try {
+    return JSON.parse(line) as ImageRecord;
+  } catch (cause) {
+    throw new CocoEvalError(
+      'JSON_MALFORMED',
+      `${imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`,
+      { file: imagesPath, location: `line ${i + 1}` },
+      { cause },
+    );
+  }
+}
+
 /**
  * Reads the finished images of a run directory without changing it (another process may be
  * appending to it): the complete lines of images.jsonl, each with the detections.jsonl bytes
@@ -286,21 +288,12 @@ export function readRecordedImages(dir: string): RecordedImage[] {
     .split('\n')
     .forEach((line, i) => {
       if (line.trim() === '') return;
-      let record: ImageRecord;
-      try {
-        record = JSON.parse(line) as ImageRecord;
-      } catch (cause) {
-        throw new CocoEvalError(
-          'JSON_MALFORMED',
-          `${imagesPath}: line ${i + 1}: not valid JSON (the run directory is damaged)`,
-          { file: imagesPath, location: `line ${i + 1}` },
-          { cause },
-        );
-      }
+      const record = parseImageRecord(line, i, imagesPath);
       if (record.detections_end > detections.length || record.detections_end < start) {
         throw new CocoEvalError(
           'RUN_MISMATCH',
-          `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ${detectionsPath} has ${detections.length}: the run directory is damaged`,
+          `${imagesPath}: line ${i + 1}: records detections up to byte ${record.detections_end}, ` +
+            `${detectionsPath} has ${detections.length}: the run directory is damaged`,
           {
             file: detectionsPath,
             location: `line ${i + 1}`,

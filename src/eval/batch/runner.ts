@@ -147,7 +147,8 @@ function resultLines(
     const categoryIndex = mapping.categoryIndexByClass[d.class_id] ?? -1;
     if (categoryIndex < 0) continue;
     const { xmin, ymin, xmax, ymax } = d.box;
-    lines += `${JSON.stringify({ image_id: imageId, category_id: categoryIds[categoryIndex], bbox: [xmin, ymin, xmax - xmin, ymax - ymin], score: d.score })}\n`;
+    const bbox = [xmin, ymin, xmax - xmin, ymax - ymin];
+    lines += `${JSON.stringify({ image_id: imageId, category_id: categoryIds[categoryIndex], bbox, score: d.score })}\n`;
     count++;
   }
   return { lines, count };
@@ -209,7 +210,8 @@ async function detectAll(
       if (record.status === 'skipped') {
         skipped++;
         log.write(
-          `${log.isTTY === true ? '\r\x1b[K' : ''}${options.label}: skipped image ${image.id} (${image.file_name ?? 'no file_name'}): ${record.reason}\n`,
+          `${log.isTTY === true ? '\r\x1b[K' : ''}${options.label}: ` +
+            `skipped image ${image.id} (${image.file_name ?? 'no file_name'}): ${record.reason}\n`,
         );
       }
       progress.update(done, skipped);
@@ -288,7 +290,9 @@ function logMapping(mapping: CategoryMapping, log: ProgressStream): void {
  * run of another dataset, model or settings.
  *
  * @example
- *   await runShard({ annotations: 'val.json', imagesDir: 'val/', modelDir: 'models/m', outDir: 'runs/val', shard: { index: 0, count: 4 } });
+ *   await runShard({
+ *     annotations: 'val.json', imagesDir: 'val/', modelDir: 'models/m', outDir: 'runs/val', shard: { index: 0, count: 4 },
+ *   });
  */
 export async function runShard(options: ShardOptions): Promise<ShardSummary> {
   const log = options.log ?? process.stderr;
@@ -306,7 +310,8 @@ export async function runShard(options: ShardOptions): Promise<ShardSummary> {
       if (difference !== undefined) {
         throw new CocoEvalError(
           'RUN_MISMATCH',
-          `${options.outDir} holds a run with a different ${difference.field.replace(/_/g, ' ')} (${difference.was}, this shard: ${difference.now}); use the run's options or another --out`,
+          `${options.outDir} holds a run with a different ${difference.field.replace(/_/g, ' ')} ` +
+            `(${difference.was}, this shard: ${difference.now}); use the run's options or another --out`,
           { file: mainManifest, field: difference.field },
         );
       }
@@ -314,7 +319,8 @@ export async function runShard(options: ShardOptions): Promise<ShardSummary> {
     run = RunDirectory.open(dir, manifest);
     const already = images.filter((image) => run!.images.get(image.id)?.status === 'done').length;
     log.write(
-      `${label}: ${images.length} of ${gt.images.length} images are this shard's${already > 0 ? `, ${already} already done` : ''}; writing ${dir}\n`,
+      `${label}: ${images.length} of ${gt.images.length} images are this shard's` +
+        `${already > 0 ? `, ${already} already done` : ''}; writing ${dir}\n`,
     );
     logMapping(mapping, log);
     processed = await detectAll(run, images, source, mapping, gt.categoryIds, {
@@ -332,7 +338,8 @@ export async function runShard(options: ShardOptions): Promise<ShardSummary> {
   if (records.length < images.length) {
     throw new CocoEvalError(
       'INTERRUPTED',
-      `interrupted: ${records.length} of this shard's ${images.length} images are done and recorded in ${dir}; run the same command again to resume`,
+      `interrupted: ${records.length} of this shard's ${images.length} images are done and recorded in ${dir}; ` +
+        'run the same command again to resume',
       { file: dir },
     );
   }
@@ -381,11 +388,13 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
       missingFromShards = left.length - failedInShards;
       const parts = shards.map(
         (s) =>
-          `${s.shard} ${s.images_done} done${s.images_failed > 0 ? `, ${s.images_failed} failed` : ''}${s.running_pid === null ? '' : ` (still running, pid ${s.running_pid})`}`,
+          `${s.shard} ${s.images_done} done${s.images_failed > 0 ? `, ${s.images_failed} failed` : ''}` +
+          `${s.running_pid === null ? '' : ` (still running, pid ${s.running_pid})`}`,
       );
       log.write(
         `eval: merged ${shards.length} shard(s) into ${options.outDir}: ${parts.join('; ')}; ` +
-          `${left.length} of ${gt.images.length} images left to detect here (${missingFromShards} no shard recorded, ${failedInShards} failed in a shard)\n`,
+          `${left.length} of ${gt.images.length} images left to detect here ` +
+          `(${missingFromShards} no shard recorded, ${failedInShards} failed in a shard)\n`,
       );
     } else if (run.images.size > 0) {
       log.write(`eval: resuming ${options.outDir}: ${finished}/${gt.images.length} images already done\n`);
@@ -406,7 +415,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
   if (done.size < gt.images.length) {
     throw new CocoEvalError(
       'INTERRUPTED',
-      `interrupted: ${done.size} of ${gt.images.length} images are done and recorded in ${options.outDir}; run the same command again to resume`,
+      `interrupted: ${done.size} of ${gt.images.length} images are done and recorded in ${options.outDir}; ` +
+        'run the same command again to resume',
       { file: options.outDir },
     );
   }
@@ -453,7 +463,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     detector_stats: source.stats(),
   };
   const notes = [
-    `Model: \`${source.modelDir ?? source.description}\` (${source.identity.name}); classes mapped to categories by ${mapping.method === 'coco-id' ? 'COCO id' : 'name'}`,
+    `Model: \`${source.modelDir ?? source.description}\` (${source.identity.name}); ` +
+      `classes mapped to categories by ${mapping.method === 'coco-id' ? 'COCO id' : 'name'}`,
     skipped.length > 0
       ? `${skipped.length} of ${gt.images.length} images unreadable or not decodable, left out of scoring (--allow-missing): ${skipped
           .slice(0, 20)
@@ -463,7 +474,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
   ];
   if (shards.length > 0) {
     notes.push(
-      `Merged from ${shards.length} shard(s): ${shards.map((s) => `${s.shard} ${s.images_done} done, ${s.images_failed} failed`).join('; ')}; ` +
+      `Merged from ${shards.length} shard(s): ` +
+        `${shards.map((s) => `${s.shard} ${s.images_done} done, ${s.images_failed} failed`).join('; ')}; ` +
         `${processed} image(s) detected by the merge itself`,
     );
   }

@@ -206,7 +206,8 @@ export class ServerPool implements DetectionSource {
       else if (JSON.stringify(first.identity) !== JSON.stringify(identity) || JSON.stringify(first.classes) !== JSON.stringify(classes)) {
         throw new CocoEvalError(
           'MODEL_MISMATCH',
-          `${url} serves ${describeIdentity(identity)}, ${first.url} serves ${describeIdentity(first.identity)}: every --server must serve the same model`,
+          `${url} serves ${describeIdentity(identity)}, ${first.url} serves ${describeIdentity(first.identity)}: ` +
+            'every --server must serve the same model',
           { file: source },
         );
       }
@@ -259,7 +260,8 @@ export class ServerPool implements DetectionSource {
   }
 
   async detect(image: Buffer, scoreThreshold: number | undefined): Promise<SourceResult> {
-    const query = `score_threshold=${scoreThreshold ?? this.identity.defaults.score_threshold}&max_detections=${this.identity.defaults.max_detections}`;
+    const defaults = this.identity.defaults;
+    const query = `score_threshold=${scoreThreshold ?? defaults.score_threshold}&max_detections=${defaults.max_detections}`;
     let failures = 0;
     const startedAt = Date.now();
     for (;;) {
@@ -309,7 +311,8 @@ export class ServerPool implements DetectionSource {
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (server.consecutiveFailures - 1));
       server.pausedUntil = Math.max(server.pausedUntil, Date.now() + backoff);
       this.note(
-        `eval: ${target}: ${outcome.why}; retrying the image (try ${failures + 1} of ${this.maxAttempts}), this server rests ${(backoff / 1000).toFixed(2)} s`,
+        `eval: ${target}: ${outcome.why}; retrying the image (try ${failures + 1} of ${this.maxAttempts}), ` +
+          `this server rests ${(backoff / 1000).toFixed(2)} s`,
       );
     }
   }
@@ -357,7 +360,8 @@ export class ServerPool implements DetectionSource {
     if (answer.model !== this.identity.name) {
       throw new CocoEvalError(
         'MODEL_MISMATCH',
-        `${server.url} answered for model ${JSON.stringify(answer.model)}, this run is for ${describeIdentity(this.identity)}: every --server must serve the run's model`,
+        `${server.url} answered for model ${JSON.stringify(answer.model)}, this run is for ${describeIdentity(this.identity)}: ` +
+          "every --server must serve the run's model",
         { file: server.url },
       );
     }

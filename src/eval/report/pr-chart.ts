@@ -59,7 +59,8 @@ export function prChartSvg(curves: readonly PrCurve[], recThrs: Float64Array, op
   const py = (precision: number): number => top + (1 - precision) * plotH;
   const out: string[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${options.title.replace(/"/g, "'")}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      `role="img" aria-label="${options.title.replace(/"/g, "'")}">`,
   );
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   // Grid and ticks.

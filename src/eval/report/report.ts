@@ -137,7 +137,8 @@ export async function writeReport(dir: string, ev: CocoEvaluation, summary: Eval
   const md = [
     '# COCO bbox evaluation',
     '',
-    `- Annotations: \`${inputs.annotations}\` — ${c.images} images, ${c.gt_annotations} annotations (${c.gt_crowd} crowd), ${c.categories} categories (${c.categories_with_gt} with non-crowd ground truth)`,
+    `- Annotations: \`${inputs.annotations}\` — ${c.images} images, ${c.gt_annotations} annotations (${c.gt_crowd} crowd), ` +
+      `${c.categories} categories (${c.categories_with_gt} with non-crowd ground truth)`,
     `- Detections: ${inputs.detections} — ${c.detections_read} read, ${c.detections_scored} scored (at most 100 per image and category)` +
       (c.detections_unknown_category > 0 ? `, ${c.detections_unknown_category} ignored (category not in the annotation file)` : ''),
     ...(c.gt_annotations_skipped > 0

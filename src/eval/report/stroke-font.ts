@@ -160,5 +160,8 @@ export function svgText(text: string, x: number, y: number, style: TextStyle): s
   const d = textPathData(text, startX, y, style.size);
   const weight = style.weight ?? style.size / 7;
   const transform = style.rotate === undefined ? '' : ` transform="rotate(${style.rotate} ${round(x)} ${round(y)})"`;
-  return `<path d="${d}" fill="none" stroke="${style.color ?? '#222'}" stroke-width="${round(weight)}" stroke-linecap="round" stroke-linejoin="round"${transform}><title>${escapeXml(text)}</title></path>`;
+  return (
+    `<path d="${d}" fill="none" stroke="${style.color ?? '#222'}" stroke-width="${round(weight)}" ` +
+    `stroke-linecap="round" stroke-linejoin="round"${transform}><title>${escapeXml(text)}</title></path>`
+  );
 }

@@ -111,7 +111,8 @@ function requestImage(request: InferRequest): Buffer {
   if (count !== 1 || input.elements.length !== 1) {
     throw new HttpError(
       'BATCH_UNSUPPORTED',
-      `one image per inference request: input ${INPUT_NAME} must have shape [1], got shape [${input.shape.join(',')}] with ${input.elements.length} elements`,
+      `one image per inference request: input ${INPUT_NAME} must have shape [1], ` +
+        `got shape [${input.shape.join(',')}] with ${input.elements.length} elements`,
     );
   }
   return input.elements[0] as Buffer;

@@ -46,7 +46,8 @@ export function registerRepositoryRoutes(
       app.post(route.path, style, refuseWhileDraining, requireKey, () => {
         throw new HttpError(
           'NOT_FOUND',
-          'this server serves no model repository (it was created with one detector; cpwc-detect serve --model or --model-repository has one)',
+          'this server serves no model repository ' +
+            '(it was created with one detector; cpwc-detect serve --model or --model-repository has one)',
         );
       });
     }

@@ -194,7 +194,8 @@ describe('a run with unreadable images and no --allow-missing', () => {
     const strict = runToEnd(out, []);
     expect(strict.status).toBe(1);
     expect(strict.stderr).toContain(
-      '2 of 10 images could not be read or decoded, so their ground truth cannot be scored: 9 (missing.jpg: file not found); 10 (README.md: IMAGE_UNSUPPORTED_FORMAT',
+      '2 of 10 images could not be read or decoded, so their ground truth cannot be scored: 9 (missing.jpg: file not found); 10 ' +
+        '(README.md: IMAGE_UNSUPPORTED_FORMAT',
     );
     expect(strict.stderr).toContain('or add --allow-missing to score the other 8 without them');
     expect(existsSync(join(out, 'report'))).toBe(false);

@@ -2,6 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ShardImport } from '../../../src/eval/batch/merge';
 import { ROOT, tempDir } from '../../helpers/eval';
 
 export const CLI = join(ROOT, 'dist/cli/index.js');
@@ -25,14 +26,7 @@ export interface BatchJson {
     images_missing_from_shards: number;
     images_failed_in_shards: number;
     detector: string;
-    shards: {
-      shard: string;
-      images_recorded: number;
-      images_done: number;
-      images_failed: number;
-      imported: number;
-      running_pid: number | null;
-    }[];
+    shards: ShardImport[];
     detector_stats: { servers?: { url: string; requests: number; ok: number; busy_503: number; failures: number }[]; retries?: number };
   };
 }

@@ -60,7 +60,8 @@ function loadYaml(file: string): Doc[] {
     if (!result.stderr.includes("No module named 'yaml'")) throw new Error(`${file} does not parse: ${result.stderr}`);
   }
   throw new Error(
-    `no Python with PyYAML to parse ${file}: tried ${pythons.join(', ')} (PyYAML is in scripts/constraints.txt; or apt-get install python3-yaml)`,
+    `no Python with PyYAML to parse ${file}: tried ${pythons.join(', ')} ` +
+      '(PyYAML is in scripts/constraints.txt; or apt-get install python3-yaml)',
   );
 }
 

@@ -1,8 +1,7 @@
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readRecordedImages, RUN_FORMAT, RunDirectory, type RunManifest } from '../../../src/eval/batch/run-dir';
-import { CocoEvalError } from '../../../src/eval/errors';
-import { tempDir } from '../../helpers/eval';
+import { cocoEvalError, tempDir } from '../../helpers/eval';
 
 const manifest: RunManifest = {
   format: RUN_FORMAT,
@@ -28,16 +27,6 @@ const manifest: RunManifest = {
 
 const line = (imageId: number, score: number): string =>
   `${JSON.stringify({ image_id: imageId, category_id: 1, bbox: [0, 0, 1, 1], score })}\n`;
-
-function errorOf(fn: () => unknown): CocoEvalError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CocoEvalError) return err;
-    throw err;
-  }
-  throw new Error('expected an CocoEvalError');
-}
 
 describe('RunDirectory', () => {
   it('records images (also those with no detections) and reopens with them done', () => {
@@ -90,11 +79,11 @@ describe('RunDirectory', () => {
       ...manifest.model_identity,
       graphs_sha256: { ...manifest.model_identity.graphs_sha256, box_head: 'e'.repeat(64) },
     };
-    const err = errorOf(() => RunDirectory.open(dir, { ...manifest, model_identity: otherGraph }));
+    const err = cocoEvalError(() => RunDirectory.open(dir, { ...manifest, model_identity: otherGraph }));
     expect(err.code).toBe('RUN_MISMATCH');
     expect(err.message).toContain('holds a run with a different model identity');
     expect(err.message).toContain(`"box_head":"${'e'.repeat(64)}"`);
-    expect(errorOf(() => RunDirectory.open(dir, { ...manifest, score_threshold: 0.5 })).field).toBe('score_threshold');
+    expect(cocoEvalError(() => RunDirectory.open(dir, { ...manifest, score_threshold: 0.5 })).field).toBe('score_threshold');
   });
 
   it('resumes a run.json of an earlier version (no model identity) when model.json is the same, and refuses it when not', () => {
@@ -106,21 +95,21 @@ describe('RunDirectory', () => {
     expect(resumed.resumed).toBe(true);
     expect(resumed.manifest.model_identity).toEqual(manifest.model_identity);
     resumed.close();
-    const err = errorOf(() => RunDirectory.open(dir, { ...manifest, model_json_sha256: 'f'.repeat(64) }));
+    const err = cocoEvalError(() => RunDirectory.open(dir, { ...manifest, model_json_sha256: 'f'.repeat(64) }));
     expect(err.field).toBe('model_identity');
   });
 
   it('refuses a non-empty directory that is not a run', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'notes.txt'), 'mine');
-    expect(errorOf(() => RunDirectory.open(dir, manifest)).message).toContain('is not empty and has no run.json');
+    expect(cocoEvalError(() => RunDirectory.open(dir, manifest)).message).toContain('is not empty and has no run.json');
   });
 
   it('refuses a directory another live process is writing to, and takes over a stale lock', () => {
     const dir = join(tempDir(), 'run');
     RunDirectory.open(dir, manifest).close();
     writeFileSync(join(dir, '.lock'), `${process.ppid}\n`);
-    expect(errorOf(() => RunDirectory.open(dir, manifest)).message).toContain(`another cpwc-detect eval (pid ${process.ppid})`);
+    expect(cocoEvalError(() => RunDirectory.open(dir, manifest)).message).toContain(`another cpwc-detect eval (pid ${process.ppid})`);
     writeFileSync(join(dir, '.lock'), '999999999\n');
     RunDirectory.open(dir, manifest).close();
   });

@@ -225,7 +225,8 @@ describe('eval --server and the model', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
       new RegExp(
-        `${otherModel.url} serves tiny-c4 \\(graphs [0-9a-f]{10}…, [0-9a-f]{10}…\\), ${roomy.url} serves tiny-fpn .*: every --server must serve the same model`,
+        `${otherModel.url} serves tiny-c4 \\(graphs [0-9a-f]{10}…, [0-9a-f]{10}…\\), ` +
+          `${roomy.url} serves tiny-fpn .*: every --server must serve the same model`,
       ),
     );
   });

@@ -77,7 +77,8 @@ describe('three shards in parallel on one OUT, then the merge', () => {
     expect([...recordedIds(out)].sort((a, b) => a - b)).toEqual(Array.from({ length: TOTAL_IMAGES }, (_, i) => i + 1));
     expect(JSON.parse(readFileSync(join(out, 'report/summary.json'), 'utf8')).stats).toEqual(reference.stats);
     expect(readFileSync(join(out, 'report/summary.md'), 'utf8')).toContain(
-      'Merged from 3 shard(s): 0-of-3 1 done, 1 failed; 1-of-3 4 done, 0 failed; 2-of-3 3 done, 1 failed; 2 image(s) detected by the merge itself',
+      'Merged from 3 shard(s): 0-of-3 1 done, 1 failed; 1-of-3 4 done, 0 failed; 2-of-3 3 done, 1 failed; 2 image(s) detected by ' +
+        'the merge itself',
     );
   });
 
@@ -89,7 +90,8 @@ describe('three shards in parallel on one OUT, then the merge', () => {
     ]);
     expect(mergeStderr).toContain('eval: merged 3 shard(s) into');
     expect(mergeStderr).toContain(
-      '0-of-3 1 done, 1 failed; 1-of-3 4 done; 2-of-3 3 done, 1 failed; 2 of 10 images left to detect here (0 no shard recorded, 2 failed in a shard)',
+      '0-of-3 1 done, 1 failed; 1-of-3 4 done; 2-of-3 3 done, 1 failed; 2 of 10 images left to detect here (0 no shard recorded, 2 ' +
+        'failed in a shard)',
     );
     expect([merged.run.images_missing_from_shards, merged.run.images_failed_in_shards]).toEqual([0, 2]);
     // The two images no shard could read are tried once more by the merge, and fail again.
