@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { checkNumber, describeJson, invalidParameterMessage, type NumberRule } from '../common/validate';
+import { checkNumber, describeJson, invalidParameterMessage, is, type NumberRule } from '../common/validate';
 import { DetectError } from './errors';
 
 /** The default model: `models/shapes-cpwc-r50-fpn` in the package root. */
@@ -76,7 +76,22 @@ export interface ModelManifest {
     box_coder_weights: [number, number, number, number];
   };
   graphs: { backbone_rpn: GraphSpec; box_head: GraphSpec };
+  /** The graphs' arithmetic: `"fp32"` when model.json omits it; `"int8"` for `npm run quantize` twins. */
+  precision: ModelPrecision;
+  /** int8 only: how the twin was calibrated and checked (informational; docs/model-format.md). */
+  calibration?: Record<string, unknown>;
   provenance?: Record<string, unknown>;
+}
+
+export const MODEL_PRECISIONS = ['fp32', 'int8'] as const;
+export type ModelPrecision = (typeof MODEL_PRECISIONS)[number];
+
+/**
+ * An int8 twin written with `--speed-only` (a benchmark of random weights): its detections were
+ * never checked against the fp32 model, so they mean nothing. Servers warn when they load one.
+ */
+export function isSpeedOnly(manifest: Pick<ModelManifest, 'calibration'>): boolean {
+  return manifest.calibration?.speed_only === true;
 }
 
 /** A model directory whose model.json is valid and whose graphs exist (and match their checksums when verified). */
@@ -307,6 +322,9 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
 
   const g = f.object(root.graphs, 'graphs');
   const graphs = { backbone_rpn: f.graph(g.backbone_rpn, 'graphs.backbone_rpn'), box_head: f.graph(g.box_head, 'graphs.box_head') };
+  const precision = root.precision ?? 'fp32';
+  if (!is.inArray(precision, MODEL_PRECISIONS)) throw invalid(file, 'precision', `one of ${MODEL_PRECISIONS.join(', ')}`, precision);
+  const calibration = root.calibration === undefined ? undefined : f.object(root.calibration, 'calibration');
 
   return {
     ...(root as unknown as ModelManifest),
@@ -319,5 +337,7 @@ export function validateManifest(json: unknown, file = 'model.json'): ModelManif
     rpn,
     roi_heads: roiHeads,
     graphs,
+    precision,
+    ...(calibration === undefined ? {} : { calibration }),
   };
 }

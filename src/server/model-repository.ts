@@ -18,6 +18,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { DetectError } from '../detection/errors';
+import { isSpeedOnly } from '../detection/model';
 import { HttpError } from './errors';
 import type { InferenceService } from './inference';
 import type { ServerMetrics } from './metrics';
@@ -429,6 +430,12 @@ export class ModelRepository implements ModelCatalog {
       },
       previous === undefined ? 'model loaded' : 'model reloaded',
     );
+    if (isSpeedOnly(detector.model)) {
+      logger.warn(
+        { model: entry.name, dir: candidate.dir },
+        'this model is a speed-only int8 twin (model.json calibration.speed_only): its detections were never checked; benchmarks only',
+      );
+    }
     if (previous !== undefined) void this.retire(previous);
   }
 

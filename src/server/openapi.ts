@@ -453,7 +453,7 @@ const OPERATIONS: Operations = {
   '/v2/models/:model/versions/:version/infer': { POST: kserveInfer(true) },
   '/v1/models': {
     GET: (doc) => ({
-      summary: 'The served models: name, state, error, architecture, classes, input sizes, defaults, provenance',
+      summary: 'The served models: name, state, error, architecture, precision, classes, input sizes, defaults, provenance',
       tags: ['detection'],
       security: doc.security,
       responses: {

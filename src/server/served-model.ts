@@ -4,6 +4,7 @@
  * the model.json fields named here.
  */
 import { usableClasses } from '../detection/classes';
+import { isSpeedOnly } from '../detection/model';
 import type { DetectOptions, DetectionResult } from '../detection/types';
 
 export interface ServedModel {
@@ -18,6 +19,10 @@ export interface ServedModel {
   roi_heads: { score_thresh: number; detections_per_img: number };
   /** The graphs' sha256 (model.json `graphs`): clients such as `eval --server` check the model's identity with them. */
   graphs?: { backbone_rpn: { sha256: string }; box_head: { sha256: string } };
+  /** `"fp32"` or `"int8"`; absent (older readers) means fp32. */
+  precision?: string;
+  /** int8 only; `speed_only: true` marks a benchmark twin whose detections were never checked. */
+  calibration?: Record<string, unknown>;
   provenance?: unknown;
 }
 
@@ -48,6 +53,8 @@ export function describeModel(model: ServedModel): Record<string, unknown> {
       model.graphs === undefined
         ? null
         : { backbone_rpn: { sha256: model.graphs.backbone_rpn.sha256 }, box_head: { sha256: model.graphs.box_head.sha256 } },
+    precision: model.precision ?? 'fp32',
+    speed_only: isSpeedOnly(model),
     provenance: model.provenance ?? null,
   };
 }

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Detector } from '../../src/detection/detector';
 import { DetectError } from '../../src/detection/errors';
-import { DEFAULT_MODEL_DIR, loadModelDirectory, validateManifest } from '../../src/detection/model';
+import { DEFAULT_MODEL_DIR, isSpeedOnly, loadModelDirectory, validateManifest } from '../../src/detection/model';
 
 /** A model.json as the export writes it (docs/model-format.md), for graphs with the given bytes. */
 function manifest(graphA: Buffer, graphB: Buffer): Record<string, unknown> {
@@ -203,6 +203,19 @@ describe('loadModelDirectory', () => {
     m.roi_heads.featmap_names = ['0'];
     m.roi_heads.level_mapper = null as unknown as Record<string, unknown>;
     expect(validateManifest(m).roi_heads.level_mapper).toBeNull();
+  });
+
+  it('reads precision (fp32 when model.json omits it) and the int8 calibration record; refuses an unknown precision', () => {
+    const plain = manifest(Buffer.from('a'), Buffer.from('b'));
+    expect(validateManifest(plain).precision).toBe('fp32');
+    expect(isSpeedOnly(validateManifest(plain))).toBe(false);
+    const twin = validateManifest({ ...plain, precision: 'int8', calibration: { method: 'Percentile', speed_only: true } });
+    expect(twin.precision).toBe('int8');
+    expect(twin.calibration).toEqual({ method: 'Percentile', speed_only: true });
+    expect(isSpeedOnly(twin)).toBe(true);
+    expect(isSpeedOnly(validateManifest({ ...plain, precision: 'int8', calibration: { method: 'MinMax' } }))).toBe(false);
+    expect(() => validateManifest({ ...plain, precision: 'fp16' })).toThrow(/precision must be one of fp32, int8, got "fp16"/);
+    expect(() => validateManifest({ ...plain, precision: 'int8', calibration: 'MinMax' })).toThrow(/calibration must be an object/);
   });
 });
 

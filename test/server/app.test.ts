@@ -260,6 +260,8 @@ describe('information and operations routes', () => {
       classes: modelJson.classes.map((label, class_id) => ({ class_id, label })).filter((c) => c.class_id > 0 && c.label !== 'N/A'),
       input: { min_size: modelJson.transform.min_size, max_size: modelJson.transform.max_size },
       defaults: { score_threshold: modelJson.roi_heads.score_thresh, max_detections: modelJson.roi_heads.detections_per_img },
+      precision: 'fp32',
+      speed_only: false,
       provenance: modelJson.provenance,
     });
     const graphs = (modelJson as unknown as { graphs: Record<'backbone_rpn' | 'box_head', { sha256: string }> }).graphs;

@@ -559,3 +559,28 @@ describe('one inference pool for every model; the default model removed', () => 
     expect((await repositoryPost(server, 'index')).status).toBe(200);
   }, 60_000);
 });
+
+describe('a speed-only int8 twin in the repository', () => {
+  let server: RepoServer;
+
+  beforeAll(async () => {
+    const root = path.join(scratch, 'speed-only');
+    copyModel(fixtureModel('tiny-fpn'), path.join(root, 'bench-twin'), undefined, (json) => {
+      json.precision = 'int8';
+      json.calibration = { method: 'Percentile', speed_only: true, self_check: { skipped: '--speed-only' } };
+    });
+    server = await startRepoServer(root);
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.shutdown();
+  });
+
+  it('is served, said to be int8 and speed-only at /v1/models, and warned about in the log when loaded', async () => {
+    const body = await models(server);
+    expect(body.models.find((m) => m.name === 'bench-twin')).toMatchObject({ precision: 'int8', speed_only: true, state: 'ready' });
+    const warning = server.logs.find((l) => l.level === 40 && l.model === 'bench-twin');
+    expect(warning?.msg).toMatch(/speed-only int8 twin .* its detections were never checked/);
+    expect((await detect(server)).status).toBe(200);
+  });
+});
