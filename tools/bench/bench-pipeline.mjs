@@ -354,8 +354,9 @@ function printLatency(image, rows) {
   if (peak !== null) {
     out.push('');
     out.push(
-      `CPU: ${peak.model}, ${peak.cores} cores x ${peak.mhz.toFixed(0)} MHz x ${peak.perCycle} fp32 FLOP/cycle (2 per FMA x ` +
-        `${peak.lanes} lanes x 2 FMA pipes) = ${peak.gflops.toFixed(0)} GFLOP/s peak`,
+      `CPU: ${peak.model}, ${peak.cores} cores; fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s, ${peak.source}` +
+        (peak.measured_ghz === null ? '' : ` at ${peak.measured_ghz.toFixed(2)} GHz`) +
+        ` (from /proc/cpuinfo: ${peak.mhz.toFixed(0)} MHz x ${peak.perCycle} FLOP/cycle = ${peak.computed_gflops.toFixed(0)})`,
     );
   }
   process.stdout.write(`${out.join('\n')}\n`);

@@ -205,8 +205,9 @@ function markdown(report) {
   const lines = [];
   const { machine, conditions } = report;
   lines.push(
-    `Machine: ${machine.cpu}, ${machine.cores} cores × ${machine.mhz.toFixed(0)} MHz, ` +
-      `fp32 peak ${machine.fp32_peak_gflops.toFixed(0)} GFLOP/s (tools/bench/cpu-peak.mjs); ` +
+    `Machine: ${machine.cpu}, ${machine.cores} cores (cpuinfo ${machine.mhz.toFixed(0)} MHz` +
+      (machine.measured_ghz === null ? '' : `, measured ${machine.measured_ghz.toFixed(2)} GHz`) +
+      `), fp32 peak ${machine.fp32_peak_gflops.toFixed(0)} GFLOP/s ${machine.peak_source}; ` +
       `onnxruntime-node ${conditions.onnxruntime_node}, torch ${conditions.torch}; ${conditions.threads} threads each; ` +
       `${conditions.rounds} rounds × ${conditions.runs} runs (full size) / × ${conditions.default_runs} (default model) ` +
       `after ${conditions.warmup} warm-up per row and round; ` +
@@ -264,7 +265,15 @@ for (let round = 0; round < Number(values.rounds); round++) {
 const peak = cpuPeak();
 const rows = specs.map((row, i) => summarize(row, results[i], peak));
 const report = {
-  machine: { cpu: peak?.model ?? 'unknown', cores: peak?.cores ?? null, mhz: peak?.mhz ?? 0, fp32_peak_gflops: peak?.gflops ?? 0 },
+  machine: {
+    cpu: peak?.model ?? 'unknown',
+    cores: peak?.cores ?? null,
+    mhz: peak?.mhz ?? 0,
+    measured_ghz: peak?.measured_ghz ?? null,
+    fp32_peak_gflops: peak?.gflops ?? 0,
+    computed_peak_gflops: peak?.computed_gflops ?? 0,
+    peak_source: peak?.source ?? 'unknown',
+  },
   conditions: {
     onnxruntime_node: JSON.parse(readFileSync(path.join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version,
     torch: torchVersion(),
