@@ -27,7 +27,7 @@
 // input, x2, over graph A's median) against this CPU's fp32 peak (tools/bench/cpu-peak.mjs says how).
 // PyTorch runs under --python (default: the project's Python, tools/py.sh's rule: $CPWC_PYTHON, else
 // the project venv .venv/bin/python, where `cpwc` is installed).
-import { spawn, fork, execFileSync } from 'node:child_process';
+import { spawn, fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,7 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { cpuPeak } from './cpu-peak.mjs';
+import { graphMacs } from './graph-macs.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -97,28 +98,6 @@ const PYTHON = values.python ?? (process.env.CPWC_PYTHON || path.join(ROOT, '.ve
 /** model.json's precision: "fp32" when it does not say. */
 function precisionOf(dir) {
   return JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')).precision ?? 'fp32';
-}
-
-/** Graph A's multiply-accumulates at this input (tools/bench/graph_macs.py), or null when it cannot count them. */
-function graphMacs(dir, input) {
-  try {
-    const out = execFileSync(
-      PYTHON,
-      [
-        path.join(ROOT, 'tools', 'bench', 'graph_macs.py'),
-        '--graph',
-        path.join(dir, 'backbone_rpn.onnx'),
-        '--input',
-        String(input.width),
-        String(input.height),
-      ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    const counted = JSON.parse(out);
-    return counted.nodes_without_shape === 0 ? counted.macs : null;
-  } catch {
-    return null;
-  }
 }
 
 const STAGES = ['decode', 'transform', 'backbone_rpn', 'rpn_postprocess', 'box_head', 'postprocess', 'total'];
@@ -335,7 +314,7 @@ function printLatency(image, rows) {
     );
     out.push(`  torch rpn+roi_heads include their graph parts; TS graph stages include the transfer to the worker thread`);
     if (row.precision !== 'fp32') out.push(`  this model is ${row.precision}; PyTorch ran the same checkpoint in fp32`);
-    const macs = graphMacs(row.modelDir, row.input);
+    const macs = graphMacs(PYTHON, row.modelDir, row.input.width, row.input.height);
     if (macs !== null) {
       const gflops = (2 * macs) / (m('backbone_rpn') * 1e6);
       // An int8 graph's MACs are int8 (VNNI) operations: the fp32 peak is not their ceiling.

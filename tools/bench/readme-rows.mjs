@@ -24,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuPeak } from './cpu-peak.mjs';
+import { graphMacs } from './graph-macs.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const USAGE = `usage: node tools/bench/readme-rows.mjs [--models DIR] [--rounds R] [--runs N] [--default-runs N] [--warmup N]
@@ -113,23 +114,6 @@ function median(values) {
   return (sorted[Math.floor(mid)] + sorted[Math.ceil(mid)]) / 2;
 }
 
-function graphMacs(dir, [width, height]) {
-  const out = execFileSync(
-    PYTHON,
-    [
-      path.join(ROOT, 'tools', 'bench', 'graph_macs.py'),
-      '--graph',
-      path.join(dir, 'backbone_rpn.onnx'),
-      '--input',
-      String(width),
-      String(height),
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const counted = JSON.parse(out);
-  return counted.nodes_without_shape === 0 ? counted.macs : null;
-}
-
 function torchVersion() {
   try {
     return execFileSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).trim();
@@ -147,7 +131,7 @@ function summarize(row, results, peak) {
   const outsideShare = median(ts.map((t) => (t.total - t.backbone_rpn - t.box_head) / t.total));
   const input = results[0].input;
   // The int8 graph's MACs are the fp32 graph's (quantization adds Q/DQ, no weighted op): count the fp32 graph.
-  const macs = graphMacs(row.precision === 'int8' && row.size !== 'default' ? row.dir.replace(/-int8$/, '') : row.dir, input);
+  const macs = graphMacs(PYTHON, row.precision === 'int8' && row.size !== 'default' ? row.dir.replace(/-int8$/, '') : row.dir, ...input);
   const graphA = stage('backbone_rpn');
   const gflops = macs === null ? null : (2 * macs) / (graphA * 1e6);
   return {
