@@ -37,8 +37,9 @@ export const DEFAULT_MAX_PIXELS = 40_000_000;
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (checkFormat(bytes) === 'bmp') return decodeBmp(bytes, maxPixels);
-  const { format } = await readHeader(bytes, maxPixels);
+  const format = checkFormat(bytes);
+  if (format === 'bmp') return decodeBmp(bytes, maxPixels);
+  await readHeader(bytes, format, maxPixels);
   try {
     const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1 })
       .rotate()
@@ -74,8 +75,9 @@ export async function decodeImageResized(
   options: DecodeOptions = {},
 ): Promise<ResizedDecode> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (checkFormat(bytes) === 'bmp') return resizeDecoded(decodeBmp(bytes, maxPixels), targetSize);
-  const { format, width, height, orientation } = await readHeader(bytes, maxPixels);
+  const format = checkFormat(bytes);
+  if (format === 'bmp') return resizeDecoded(decodeBmp(bytes, maxPixels), targetSize);
+  const { width, height, orientation } = await readHeader(bytes, format, maxPixels);
   const swapped = orientation !== undefined && orientation >= 5;
   const original = swapped ? { width: height, height: width } : { width, height };
   const target = targetSize(original);
@@ -129,12 +131,12 @@ function checkFormat(bytes: Uint8Array): ImageFormat {
   return format;
 }
 
-/** The format and header fields of an encoded image, with decodeImage's checks (empty, format, size). */
+/** The header fields of an encoded image of a sniffed `format` (checkFormat), with decodeImage's size checks. */
 async function readHeader(
   bytes: Uint8Array,
+  format: ImageFormat,
   maxPixels: number,
-): Promise<{ format: ImageFormat; width: number; height: number; orientation: number | undefined }> {
-  const format = checkFormat(bytes);
+): Promise<{ width: number; height: number; orientation: number | undefined }> {
   // strips past the end of the file would decode as zeros, and metadata() walks every page
   if (format === 'tiff') checkTiff(bytes);
   let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
@@ -159,7 +161,7 @@ async function readHeader(
   if (width * height > maxPixels) {
     throw new DetectError('IMAGE_TOO_LARGE', `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
   }
-  return { format, width, height, orientation: meta.orientation };
+  return { width, height, orientation: meta.orientation };
 }
 
 function firstLine(cause: unknown): string {

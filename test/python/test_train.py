@@ -51,12 +51,23 @@ def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def tiny_args(split: Path, output_dir: Path, *extra: str) -> list[str]:
+def split_args(split: Path, output_dir: Path, *extra: str) -> list[str]:
+    """The dataset and output directory arguments of a training run, then `extra`."""
     return [
         "--train-annotations",
         str(split / "annotations.json"),
         "--train-images",
         str(split / "images"),
+        "--output-dir",
+        str(output_dir),
+        *extra,
+    ]
+
+
+def tiny_args(split: Path, output_dir: Path, *extra: str) -> list[str]:
+    return split_args(
+        split,
+        output_dir,
         *TINY_MODEL,
         "--batch-size",
         "2",
@@ -69,10 +80,8 @@ def tiny_args(split: Path, output_dir: Path, *extra: str) -> list[str]:
         "--threads",
         "1",
         "--no-progress",
-        "--output-dir",
-        str(output_dir),
         *extra,
-    ]
+    )
 
 
 def read_log(output_dir: Path) -> list[dict]:
@@ -472,15 +481,11 @@ def test_init_from_plain_copies_torchvision_weights_with_stage1_at_zero(tiny_spl
     plain = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91).state_dict()
     torch.save(plain, tmp_path / "plain.pth")
     args = train.parse_args(
-        [
-            "--train-annotations",
-            str(tiny_split / "annotations.json"),
-            "--train-images",
-            str(tiny_split / "images"),
+        split_args(
+            tiny_split,
+            tmp_path / "out",
             "--iterations",
             "1",
-            "--output-dir",
-            str(tmp_path / "out"),
             "--arch",
             "cpwc_r50_fpn",
             "--width",
@@ -489,7 +494,7 @@ def test_init_from_plain_copies_torchvision_weights_with_stage1_at_zero(tiny_spl
             "frozen_bn",
             "--init-from-plain",
             str(tmp_path / "plain.pth"),
-        ]
+        )
     )
     model = train.build_model(args, num_classes=6)
     state = model.state_dict()
@@ -503,19 +508,15 @@ def test_init_from_plain_copies_torchvision_weights_with_stage1_at_zero(tiny_spl
 
 def test_init_from_missing_file_fails_clearly(tiny_split: Path, tmp_path: Path) -> None:
     args = train.parse_args(
-        [
-            "--train-annotations",
-            str(tiny_split / "annotations.json"),
-            "--train-images",
-            str(tiny_split / "images"),
+        split_args(
+            tiny_split,
+            tmp_path / "out",
             "--iterations",
             "1",
-            "--output-dir",
-            str(tmp_path / "out"),
             *TINY_MODEL,
             "--init-from-plain",
             str(tmp_path / "missing.pth"),
-        ]
+        )
     )
     with pytest.raises(FileNotFoundError, match="--init-from-plain"):
         train.build_model(args, num_classes=6)

@@ -7,8 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { Detector } from '../../../src/detection/detector';
-import { Detector as DetectorClass } from '../../../src/detection/detector';
+import { Detector } from '../../../src/detection/detector';
 import { startTestServer, type TestServer } from '../../helpers/server';
 import { ensureDistBuilt, ROOT, tempDir } from '../../helpers/eval';
 import {
@@ -37,7 +36,7 @@ let tiny: TestServer;
 let otherModel: TestServer;
 
 async function serve(modelDir: string, overrides: Parameters<typeof startTestServer>[1] = {}): Promise<TestServer> {
-  const detector = await DetectorClass.load(modelDir, { intraOpThreads: 1 });
+  const detector = await Detector.load(modelDir, { intraOpThreads: 1 });
   detectors.push(detector);
   return startTestServer(detector, { modelDir, ...overrides });
 }
